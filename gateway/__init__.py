@@ -1,0 +1,36 @@
+"""Outpost: a Convex-compatible reactive backend for edge gateways.
+
+The app author's API (spec/python-api.md) is exactly what this module exports.
+"""
+
+from gateway.config import Settings
+from gateway.errors import ConvexError
+from gateway.gateway import Gateway
+from gateway.runtime.functions import (
+    action,
+    internal_action,
+    internal_mutation,
+    internal_query,
+    mutation,
+    query,
+)
+from gateway.schema import define_schema, define_table, pagination_opts, v
+from gateway.values import UNSET, Int64
+
+__all__ = [
+    "UNSET",
+    "ConvexError",
+    "Gateway",
+    "Int64",
+    "Settings",
+    "action",
+    "define_schema",
+    "define_table",
+    "internal_action",
+    "internal_mutation",
+    "internal_query",
+    "mutation",
+    "pagination_opts",
+    "query",
+    "v",
+]

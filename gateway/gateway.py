@@ -1,0 +1,126 @@
+"""The ``Gateway``: one object that owns every part of a running Outpost.
+
+Start order: store (threads) -> app -> schema applied (indexes built) -> runtime.
+Stop order is the reverse; every thread is joined before ``close`` returns, and
+closing twice is safe.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from gateway.config import Settings
+from gateway.errors import StoreClosedError
+from gateway.runtime import logs
+from gateway.runtime.functions import Kind
+from gateway.runtime.loader import App, load_app
+from gateway.runtime.runtime import Budgets, CallResult, Runtime
+from gateway.runtime.schema_apply import apply_schema, replication_of
+from gateway.store import Store
+from gateway.store.writer import CommitFn, _default_commit
+
+log = logging.getLogger("gateway")
+
+
+class Gateway:
+    """A running gateway: its store, its app and the runtime between them."""
+
+    def __init__(self, settings: Settings, store: Store, app: App, runtime: Runtime) -> None:
+        self.settings = settings
+        self.store = store
+        self.app = app
+        self.runtime = runtime
+        self._closed = False
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls,
+        app_dir: Path | str,
+        data_dir: Path | str,
+        settings: Settings | None = None,
+        *,
+        commit_fn: CommitFn = _default_commit,
+    ) -> AsyncIterator[Gateway]:
+        """``async with Gateway.open(app_dir, data_dir) as gw:`` a started gateway."""
+        gateway = await cls.start(app_dir, data_dir, settings, commit_fn=commit_fn)
+        try:
+            yield gateway
+        finally:
+            await gateway.close()
+
+    @classmethod
+    async def start(
+        cls,
+        app_dir: Path | str,
+        data_dir: Path | str,
+        settings: Settings | None = None,
+        *,
+        commit_fn: CommitFn = _default_commit,
+    ) -> Gateway:
+        """Load the app, open the store, apply the schema; ready to serve."""
+        settings = settings or Settings()
+        app = load_app(Path(app_dir), print_fn=logs.app_print)
+        store = await Store.open(
+            Path(data_dir),
+            commit_interval_ms=settings.commit_interval_ms,
+            max_batch_jobs=settings.max_batch_mutations,
+            reader_threads=settings.reader_threads,
+            replication=replication_of(app.schema),
+            commit_fn=commit_fn,
+        )
+        try:
+            if app.schema is not None:
+                await store.write(lambda tx: apply_schema(tx, app.schema))
+        except BaseException:
+            await store.close()
+            app.unload()
+            raise
+        logs.install(app.package)
+        budgets = Budgets(
+            settings.query_budget_ms / 1000, settings.mutation_budget_ms / 1000, settings.action_budget_s
+        )
+        runtime = Runtime(store, app, env=settings.env, budgets=budgets)
+        log.info("gateway %s ready: %d functions", store.gateway_id, len(app.functions))
+        return cls(settings, store, app, runtime)
+
+    async def close(self) -> None:
+        """Stop accepting calls, drain the writer, stop every thread. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        await self.store.close()
+        self.runtime.close()
+        logs.uninstall()
+        self.app.unload()
+
+    # --- calling functions --------------------------------------------------------------
+
+    async def call(
+        self,
+        kind: Kind | None,
+        path: str,
+        args: Mapping[str, Any] | None = None,
+        *,
+        identity: Mapping[str, Any] | None = None,
+        admin: bool = False,
+    ) -> CallResult:
+        """Call a function and get its full outcome (value or error, log lines, ts)."""
+        if self._closed:
+            raise StoreClosedError("the gateway is closed")
+        return await self.runtime.run(kind, path, dict(args) if args is not None else None,
+                                      identity=identity, admin=admin)
+
+    async def run_query(self, path: str, args: Mapping[str, Any] | None = None) -> Any:
+        """Run a query (internal ones too: in-process callers are trusted)."""
+        return (await self.call("query", path, args, admin=True)).unwrap()
+
+    async def run_mutation(self, path: str, args: Mapping[str, Any] | None = None) -> Any:
+        return (await self.call("mutation", path, args, admin=True)).unwrap()
+
+    async def run_action(self, path: str, args: Mapping[str, Any] | None = None) -> Any:
+        return (await self.call("action", path, args, admin=True)).unwrap()

@@ -1,0 +1,1 @@
+"""Running the app: loading, function registry, ``ctx``, queries, the coroutine driver."""

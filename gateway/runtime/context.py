@@ -1,0 +1,98 @@
+"""The ``ctx`` objects handed to queries, mutations and actions."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from gateway.errors import FunctionError
+from gateway.runtime.database import DatabaseReader, DatabaseWriter, Execution
+
+if TYPE_CHECKING:
+    from gateway.runtime.runtime import Runtime
+
+
+class Auth:
+    """``ctx.auth``: who is calling (None until an auth provider is configured)."""
+
+    def __init__(self, identity: Mapping[str, Any] | None) -> None:
+        self._identity = identity
+
+    async def get_user_identity(self) -> Mapping[str, Any] | None:
+        return self._identity
+
+
+class NotAvailable:
+    """A ``ctx`` surface that a later version fills; every use says so plainly."""
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+
+    def __getattr__(self, name: str) -> Any:
+        raise FunctionError(f"ctx.{self._what}.{name} is not available in this version of Outpost yet")
+
+
+class _BaseCtx:
+    def __init__(self, runtime: Runtime, identity: Mapping[str, Any] | None, now_ms: float) -> None:
+        self._runtime = runtime
+        self.auth = Auth(identity)
+        self.env: Mapping[str, str] = runtime.env
+        self.now = now_ms
+        self.storage: Any = NotAvailable("storage")
+
+
+class QueryCtx(_BaseCtx):
+    """``ctx`` of a query: read-only ``db``, ``run_query``."""
+
+    def __init__(self, runtime: Runtime, ex: Execution, identity: Mapping[str, Any] | None,
+                 now_ms: float, seed: int) -> None:
+        super().__init__(runtime, identity, now_ms)
+        self._ex = ex
+        self._identity = identity
+        self.db: DatabaseReader = DatabaseReader(ex)
+        self.random = random.Random(seed)
+
+    async def run_query(self, ref: Any, args: dict[str, Any] | None = None) -> Any:
+        """Run a query inside this transaction (same snapshot, shared limits)."""
+        return await self._runtime.nested(self, "query", ref, args or {})
+
+    async def run_mutation(self, ref: Any, args: dict[str, Any] | None = None) -> Any:
+        raise FunctionError("Cannot call a mutation function from a query function")
+
+    async def run_action(self, ref: Any, args: dict[str, Any] | None = None) -> Any:
+        raise FunctionError(
+            "Cannot call an action from a query or mutation; schedule it with ctx.scheduler"
+        )
+
+
+class MutationCtx(QueryCtx):
+    """``ctx`` of a mutation: read/write ``db``, nested queries and mutations."""
+
+    def __init__(self, runtime: Runtime, ex: Execution, identity: Mapping[str, Any] | None,
+                 now_ms: float, seed: int) -> None:
+        super().__init__(runtime, ex, identity, now_ms, seed)
+        self.db = DatabaseWriter(ex)
+        self.scheduler: Any = NotAvailable("scheduler")
+
+    async def run_mutation(self, ref: Any, args: dict[str, Any] | None = None) -> Any:
+        """Run a mutation as a sub-transaction: if it raises, only its writes roll back."""
+        return await self._runtime.nested(self, "mutation", ref, args or {})
+
+
+class ActionCtx(_BaseCtx):
+    """``ctx`` of an action: each ``run_*`` is its own transaction."""
+
+    def __init__(self, runtime: Runtime, identity: Mapping[str, Any] | None, now_ms: float) -> None:
+        super().__init__(runtime, identity, now_ms)
+        self._identity = identity
+        self.scheduler: Any = NotAvailable("scheduler")
+
+    async def run_query(self, ref: Any, args: dict[str, Any] | None = None) -> Any:
+        return await self._runtime.from_action("query", ref, args or {}, self._identity)
+
+    async def run_mutation(self, ref: Any, args: dict[str, Any] | None = None) -> Any:
+        return await self._runtime.from_action("mutation", ref, args or {}, self._identity)
+
+    async def run_action(self, ref: Any, args: dict[str, Any] | None = None) -> Any:
+        return await self._runtime.from_action("action", ref, args or {}, self._identity)

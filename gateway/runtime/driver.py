@@ -1,0 +1,159 @@
+"""Driving a query's or mutation's coroutine on the thread that owns its connection.
+
+DESIGN decision 2: a function's many small reads must not each pay a hop between the
+event loop and a database thread, so the whole handler runs on the database thread.
+Its coroutine is stepped by hand; ``ctx`` operations complete without suspending, so
+a well-behaved handler finishes in one ``send``. Anything else it awaits either asks
+for the running loop (and meets ``GuardLoop``, which refuses everything) or suspends
+(which the driver sees): both end as ``DeterminismError`` and the transaction rolls
+back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import asyncio.events
+import ctypes
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any, NoReturn
+
+from gateway.errors import DeterminismError, FunctionTimeoutError, HandlerAborted
+
+_ADVICE = (
+    "queries and mutations may only await ctx operations (ctx.db, ctx.run_query, "
+    "ctx.run_mutation, ctx.scheduler); do network calls, sleeps and other I/O in an action"
+)
+
+
+class GuardLoop:
+    """Stands in as the running loop on a database thread; every use is refused."""
+
+    def __init__(self, describe: Callable[[], str]) -> None:
+        self._describe = describe
+
+    def __getattr__(self, name: str) -> NoReturn:
+        raise DeterminismError(
+            f"{self._describe()} used the event loop (loop.{name}); {_ADVICE}"
+        )
+
+
+def drive(coro: Coroutine[Any, Any, Any], describe: Callable[[], str]) -> Any:
+    """Run ``coro`` to completion on this thread, refusing any real suspension."""
+    previous = asyncio.events._get_running_loop()  # noqa: SLF001 - None on our threads
+    asyncio.events._set_running_loop(GuardLoop(describe))  # type: ignore[arg-type]  # noqa: SLF001
+    try:
+        try:
+            awaited = coro.send(None)
+        except StopIteration as done:
+            return done.value
+        error = DeterminismError(f"{describe()} awaited {_what(awaited)}; {_ADVICE}")
+        try:
+            coro.throw(error)
+        except StopIteration:
+            pass
+        except DeterminismError:
+            raise
+        finally:
+            coro.close()
+        raise error
+    finally:
+        asyncio.events._set_running_loop(previous)  # noqa: SLF001
+
+
+def _what(awaited: object) -> str:
+    if awaited is None:
+        return "a bare suspension (asyncio.sleep(0) or a foreign awaitable)"
+    if isinstance(awaited, asyncio.Future):
+        return f"a {type(awaited).__name__} from another event loop (asyncio.gather, a task?)"
+    return f"{type(awaited).__name__}"
+
+
+class Watchdog:
+    """Aborts a handler that runs past its time budget, from a thread of its own.
+
+    It raises ``HandlerAborted`` asynchronously in the handler's thread
+    (``PyThreadState_SetAsyncExc``) and interrupts its SQLite statement, so both a
+    pure-Python busy loop and a long query stop. The exception is only ever delivered
+    while that thread is inside the armed region; leaving the region clears any
+    pending one.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._armed: dict[int, tuple[float, Callable[[], None] | None]] = {}
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self.aborts = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._main, name="outpost-watchdog", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def run(
+        self, budget_s: float, fn: Callable[[], Any], *, interrupt: Callable[[], None] | None,
+        describe: Callable[[], str],
+    ) -> Any:
+        """Call ``fn`` on this thread, aborting it if it takes longer than ``budget_s``."""
+        ident = threading.get_ident()
+        with self._cond:
+            self._armed[ident] = (time.monotonic() + budget_s, interrupt)
+            self._cond.notify()
+        try:
+            try:
+                return fn()
+            finally:
+                self._disarm(ident)
+        except HandlerAborted as exc:
+            self._disarm(ident)
+            raise FunctionTimeoutError(
+                f"{describe()} ran longer than its {budget_s * 1000:.0f} ms budget and was "
+                "aborted; a gateway serves every caller from one writer, so keep queries and "
+                "mutations short (raise the budget in outpost.toml only if you must)"
+            ) from exc
+
+    def _disarm(self, ident: int) -> None:
+        # An abort can land while disarming; retry until the entry is gone for sure.
+        while True:
+            try:
+                with self._cond:
+                    self._armed.pop(ident, None)
+                    _set_async_exc(ident, None)
+                return
+            except HandlerAborted:
+                continue
+
+    def _main(self) -> None:
+        with self._cond:
+            while not self._stopping:
+                now = time.monotonic()
+                soonest = None
+                for ident, (deadline, interrupt) in list(self._armed.items()):
+                    if deadline <= now:
+                        self._abort(ident, interrupt)
+                        # Re-fire later if a bare ``except:`` swallows the first one.
+                        self._armed[ident] = (now + 0.05, interrupt)
+                        deadline = now + 0.05
+                    soonest = deadline if soonest is None else min(soonest, deadline)
+                self._cond.wait(None if soonest is None else max(0.0, soonest - now))
+
+    def _abort(self, ident: int, interrupt: Callable[[], None] | None) -> None:
+        self.aborts += 1
+        _set_async_exc(ident, HandlerAborted)
+        if interrupt is not None:
+            interrupt()
+
+
+def _set_async_exc(ident: int, exc: type[BaseException] | None) -> None:
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(ident), ctypes.py_object(exc) if exc is not None else None
+    )

@@ -1,0 +1,311 @@
+"""Running functions: find, validate, execute where the data lives, report.
+
+Queries run on a reader thread, mutations on the writer thread (their coroutines are
+driven there, see ``driver``); actions run on the event loop and reach the database
+only through ``run_query`` / ``run_mutation``, each its own transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.errors import (
+    ConvexError,
+    FunctionError,
+    FunctionNotFoundError,
+    ReturnsValidationError,
+    ValidationError,
+)
+from gateway.runtime.context import ActionCtx, MutationCtx, QueryCtx
+from gateway.runtime.cursors import CursorCodec
+from gateway.runtime.database import Execution
+from gateway.runtime.driver import Watchdog, drive
+from gateway.runtime.functions import Kind, RegisteredFunction
+from gateway.runtime.loader import App, canonical_path
+from gateway.runtime.logs import LogBuffer, _current, capture
+from gateway.runtime.query import Query
+from gateway.runtime.readset import ReadSet
+from gateway.schema import validate_args, validate_returns
+from gateway.store import Store, Transaction
+from gateway.values import UNSET, encode_json, to_convex
+
+_KIND_TITLE = {"query": "Query", "mutation": "Mutation", "action": "Action"}
+
+
+@dataclass
+class CallResult:
+    """The outcome of one call, in the shape every wire layer needs."""
+
+    value: Any = None
+    log_lines: list[str] = field(default_factory=list)
+    ts: int | None = None
+    error: BaseException | None = None
+    error_message: str = ""
+    read_set: ReadSet | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def error_data(self) -> Any:
+        """The ``data`` of a ``ConvexError`` (``UNSET`` for any other failure)."""
+        return self.error.data if isinstance(self.error, ConvexError) else UNSET
+
+    def unwrap(self) -> Any:
+        """The value, or the error raised again (for in-process callers)."""
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+class _Failed(Exception):
+    """Carries a failed execution's error and log lines out of a store job."""
+
+    def __init__(self, error: BaseException, lines: list[str]) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.lines = lines
+
+
+@dataclass
+class _Done:
+    value: Any
+    lines: list[str]
+    read_set: ReadSet
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """Time budgets in seconds (DESIGN decision 2: far below Convex's 1 s)."""
+
+    query_s: float = 0.5
+    mutation_s: float = 0.25
+    action_s: float = 600.0
+
+
+class Runtime:
+    """Executes the app's functions against the store."""
+
+    def __init__(
+        self,
+        store: Store,
+        app: App,
+        *,
+        env: Mapping[str, str] | None = None,
+        budgets: Budgets = Budgets(),
+        cursor_secret: bytes | None = None,
+    ) -> None:
+        self.store = store
+        self.app = app
+        self.env: Mapping[str, str] = dict(env or {})
+        self.budgets = budgets
+        secret = cursor_secret or hashlib.sha256(store.gateway_id.encode()).digest()
+        self.cursors = CursorCodec(secret)
+        self.watchdog = Watchdog()
+        self.watchdog.start()
+
+    def close(self) -> None:
+        self.watchdog.stop()
+
+    async def run(
+        self,
+        kind: Kind | None,
+        path: str,
+        args: Any = None,
+        *,
+        identity: Mapping[str, Any] | None = None,
+        admin: bool = False,
+    ) -> CallResult:
+        """Call the function at ``path`` as ``kind`` (None: whatever it is)."""
+        try:
+            fn = self._lookup(path, kind, internal_ok=admin)
+            args = _normalise_args(args)
+        except Exception as exc:  # noqa: BLE001 - reported to the caller
+            return CallResult(error=exc, error_message=str(exc))
+        if fn.kind == "action":
+            return await self._run_action(fn, args, identity)
+        return await self._run_transaction(fn, args, identity)
+
+    # --- lookup -----------------------------------------------------------------------
+
+    def _lookup(self, path: Any, kind: Kind | None, *, internal_ok: bool) -> RegisteredFunction:
+        if isinstance(path, RegisteredFunction):
+            fn: RegisteredFunction | None = path
+            shown = path.path
+        else:
+            if not isinstance(path, str) or not path.strip():
+                raise FunctionNotFoundError(f"a function path is a string like 'module:name', got {path!r}")
+            fn = self.app.lookup(path)
+            shown = canonical_path(path).removesuffix(":default")
+        if fn is None or (fn.visibility == "internal" and not internal_ok):
+            raise FunctionNotFoundError(f"Could not find public function for '{shown}'.")
+        if kind is not None and fn.kind != kind:
+            raise FunctionError(
+                f"Trying to execute {fn.path} as {_KIND_TITLE[kind]}, but it is defined as "
+                f"{_KIND_TITLE[fn.kind]}."
+            )
+        return fn
+
+    # --- queries and mutations ----------------------------------------------------------
+
+    async def _run_transaction(
+        self, fn: RegisteredFunction, args: dict[str, Any], identity: Mapping[str, Any] | None
+    ) -> CallResult:
+        now_ms = time.time() * 1000
+
+        def work(tx: Transaction) -> _Done:
+            return self._execute(fn, args, identity, tx, now_ms)
+
+        try:
+            if fn.kind == "mutation":
+                done, ts = await self.store.write(work)
+            else:
+                done, ts = await self.store.read(work)
+        except _Failed as failed:
+            return CallResult(
+                error=failed.error,
+                error_message=_message(failed.error, fn),
+                log_lines=failed.lines,
+            )
+        except Exception as exc:  # noqa: BLE001 - commit failure, store closed
+            return CallResult(error=exc, error_message=str(exc))
+        return CallResult(done.value, done.lines, ts, read_set=done.read_set)
+
+    def _execute(
+        self,
+        fn: RegisteredFunction,
+        args: dict[str, Any],
+        identity: Mapping[str, Any] | None,
+        tx: Transaction,
+        now_ms: float,
+    ) -> _Done:
+        """Runs on the database thread: drive the handler under the watchdog."""
+        ex = Execution(tx, self.cursors, schema=self.app.schema)
+        seed = tx.ts ^ int.from_bytes(hashlib.blake2b(fn.path.encode(), digest_size=8).digest())
+        ctx_type = MutationCtx if fn.kind == "mutation" else QueryCtx
+        ctx = ctx_type(self, ex, identity, now_ms, seed)
+        budget = self.budgets.mutation_s if fn.kind == "mutation" else self.budgets.query_s
+        buffer = LogBuffer()
+
+        def describe() -> str:
+            return f"{fn.kind} '{fn.path}'"
+
+        def step() -> Any:
+            return drive(self._invoke(fn, ctx, args, ex), describe)
+
+        try:
+            with capture(buffer):
+                value = self.watchdog.run(
+                    budget, step, interrupt=tx.conn.interrupt, describe=describe
+                )
+        except BaseException as exc:  # noqa: BLE001 - the caller gets it; the job rolls back
+            raise _Failed(exc, buffer.lines) from None
+        return _Done(value, buffer.lines, ex.read_set)
+
+    async def _invoke(self, fn: RegisteredFunction, ctx: Any, args: dict[str, Any], ids: Any) -> Any:
+        """Validate args, run the handler, check and normalise its result."""
+        checked = to_convex(validate_args(fn.args, args, ids), what="arguments")
+        result = await fn.handler(ctx, checked)
+        return _result(fn, result, ids)
+
+    async def nested(self, ctx: QueryCtx, kind: Kind, ref: Any, args: Any) -> Any:
+        """``ctx.run_query`` / ``ctx.run_mutation`` inside a query or mutation."""
+        fn = self._lookup(ref, kind, internal_ok=True)
+        args = _normalise_args(args)
+        ex: Execution = ctx._ex  # noqa: SLF001
+        seed = ctx.random.getrandbits(64)
+        if kind == "query":
+            sub: QueryCtx = QueryCtx(self, ex, ctx._identity, ctx.now, seed)  # noqa: SLF001
+            return await self._invoke(fn, sub, args, ex)
+        sub = MutationCtx(self, ex, ctx._identity, ctx.now, seed)  # noqa: SLF001
+        with ex.tx.savepoint():
+            return await self._invoke(fn, sub, args, ex)
+
+    # --- actions --------------------------------------------------------------------------
+
+    async def _run_action(
+        self, fn: RegisteredFunction, args: dict[str, Any], identity: Mapping[str, Any] | None
+    ) -> CallResult:
+        buffer = LogBuffer()
+        ctx = ActionCtx(self, identity, time.time() * 1000)
+        try:
+            with capture(buffer):
+                value = await asyncio.wait_for(
+                    self._invoke(fn, ctx, args, _CatalogIds(self.store)), self.budgets.action_s
+                )
+        except Exception as exc:  # noqa: BLE001 - reported to the caller
+            return CallResult(error=exc, error_message=_message(exc, fn), log_lines=buffer.lines)
+        return CallResult(value, buffer.lines)
+
+    async def from_action(
+        self, kind: Kind, ref: Any, args: Any, identity: Mapping[str, Any] | None
+    ) -> Any:
+        """``ctx.run_*`` from an action: a separate top-level call; its logs join ours."""
+        fn = self._lookup(ref, kind, internal_ok=True)
+        result = await self.run(kind, fn, args, identity=identity, admin=True)
+        buffer = _current.get()
+        if buffer is not None:
+            for line in result.log_lines:
+                buffer.lines.append(line)
+        return result.unwrap()
+
+
+class _CatalogIds:
+    """IdResolver over the newest committed catalog (for actions' validators)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def table_name(self, table_number: int) -> str | None:
+        return self._store.catalog.table_name(table_number)
+
+
+def _normalise_args(args: Any) -> dict[str, Any]:
+    if args is None:
+        return {}
+    if not isinstance(args, dict):
+        raise ValidationError(
+            f"ArgumentValidationError: function arguments must be an object, got {type(args).__name__}"
+        )
+    return args
+
+
+def _result(fn: RegisteredFunction, result: Any, ids: Any) -> Any:
+    if isinstance(result, Query):
+        raise ReturnsValidationError(
+            f"ReturnsValidationError: {fn.path} returned a query; call .collect(), .take(n) "
+            "or .first() on it and return the documents"
+        )
+    value = None if result is UNSET else result
+    value = validate_returns(fn.returns, value, ids)
+    return to_convex(value, what="the return value")
+
+
+def _message(exc: BaseException, fn: RegisteredFunction) -> str:
+    """The ``errorMessage`` a client sees, in Convex's shape."""
+    if isinstance(exc, ConvexError):
+        data = exc.data
+        text = data if isinstance(data, str) else json.dumps(encode_json(data))
+        return f"Uncaught ConvexError: {text}"
+    if isinstance(exc, ValidationError | FunctionNotFoundError):
+        return str(exc)
+    name = "Error" if isinstance(exc, FunctionError) else type(exc).__name__
+    return f"Uncaught {name}: {exc}{_app_frames(exc, fn)}"
+
+
+def _app_frames(exc: BaseException, fn: RegisteredFunction) -> str:
+    module = fn.handler.__code__.co_filename
+    root = module[: module.rfind("/convex/") + 1] if "/convex/" in module else ""
+    lines = []
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if root and frame.filename.startswith(root):
+            lines.append(f"    at {frame.name} ({frame.filename[len(root):]}:{frame.lineno})")
+    return "\n" + "\n".join(lines) if lines else ""

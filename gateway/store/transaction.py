@@ -1,0 +1,346 @@
+"""One transaction's reads and writes against the SQLite layout.
+
+A ``Transaction`` runs on the thread that owns its connection (the writer, or one
+reader). Writes go straight into SQLite inside the writer's SAVEPOINT, so later reads
+in the same mutation see them (read-your-writes) and a rollback undoes them. It
+records what a commit must tell the rest of the gateway: every index key it changed
+(old and new) and, for replicated tables, one collapsed change per document.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.errors import StoreError
+from gateway.store.catalog import (
+    BY_CREATION_TIME,
+    SYSTEM_FIELDS_KEY,
+    Catalog,
+    IndexInfo,
+    TableInfo,
+    by_id_index,
+)
+from gateway.values import UNSET, dumps, encode_index_key, loads
+
+Document = dict[str, Any]
+SCAN_CHUNK_ROWS = 128
+
+
+def field_value(doc: Document, path: str) -> Any:
+    """The value at a dotted path, descending only through objects; UNSET if missing."""
+    value: Any = doc
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return UNSET
+        value = value[part]
+    return value
+
+
+def index_key(index: IndexInfo, doc: Document) -> bytes:
+    """The order-preserving key of ``doc`` in ``index``."""
+    return encode_index_key([field_value(doc, f) for f in index.fields])
+
+
+CATALOG_INDEX_ID = 0
+
+
+def table_existence_key(table: str) -> tuple[int, bytes]:
+    """The pseudo key a read of a missing table depends on (its creation changes it)."""
+    return CATALOG_INDEX_ID, encode_index_key([table])
+
+
+@dataclass
+class DocChange:
+    """The net effect of one transaction on one document."""
+
+    table: str
+    doc_id: str
+    old: Document | None
+    new: Document | None
+
+
+class Transaction:
+    """Reads and (on the writer) writes of one function execution."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        catalog: Catalog,
+        ts: int,
+        *,
+        writable: bool,
+        new_id: Callable[[int], str] | None = None,
+        origin: str = "local",
+    ) -> None:
+        self.conn = conn
+        self.catalog = catalog
+        self.ts = ts
+        self.writable = writable
+        self.origin = origin
+        self._new_id = new_id
+        self.changed_keys: list[tuple[int, bytes]] = []
+        self._changes: dict[str, DocChange] = {}
+        self._base_version = catalog.version
+
+    # --- reads ------------------------------------------------------------------------
+
+    def get(self, doc_id: str) -> Document | None:
+        row = self.conn.execute("SELECT body FROM documents WHERE id = ?", (doc_id,)).fetchone()
+        return None if row is None else _load(row[0])
+
+    def scan(
+        self, index: IndexInfo, start: bytes, end: bytes | None, *, descending: bool = False
+    ) -> Iterator[tuple[bytes, int, Document]]:
+        """(key, body size, document) of ``index`` with key in [start, end), lazily."""
+        if index.virtual:
+            yield from self._scan_by_id(index, start, end, descending)
+            return
+        lo, hi = start, end
+        while True:
+            rows = self._scan_chunk(index.index_id, lo, hi, descending)
+            for key, body in rows:
+                yield key, len(body), _load(body)
+            if len(rows) < SCAN_CHUNK_ROWS:
+                return
+            last = rows[-1][0]
+            if descending:
+                hi = last
+            else:
+                lo = last + b"\x00"  # the smallest key greater than ``last``
+
+    def _scan_chunk(
+        self, index_id: int, lo: bytes, hi: bytes | None, descending: bool
+    ) -> list[tuple[bytes, str]]:
+        order = "DESC" if descending else "ASC"
+        upper = "AND i.key < ?" if hi is not None else ""
+        params: tuple[Any, ...] = (index_id, lo, hi) if hi is not None else (index_id, lo)
+        sql = (
+            "SELECT i.key, d.body FROM indexes i JOIN documents d ON d.id = i.doc_id "
+            f"WHERE i.index_id = ? AND i.key >= ? {upper} ORDER BY i.key {order} "
+            f"LIMIT {SCAN_CHUNK_ROWS}"
+        )
+        return self.conn.execute(sql, params).fetchall()
+
+    def _scan_by_id(
+        self, index: IndexInfo, start: bytes, end: bytes | None, descending: bool
+    ) -> Iterator[tuple[bytes, int, Document]]:
+        order = "DESC" if descending else "ASC"
+        rows = self.conn.execute(
+            f"SELECT id, body FROM documents WHERE tbl = ? ORDER BY id {order}",
+            (index.table_number,),
+        ).fetchall()
+        for doc_id, body in rows:
+            key = encode_index_key([doc_id])
+            if key >= start and (end is None or key < end):
+                yield key, len(body), _load(body)
+
+    # --- writes -----------------------------------------------------------------------
+
+    def insert(self, table: str, body: Document, creation_time: float) -> str:
+        """Store a new document; returns its id. Creates the table on first insert."""
+        self._check_writable()
+        info = self.catalog.table(table) or self.create_table(table)
+        assert self._new_id is not None
+        doc_id = self._new_id(info.number)
+        doc = {"_id": doc_id, "_creationTime": creation_time, **body}
+        self._write_doc(info, doc, existed=False)
+        for ix in info.indexes.values():
+            self._put_key(ix, doc, doc_id)
+        self._record(info.name, doc_id, None, doc)
+        return doc_id
+
+    def replace(self, table: str, old: Document, new: Document) -> bool:
+        """Replace a document's body (system fields kept). False if nothing changed."""
+        self._check_writable()
+        info = self._require_table(table)
+        doc_id = old["_id"]
+        doc = {"_id": doc_id, "_creationTime": old["_creationTime"], **new}
+        if dumps(doc) == dumps(old):
+            return False
+        self._write_doc(info, doc, existed=True)
+        for ix in info.indexes.values():
+            old_key, new_key = index_key(ix, old), index_key(ix, doc)
+            if old_key != new_key:
+                self._delete_key(ix, old_key)
+                self._insert_key(ix, new_key, doc_id)
+            elif ix.virtual:
+                self.changed_keys.append((ix.index_id, new_key))
+        self._record(info.name, doc_id, old, doc)
+        return True
+
+    def delete(self, table: str, old: Document) -> None:
+        self._check_writable()
+        info = self._require_table(table)
+        doc_id = old["_id"]
+        self.conn.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
+        for ix in info.indexes.values():
+            self._delete_key(ix, index_key(ix, old))
+        self._record(info.name, doc_id, old, None)
+
+    def changes(self) -> list[DocChange]:
+        """Net per-document changes so far (multiple writes collapse into one)."""
+        return [c for c in self._changes.values() if not _same(c.old, c.new)]
+
+    def finish(self) -> list[DocChange]:
+        """Write change-log rows for replicated tables; call once, before RELEASE."""
+        changes = self.changes()
+        rows = [
+            (self.ts, _op(c), c.table, c.doc_id, None if c.new is None else dumps(c.new),
+             self.origin)
+            for c in changes
+            if self.catalog.replication.get(c.table) == "up"
+        ]
+        if rows:
+            self.conn.executemany(
+                "INSERT INTO change_log (ts, op, tbl, doc_id, after, origin) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        return changes
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested sub-transaction: on an exception only its writes roll back."""
+        keys = len(self.changed_keys)
+        changes = {k: DocChange(c.table, c.doc_id, c.old, c.new) for k, c in self._changes.items()}
+        catalog = self.catalog
+        self.conn.execute("SAVEPOINT nested")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK TO nested")
+            self.conn.execute("RELEASE nested")
+            del self.changed_keys[keys:]
+            self._changes = changes
+            self.catalog = catalog
+            raise
+        self.conn.execute("RELEASE nested")
+
+    # --- layout changes -------------------------------------------------------------
+
+    def create_table(self, name: str, number: int | None = None) -> TableInfo:
+        """Add a table (with its built-in indexes) to this transaction's catalog copy."""
+        self._check_writable()
+        if number is None:
+            row = self.conn.execute("SELECT COALESCE(MAX(number), 0) + 1 FROM tables").fetchone()
+            number = int(row[0])
+        self.conn.execute("INSERT INTO tables (number, name) VALUES (?, ?)", (number, name))
+        self.changed_keys.append(table_existence_key(name))
+        info = TableInfo(number, name, {"by_id": by_id_index(number)},
+                         self.catalog.replication.get(name, "local"))
+        self._set_catalog(self.catalog.with_table(info))
+        return self.create_index(name, BY_CREATION_TIME, ())
+
+    def create_index(self, table: str, name: str, fields: tuple[str, ...]) -> TableInfo:
+        """Add an index and backfill it from the table's documents."""
+        info = self._require_table(table)
+        effective = (*fields, *SYSTEM_FIELDS_KEY)
+        cur = self.conn.execute(
+            "INSERT INTO index_defs (tbl, name, fields) VALUES (?, ?, ?)",
+            (info.number, name, json.dumps(list(effective))),
+        )
+        assert cur.lastrowid is not None
+        ix = IndexInfo(cur.lastrowid, info.number, name, effective)
+        rows = self.conn.execute("SELECT body FROM documents WHERE tbl = ?", (info.number,))
+        self.conn.executemany(
+            "INSERT INTO indexes (index_id, key, doc_id) VALUES (?, ?, ?)",
+            ((ix.index_id, index_key(ix, doc), doc["_id"]) for doc in map(_load, (r[0] for r in rows))),
+        )
+        info = TableInfo(info.number, info.name, {**info.indexes, name: ix}, info.replication)
+        self._set_catalog(self.catalog.with_table(info))
+        return info
+
+    def set_replication(self, replication: dict[str, Any]) -> None:
+        """Tables take the replication direction the schema declares."""
+        self.catalog = self.catalog.with_replication(replication)
+
+    def drop_index(self, table: str, name: str) -> None:
+        info = self._require_table(table)
+        ix = info.indexes[name]
+        self.conn.execute("DELETE FROM indexes WHERE index_id = ?", (ix.index_id,))
+        self.conn.execute("DELETE FROM index_defs WHERE index_id = ?", (ix.index_id,))
+        rest = {k: v for k, v in info.indexes.items() if k != name}
+        self._set_catalog(
+            self.catalog.with_table(TableInfo(info.number, info.name, rest, info.replication))
+        )
+
+    # --- internals --------------------------------------------------------------------
+
+    def _set_catalog(self, catalog: Catalog) -> None:
+        if catalog.version == self._base_version:
+            catalog = catalog.bumped()
+            self.conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('catalog_version', ?)",
+                (str(catalog.version),),
+            )
+        self.catalog = catalog
+
+    def _check_writable(self) -> None:
+        if not self.writable:
+            raise StoreError("this transaction is read-only")
+
+    def _require_table(self, table: str) -> TableInfo:
+        info = self.catalog.table(table)
+        if info is None:
+            raise StoreError(f"table {table!r} does not exist")
+        return info
+
+    def _write_doc(self, info: TableInfo, doc: Document, *, existed: bool) -> None:
+        body = dumps(doc)
+        if existed:
+            self.conn.execute(
+                "UPDATE documents SET body = ?, ts = ? WHERE id = ?", (body, self.ts, doc["_id"])
+            )
+        else:
+            self.conn.execute(
+                "INSERT INTO documents (id, tbl, ts, body) VALUES (?, ?, ?, ?)",
+                (doc["_id"], info.number, self.ts, body),
+            )
+
+    def _put_key(self, ix: IndexInfo, doc: Document, doc_id: str) -> None:
+        self._insert_key(ix, index_key(ix, doc), doc_id)
+
+    def _insert_key(self, ix: IndexInfo, key: bytes, doc_id: str) -> None:
+        if not ix.virtual:
+            self.conn.execute(
+                "INSERT INTO indexes (index_id, key, doc_id) VALUES (?, ?, ?)",
+                (ix.index_id, key, doc_id),
+            )
+        self.changed_keys.append((ix.index_id, key))
+
+    def _delete_key(self, ix: IndexInfo, key: bytes) -> None:
+        if not ix.virtual:
+            self.conn.execute(
+                "DELETE FROM indexes WHERE index_id = ? AND key = ?", (ix.index_id, key)
+            )
+        self.changed_keys.append((ix.index_id, key))
+
+    def _record(self, table: str, doc_id: str, old: Document | None, new: Document | None) -> None:
+        change = self._changes.get(doc_id)
+        if change is None:
+            self._changes[doc_id] = DocChange(table, doc_id, old, new)
+        else:
+            change.new = new
+
+
+def _load(body: str) -> Document:
+    doc = loads(body)
+    assert isinstance(doc, dict)
+    return doc
+
+
+def _same(a: Document | None, b: Document | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return dumps(a) == dumps(b)
+
+
+def _op(change: DocChange) -> str:
+    if change.old is None:
+        return "insert"
+    return "delete" if change.new is None else "update"

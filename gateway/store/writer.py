@@ -1,0 +1,294 @@
+"""The serial writer: every write runs here, one after another, committed in batches.
+
+DESIGN decision 1. One thread owns the write connection. It takes jobs from a queue,
+runs each inside its own SAVEPOINT (a failing job rolls back only itself) and COMMITs
+when the queue runs dry (``commit_interval_ms = 0``) or when the interval has passed,
+so many mutations share one fsync. Callers are answered only after COMMIT returned;
+in-memory state (clock, catalog, write log, id generator) moves only then, so a failed
+COMMIT leaves no trace anywhere. (The id generator is the one exception: it only
+moves forward, and an id skipped by a failed batch is harmless.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from gateway.errors import CommitError, StoreClosedError
+from gateway.store.catalog import Catalog
+from gateway.store.hlc import HybridClock
+from gateway.store.layout import connect
+from gateway.store.transaction import DocChange, Transaction
+from gateway.values import IdGenerator, encode_id
+
+log = logging.getLogger("gateway.store")
+
+T = TypeVar("T")
+Work = Callable[[Transaction], T]
+CommitFn = Callable[[sqlite3.Connection], None]
+
+
+@dataclass
+class Committed:
+    """What one mutation changed, as the rest of the gateway learns it after COMMIT."""
+
+    ts: int
+    changed_keys: list[tuple[int, bytes]]
+    changes: list[DocChange]
+
+
+@dataclass
+class WriterStats:
+    """Counters a test or benchmark reads to see group commit happen."""
+
+    jobs: int = 0
+    commits: int = 0
+    failed_commits: int = 0
+    handoffs: int = 0
+    batch_sizes: deque[int] = field(default_factory=lambda: deque(maxlen=10_000))
+
+
+@dataclass
+class _Job(Generic[T]):
+    work: Work[T]
+    future: asyncio.Future[tuple[T, int]]
+    origin: str
+
+
+@dataclass
+class _Outcome:
+    job: _Job[Any]
+    result: Any = None
+    ts: int = 0
+    error: BaseException | None = None
+
+
+_STOP = object()
+
+
+def _default_commit(conn: sqlite3.Connection) -> None:
+    conn.execute("COMMIT")
+
+
+class Writer:
+    """Owns the write connection and its thread; ``submit`` runs work in a batch."""
+
+    def __init__(
+        self,
+        path: Path,
+        catalog: Catalog,
+        clock: HybridClock,
+        *,
+        commit_interval_ms: float = 0.0,
+        max_batch_jobs: int = 256,
+        on_commit: Callable[[list[Committed], Catalog], None] | None = None,
+        commit_fn: CommitFn = _default_commit,
+    ) -> None:
+        self.catalog = catalog
+        self.clock = clock
+        self.stats = WriterStats()
+        self.commit_fn = commit_fn
+        self._path = path
+        self._interval_s = commit_interval_ms / 1000.0
+        self._max_batch = max_batch_jobs
+        self._on_commit = on_commit
+        self._ids = IdGenerator()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+        self.thread_id: int | None = None
+        self._open_jobs: list[_Job[Any]] = []
+        self.connection: sqlite3.Connection | None = None
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        ready = threading.Event()
+        self._thread = threading.Thread(
+            target=self._main, args=(ready,), name="outpost-writer", daemon=True
+        )
+        self._thread.start()
+        ready.wait()
+
+    async def submit(self, work: Work[T], *, origin: str = "local") -> tuple[T, int]:
+        """Run ``work`` in the next batch; returns (result, commit ts) once durable."""
+        if self._closed:
+            raise StoreClosedError("the store is closed; no more writes are accepted")
+        assert self._loop is not None
+        future: asyncio.Future[tuple[T, int]] = self._loop.create_future()
+        self.stats.handoffs += 1
+        self._queue.put(_Job(work, future, origin))
+        return await future
+
+    async def close(self) -> None:
+        """Finish queued work, commit it, stop the thread. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
+
+    # --- the writer thread --------------------------------------------------------------
+
+    def _main(self, ready: threading.Event) -> None:
+        self.thread_id = threading.get_ident()
+        conn = connect(self._path)
+        self.connection = conn
+        ready.set()
+        try:
+            while True:
+                item = self._queue.get()
+                if item is _STOP:
+                    return
+                try:
+                    if not self._run_batch(conn, item):
+                        return
+                except Exception as exc:  # a bug or a broken connection: fail, keep serving
+                    log.exception("writer batch failed")
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    self._fail_open_jobs(exc)
+        finally:
+            conn.close()
+
+    def _fail_open_jobs(self, exc: Exception) -> None:
+        failure = CommitError(f"the write failed inside the store ({exc}); it was not applied")
+        self._answer([_Outcome(job, error=failure) for job in self._open_jobs], None)
+        self._open_jobs = []
+
+    def _run_batch(self, conn: sqlite3.Connection, first: _Job[Any]) -> bool:
+        """Run jobs until the queue is dry (or the interval ends); False after a STOP."""
+        deadline = time.monotonic() + self._interval_s
+        self._open_jobs = [first]
+        conn.execute("BEGIN IMMEDIATE")
+        catalog, last_ts = self.catalog, self.clock.last_ts_ns
+        outcomes: list[_Outcome] = []
+        committed: list[Committed] = []
+        job: Any = first
+        keep_running = True
+        while True:
+            outcome, tx = self._run_job(conn, job, catalog, last_ts)
+            outcomes.append(outcome)
+            if outcome.error is None and tx is not None:
+                catalog, last_ts = tx.catalog, tx.ts
+                committed.append(Committed(tx.ts, tx.changed_keys, outcome.result[1]))
+                outcome.result = outcome.result[0]
+            if len(outcomes) >= self._max_batch:
+                break
+            job = self._next_job(deadline)
+            if job is None:
+                break
+            if job is _STOP:
+                keep_running = False
+                break
+            self._open_jobs.append(job)
+        self._commit(conn, outcomes, committed, catalog, last_ts)
+        self._open_jobs = []
+        return keep_running
+
+    def _next_job(self, deadline: float) -> Any:
+        try:
+            return self._queue.get_nowait()
+        except queue.Empty:
+            pass
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        try:
+            return self._queue.get(timeout=remaining)
+        except queue.Empty:
+            return None
+
+    def _run_job(
+        self,
+        conn: sqlite3.Connection,
+        job: _Job[Any],
+        catalog: Catalog,
+        last_ts: int,
+    ) -> tuple[_Outcome, Transaction | None]:
+        ts = self.clock.next_after(last_ts).ts_ns
+        now_ms = ts // 1_000_000
+
+        def new_id(table_number: int) -> str:
+            return encode_id(table_number, self._ids.new_internal_id(now_ms))
+
+        tx = Transaction(conn, catalog, ts, writable=True, new_id=new_id, origin=job.origin)
+        conn.execute("SAVEPOINT job")
+        try:
+            result = job.work(tx)
+            changes = tx.finish()
+            conn.execute("RELEASE job")
+        except BaseException as exc:  # noqa: BLE001 - every failure is the job's own
+            conn.execute("ROLLBACK TO job")
+            conn.execute("RELEASE job")
+            if not isinstance(exc, Exception):
+                log.warning("writer job aborted: %r", exc)
+            return _Outcome(job, error=exc), None
+        return _Outcome(job, result=(result, changes), ts=ts), tx
+
+    def _commit(
+        self,
+        conn: sqlite3.Connection,
+        outcomes: list[_Outcome],
+        committed: list[Committed],
+        catalog: Catalog,
+        last_ts: int,
+    ) -> None:
+        try:
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'last_ts'", (str(last_ts),))
+            self.commit_fn(conn)
+        except Exception as exc:
+            self.stats.failed_commits += 1
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            log.error("batch of %d jobs could not be committed: %s", len(outcomes), exc)
+            failure = CommitError(
+                f"the write could not be made durable ({exc}); nothing in its batch was "
+                "applied — check free disk space and the storage device"
+            )
+            failure.__cause__ = exc
+            for outcome in outcomes:
+                if outcome.error is None:
+                    outcome.error = failure
+            self._answer(outcomes, None)
+            return
+        self.stats.commits += 1
+        self.stats.jobs += len(outcomes)
+        self.stats.batch_sizes.append(len(outcomes))
+        self.clock.advance_to(last_ts)
+        self.catalog = catalog
+        self._answer(outcomes, (committed, catalog))
+
+    def _answer(
+        self, outcomes: list[_Outcome], published: tuple[list[Committed], Catalog] | None
+    ) -> None:
+        assert self._loop is not None
+        self.stats.handoffs += 1
+        try:
+            self._loop.call_soon_threadsafe(self._resolve, outcomes, published)
+        except RuntimeError:  # the loop is gone (interpreter shutdown)
+            pass
+
+    def _resolve(
+        self, outcomes: list[_Outcome], published: tuple[list[Committed], Catalog] | None
+    ) -> None:
+        if published is not None and self._on_commit is not None and published[0]:
+            self._on_commit(*published)
+        for outcome in outcomes:
+            future = outcome.job.future
+            if future.done():
+                continue
+            if outcome.error is not None:
+                future.set_exception(outcome.error)
+            else:
+                future.set_result((outcome.result, outcome.ts))

@@ -1,0 +1,55 @@
+"""Crockford base32 in lower case, as Convex ids use it.
+
+Alphabet ``0123456789abcdefghjkmnpqrstvwxyz`` (no i, l, o, u), bits packed most
+significant first, five input bytes to eight characters, no padding characters: a
+trailing partial character carries zero bits. The alphabet is in ascending ASCII
+order, so comparing encodings of equal length compares the bytes.
+
+The bit packing is RFC 4648's, so the work is done by ``base64.b32encode`` /
+``b32decode`` with the alphabet translated.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from typing import Final
+
+__all__ = ["ALPHABET", "decode", "encode", "encoded_length"]
+
+ALPHABET: Final = "0123456789abcdefghjkmnpqrstvwxyz"
+_RFC4648: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+_TO_CROCKFORD: Final = bytes.maketrans(_RFC4648.encode(), ALPHABET.encode())
+_TO_RFC4648: Final = str.maketrans(ALPHABET, _RFC4648)
+_VALID: Final = re.compile(f"[{ALPHABET}]*")
+# characters used by a trailing group of 0..4 input bytes
+_TAIL_CHARS: Final = (0, 2, 4, 5, 7)
+
+
+def encoded_length(n_bytes: int) -> int:
+    """Characters needed for ``n_bytes`` bytes."""
+    return n_bytes // 5 * 8 + _TAIL_CHARS[n_bytes % 5]
+
+
+def encode(data: bytes) -> str:
+    return base64.b32encode(data).translate(_TO_CROCKFORD).rstrip(b"=").decode("ascii")
+
+
+def decode(text: str) -> bytes:
+    """Decode strictly: only alphabet characters, a length some byte count encodes to,
+    and zero bits in a trailing partial character. Raises ``ValueError``."""
+    if not _VALID.fullmatch(text):
+        bad = next(c for c in text if c not in ALPHABET)
+        raise ValueError(f"character {bad!r} is not in the base32 alphabet {ALPHABET}")
+    tail = len(text) % 8
+    if tail not in _TAIL_CHARS:
+        raise ValueError(f"{len(text)} characters is not the length of any base32 encoding")
+    padded = text.translate(_TO_RFC4648) + "=" * ((8 - tail) % 8)
+    try:
+        data = base64.b32decode(padded)
+    except binascii.Error as exc:  # pragma: no cover - ruled out by the checks above
+        raise ValueError(f"not valid base32 ({exc})") from None
+    if tail and encode(data)[-1] != text[-1]:
+        raise ValueError("the last character carries non-zero padding bits")
+    return data

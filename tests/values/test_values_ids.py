@@ -1,0 +1,204 @@
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.errors import InvalidIdError
+from gateway.values import IdGenerator, base32, decode_id, encode_id, is_id
+from gateway.values.ids import fletcher16
+
+ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+def _stability_internal() -> bytes:
+    out = [251]
+    for _ in range(15):
+        out.append(out[-1] * 251 % 256)
+    return bytes(out)
+
+
+def test_known_id_from_convex() -> None:
+    # The stability vector of Convex's own id_v6 tests (table 1017).
+    internal = _stability_internal()
+    assert encode_id(1017, internal) == "z43zp6c3e75gkmz1kfwj6mbbx5sw281h"
+    assert decode_id("z43zp6c3e75gkmz1kfwj6mbbx5sw281h") == (1017, internal)
+
+
+def test_lengths_by_table_number() -> None:
+    internal = bytes(range(16))
+    assert len(encode_id(1, internal)) == 31
+    assert len(encode_id(127, internal)) == 31
+    assert len(encode_id(128, internal)) == 32
+    assert len(encode_id(16383, internal)) == 32
+    assert len(encode_id(16384, internal)) == 34
+    assert len(encode_id(2**32 - 1, internal)) == 37
+
+
+def test_alphabet_and_layout() -> None:
+    s = encode_id(5, bytes(16))
+    assert re.fullmatch(f"[{ALPHABET}]+", s)
+    raw = base32.decode(s)
+    assert raw[0] == 5 and raw[1:17] == bytes(16)
+    assert int.from_bytes(raw[17:], "little") == fletcher16(raw[:17])
+
+
+def test_fletcher16_modulus_256() -> None:
+    assert fletcher16(b"") == 0
+    assert fletcher16(b"\x01\x02") == (1 + 3) << 8 | 3
+    assert fletcher16(b"\xff\xff") == ((0xFF + 0xFE) & 0xFF) << 8 | 0xFE
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(st.integers(1, 2**32 - 1), st.binary(min_size=16, max_size=16))
+def test_round_trip(table: int, internal: bytes) -> None:
+    s = encode_id(table, internal)
+    assert decode_id(s) == (table, internal)
+    assert is_id(s)
+
+
+def test_footer_detects_any_single_character_change() -> None:
+    s = encode_id(42, bytes(range(16)))
+    for i in range(len(s)):
+        for c in ALPHABET:
+            if c == s[i]:
+                continue
+            t = s[:i] + c + s[i + 1 :]
+            assert not is_id(t), t
+            with pytest.raises(InvalidIdError):
+                decode_id(t)
+
+
+@pytest.mark.parametrize(
+    ("bad", "fragment"),
+    [
+        ("", "0 characters"),
+        ("z43zp6c3e75gkmz1kfwj6mbbx5sw28", "30 characters"),
+        ("z43zp6c3e75gkmz1kfwj6mbbx5sw281hz" + "0" * 5, "38 characters"),
+        ("Z43zp6c3e75gkmz1kfwj6mbbx5sw281h", "'Z' is not in the base32 alphabet"),
+        ("z43zp6c3e75gkmz1kfwj6mbbx5sw281i", "'i' is not in the base32 alphabet"),
+        ("z43zp6c3e75gkmz1kfwj6mbbx5sw281j", "checksum"),
+        ("z43zp6c3e75gkmz1kfwj6mbbx5sw281h0", "33 characters is not the length"),
+    ],
+)
+def test_decode_errors(bad: str, fragment: str) -> None:
+    with pytest.raises(InvalidIdError, match="is not a document id") as info:
+        decode_id(bad)
+    assert fragment in str(info.value)
+    assert not is_id(bad)
+
+
+def test_non_canonical_spellings_are_rejected() -> None:
+    internal = bytes(range(16))
+    # Non-zero padding bits in the last character.
+    s = encode_id(1, internal)
+    last = ALPHABET.index(s[-1])
+    assert last & 0b111 == 0
+    assert not is_id(s[:-1] + ALPHABET[last | 1])
+    # An overlong VInt (0x81 0x00 for table 1) with a correct checksum.
+    body = b"\x81\x00" + internal
+    raw = body + fletcher16(body).to_bytes(2, "little")
+    with pytest.raises(InvalidIdError, match="shortest form"):
+        decode_id(base32.encode(raw))
+
+
+def test_table_zero_and_huge_tables_are_rejected() -> None:
+    body = b"\x00" + bytes(16)
+    with pytest.raises(InvalidIdError, match="out of range"):
+        decode_id(base32.encode(body + fletcher16(body).to_bytes(2, "little")))
+    body = b"\xff\xff\xff\xff\x7f" + bytes(16)  # 2^35 - 1
+    with pytest.raises(InvalidIdError, match="out of range"):
+        decode_id(base32.encode(body + fletcher16(body).to_bytes(2, "little")))
+    body = b"\xff" * 5 + b"\x01" + bytes(15)  # six-byte VInt
+    with pytest.raises(InvalidIdError, match="32 bits"):
+        decode_id(base32.encode(body + fletcher16(body).to_bytes(2, "little")))
+
+
+def test_encode_errors() -> None:
+    with pytest.raises(InvalidIdError, match="out of range"):
+        encode_id(0, bytes(16))
+    with pytest.raises(InvalidIdError, match="out of range"):
+        encode_id(2**32, bytes(16))
+    with pytest.raises(InvalidIdError, match="16 bytes, not 15"):
+        encode_id(1, bytes(15))
+    with pytest.raises(InvalidIdError, match="not bool"):
+        encode_id(True, bytes(16))
+    assert not is_id(5)
+    with pytest.raises(InvalidIdError, match="ids are strings"):
+        decode_id(b"x" * 31)  # type: ignore[arg-type]
+
+
+def test_base32_matches_rfc4648_packing() -> None:
+    for n in range(12):
+        data = bytes(range(200, 200 + n))
+        s = base32.encode(data)
+        assert len(s) == base32.encoded_length(n)
+        assert base32.decode(s) == data
+    assert base32.encode(b"\xff") == "zw"
+    assert base32.encode(b"\x00\x00\x00\x00\x00") == "00000000"
+
+
+def test_generator_prefix_is_milliseconds() -> None:
+    gen = IdGenerator(random.Random(1))
+    internal = gen.new_internal_id(1_700_000_000_123)
+    assert len(internal) == 16
+    assert int.from_bytes(internal[:6], "big") == 1_700_000_000_123
+
+
+def test_generator_is_strictly_increasing_within_a_millisecond_and_after_clock_steps() -> None:
+    gen = IdGenerator(random.Random(7))
+    times = [5_000] * 500 + [5_001] * 10 + [4_000] * 10 + [5_002] * 10
+    ids = [gen.new_internal_id(t) for t in times]
+    assert all(a < b for a, b in zip(ids, ids[1:]))
+    assert len(set(ids)) == len(ids)
+    assert int.from_bytes(ids[0][:6], "big") == 5_000
+    assert int.from_bytes(ids[-1][:6], "big") == 5_002
+
+
+def test_generator_carries_into_the_next_millisecond() -> None:
+    class MaxRandom:
+        def getrandbits(self, k: int) -> int:
+            return (1 << k) - 1
+
+    gen = IdGenerator(MaxRandom())
+    a = gen.new_internal_id(10)
+    b = gen.new_internal_id(10)
+    assert a < b
+    assert int.from_bytes(b[:6], "big") == 11
+
+
+def test_generator_rejects_bad_times() -> None:
+    gen = IdGenerator()
+    with pytest.raises(ValueError, match="2\\^48"):
+        gen.new_internal_id(-1)
+    with pytest.raises(ValueError, match="2\\^48"):
+        gen.new_internal_id(1 << 48)
+    with pytest.raises(TypeError, match="int of milliseconds"):
+        gen.new_internal_id(1.5)  # type: ignore[arg-type]
+
+
+def test_ids_of_one_table_sort_by_time_as_strings() -> None:
+    rng = random.Random(4)
+    for table in (1, 127, 128, 10_000, 2**32 - 1):
+        gen = IdGenerator(random.Random(table))
+        times = sorted(rng.randrange(0, 1 << 48) for _ in range(300))
+        times += [times[-1]] * 50  # many in one millisecond
+        ids = [gen.new_id(table, t) for t in times]
+        assert ids == sorted(ids)
+        assert len(set(ids)) == len(ids)
+        assert [decode_id(s)[0] for s in ids] == [table] * len(ids)
+        assert [int.from_bytes(decode_id(s)[1][:6], "big") for s in ids] == times
+
+
+def test_ids_from_different_generators_sort_by_millisecond() -> None:
+    gens = [IdGenerator(random.Random(i)) for i in range(3)]
+    ids = [gens[t % 3].new_id(9, 1_000 + t) for t in range(300)]
+    assert ids == sorted(ids)
+
+
+def test_truncated_table_number_does_not_crash() -> None:
+    # Looks like a one-byte table number but decodes to a longer VInt.
+    assert not is_id("sssswsgggggggggsgcsssfafffsffks")
