@@ -29,6 +29,8 @@ class Settings:
     """Time a mutation may run before it is aborted (one writer serves everyone)."""
     action_budget_s: float = 600.0
     """Time an action may run before it is cancelled."""
+    retention_interval_s: float = 60.0
+    """How often retention policies are applied (0 = never automatically)."""
     env: Mapping[str, str] = field(default_factory=dict)
     """Values app code reads as ``ctx.env``."""
 

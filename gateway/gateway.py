@@ -7,7 +7,10 @@ closing twice is safe.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,6 +21,7 @@ from gateway.errors import StoreClosedError
 from gateway.runtime import logs
 from gateway.runtime.functions import Kind
 from gateway.runtime.loader import App, load_app
+from gateway.runtime.retention import RETENTION_ORIGIN, apply_retention
 from gateway.runtime.runtime import Budgets, CallResult, Runtime
 from gateway.runtime.schema_apply import apply_schema, replication_of
 from gateway.store import Store
@@ -35,6 +39,9 @@ class Gateway:
         self.app = app
         self.runtime = runtime
         self._closed = False
+        self._tasks: list[asyncio.Task[None]] = []
+        if settings.retention_interval_s > 0 and _has_retention(app.schema):
+            self._tasks.append(asyncio.create_task(self._retention_loop(), name="retention"))
 
     @classmethod
     @asynccontextmanager
@@ -82,7 +89,9 @@ class Gateway:
             raise
         logs.install(app.package)
         budgets = Budgets(
-            settings.query_budget_ms / 1000, settings.mutation_budget_ms / 1000, settings.action_budget_s
+            settings.query_budget_ms / 1000,
+            settings.mutation_budget_ms / 1000,
+            settings.action_budget_s,
         )
         runtime = Runtime(store, app, env=settings.env, budgets=budgets)
         log.info("gateway %s ready: %d functions", store.gateway_id, len(app.functions))
@@ -93,10 +102,34 @@ class Gateway:
         if self._closed:
             return
         self._closed = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await self.store.close()
         self.runtime.close()
         logs.uninstall()
         self.app.unload()
+
+    async def apply_retention(self) -> int:
+        """Apply every table's retention policy once; returns documents deleted."""
+        schema, now_ms = self.app.schema, time.time() * 1000
+        deleted, _ = await self.store.write(
+            lambda tx: apply_retention(tx, schema, now_ms), origin=RETENTION_ORIGIN
+        )
+        return deleted
+
+    async def _retention_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.retention_interval_s)
+            try:
+                deleted = await self.apply_retention()
+            except Exception:  # noqa: BLE001 - retried next round
+                log.exception("retention pass failed")
+                continue
+            if deleted:
+                log.info("retention removed %d documents", deleted)
 
     # --- calling functions --------------------------------------------------------------
 
@@ -112,8 +145,9 @@ class Gateway:
         """Call a function and get its full outcome (value or error, log lines, ts)."""
         if self._closed:
             raise StoreClosedError("the gateway is closed")
-        return await self.runtime.run(kind, path, dict(args) if args is not None else None,
-                                      identity=identity, admin=admin)
+        return await self.runtime.run(
+            kind, path, dict(args) if args is not None else None, identity=identity, admin=admin
+        )
 
     async def run_query(self, path: str, args: Mapping[str, Any] | None = None) -> Any:
         """Run a query (internal ones too: in-process callers are trusted)."""
@@ -124,3 +158,8 @@ class Gateway:
 
     async def run_action(self, path: str, args: Mapping[str, Any] | None = None) -> Any:
         return (await self.call("action", path, args, admin=True)).unwrap()
+
+
+def _has_retention(schema: Any) -> bool:
+    tables = getattr(schema, "tables", None) or {}
+    return any(t.retention_policy is not None for t in tables.values())

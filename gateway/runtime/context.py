@@ -30,7 +30,9 @@ class NotAvailable:
         self._what = what
 
     def __getattr__(self, name: str) -> Any:
-        raise FunctionError(f"ctx.{self._what}.{name} is not available in this version of Outpost yet")
+        raise FunctionError(
+            f"ctx.{self._what}.{name} is not available in this version of Outpost yet"
+        )
 
 
 class _BaseCtx:
@@ -45,8 +47,14 @@ class _BaseCtx:
 class QueryCtx(_BaseCtx):
     """``ctx`` of a query: read-only ``db``, ``run_query``."""
 
-    def __init__(self, runtime: Runtime, ex: Execution, identity: Mapping[str, Any] | None,
-                 now_ms: float, seed: int) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        ex: Execution,
+        identity: Mapping[str, Any] | None,
+        now_ms: float,
+        seed: int,
+    ) -> None:
         super().__init__(runtime, identity, now_ms)
         self._ex = ex
         self._identity = identity
@@ -69,8 +77,14 @@ class QueryCtx(_BaseCtx):
 class MutationCtx(QueryCtx):
     """``ctx`` of a mutation: read/write ``db``, nested queries and mutations."""
 
-    def __init__(self, runtime: Runtime, ex: Execution, identity: Mapping[str, Any] | None,
-                 now_ms: float, seed: int) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        ex: Execution,
+        identity: Mapping[str, Any] | None,
+        now_ms: float,
+        seed: int,
+    ) -> None:
         super().__init__(runtime, ex, identity, now_ms, seed)
         self.db = DatabaseWriter(ex)
         self.scheduler: Any = NotAvailable("scheduler")

@@ -95,7 +95,9 @@ class DatabaseReader:
             return None
         return encode_id(number, internal)
 
-    def _table_and_id(self, table_or_id: str, doc_id: str | None, op: str) -> tuple[str | None, str]:
+    def _table_and_id(
+        self, table_or_id: str, doc_id: str | None, op: str
+    ) -> tuple[str | None, str]:
         if doc_id is None:
             return None, _require_id_string(table_or_id, op)
         return table_or_id, _require_id_string(doc_id, op)
@@ -109,7 +111,8 @@ class DatabaseReader:
         actual = ex.tx.catalog.table_name(number)
         if table is not None and actual is not None and actual != table:
             raise QueryError(
-                f'Invalid argument `id`: expected to be an Id<"{table}">, got Id<"{actual}"> instead.'
+                f'Invalid argument `id`: expected to be an Id<"{table}">, '
+                f'got Id<"{actual}"> instead.'
             )
         ex.limits.read_range()
         info = ex.tx.catalog.by_number.get(number)
@@ -219,7 +222,9 @@ class DatabaseWriter(DatabaseReader):
         """Schema-validate (which also turns a plain int into Int64 where the schema says
         so), then normalise into a Convex document."""
         if not isinstance(value, dict):
-            raise ConvexValueError(f"{op} into {table!r} takes an object, got {type(value).__name__}")
+            raise ConvexValueError(
+                f"{op} into {table!r} takes an object, got {type(value).__name__}"
+            )
         schema = self._ex.schema
         if schema is not None:
             value = schema.validate_document(table, value, self._ex)
@@ -260,8 +265,12 @@ def _check_table_name(table: Any, *, reading: bool) -> None:
         raise QueryError(f"a table name must be a string, got {type(table).__name__}")
     if table.startswith("_"):
         if reading:
-            raise QueryError(f"SystemTableError: {table} is a system table; read it with ctx.db.system")
-        raise QueryError(f"System tables (prefixed with `_`) are read-only: cannot write to {table}")
+            raise QueryError(
+                f"SystemTableError: {table} is a system table; read it with ctx.db.system"
+            )
+        raise QueryError(
+            f"System tables (prefixed with `_`) are read-only: cannot write to {table}"
+        )
     if not _TABLE_NAME.match(table):
         raise QueryError(
             f"invalid table name {table!r}: use letters, digits and _, starting with a letter, "

@@ -34,9 +34,7 @@ class GuardLoop:
         self._describe = describe
 
     def __getattr__(self, name: str) -> NoReturn:
-        raise DeterminismError(
-            f"{self._describe()} used the event loop (loop.{name}); {_ADVICE}"
-        )
+        raise DeterminismError(f"{self._describe()} used the event loop (loop.{name}); {_ADVICE}")
 
 
 def drive(coro: Coroutine[Any, Any, Any], describe: Callable[[], str]) -> Any:
@@ -100,7 +98,11 @@ class Watchdog:
             self._thread = None
 
     def run(
-        self, budget_s: float, fn: Callable[[], Any], *, interrupt: Callable[[], None] | None,
+        self,
+        budget_s: float,
+        fn: Callable[[], Any],
+        *,
+        interrupt: Callable[[], None] | None,
         describe: Callable[[], str],
     ) -> Any:
         """Call ``fn`` on this thread, aborting it if it takes longer than ``budget_s``."""

@@ -51,7 +51,9 @@ def _decorator(kind: Kind, visibility: Visibility) -> Any:
         return wrap(fn) if fn is not None else wrap
 
     decorate.__name__ = _label(kind, visibility)
-    decorate.__doc__ = f"Declare a {visibility} {kind}: ``@{_label(kind, visibility)}(args=..., returns=...)``."
+    decorate.__doc__ = (
+        f"Declare a {visibility} {kind}: ``@{_label(kind, visibility)}(args=..., returns=...)``."
+    )
     return decorate
 
 

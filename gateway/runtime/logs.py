@@ -18,7 +18,13 @@ from typing import Any
 MAX_LOG_LINES = 256
 MAX_LINE_CHARS = 32_768
 OVERFLOW_LINE = "[ERROR] Log overflow (maximum 256). Remaining log lines omitted."
-_LEVELS = {"DEBUG": "DEBUG", "INFO": "INFO", "WARNING": "WARN", "ERROR": "ERROR", "CRITICAL": "ERROR"}
+_LEVELS = {
+    "DEBUG": "DEBUG",
+    "INFO": "INFO",
+    "WARNING": "WARN",
+    "ERROR": "ERROR",
+    "CRITICAL": "ERROR",
+}
 
 _current: ContextVar[LogBuffer | None] = ContextVar("outpost_log_buffer", default=None)
 
@@ -52,8 +58,9 @@ def capture(buffer: LogBuffer) -> Iterator[LogBuffer]:
         _current.reset(token)
 
 
-def app_print(*args: Any, sep: str | None = " ", end: str | None = "\n", file: Any = None,
-              flush: bool = False) -> None:
+def app_print(
+    *args: Any, sep: str | None = " ", end: str | None = "\n", file: Any = None, flush: bool = False
+) -> None:
     """The ``print`` app modules see: into the log buffer during a call, else stdout."""
     buffer = _current.get()
     if buffer is None or file is not None:

@@ -148,11 +148,15 @@ class Query:
             if self._index not in (BY_CREATION_TIME, "by_id") and not ex.declares_index(
                 self._table, self._index
             ):
-                raise IndexNotFoundError(f"IndexNotFoundError: Index {self._table}.{self._index} not found.")
+                raise IndexNotFoundError(
+                    f"IndexNotFoundError: Index {self._table}.{self._index} not found."
+                )
             return None
         index = info.indexes.get(self._index)
         if index is None:
-            raise IndexNotFoundError(f"IndexNotFoundError: Index {self._table}.{self._index} not found.")
+            raise IndexNotFoundError(
+                f"IndexNotFoundError: Index {self._table}.{self._index} not found."
+            )
         rng = resolve_range(
             builder, table=self._table, index_name=self._index, index_fields=index.fields
         )

@@ -48,9 +48,7 @@ class ReadSet:
 
     def point(self, index_id: int, key: bytes) -> None:
         """A single-key read (``db.get``), found or not."""
-        self.scans.append(
-            ScanRecord(index_id, KeyRange(key, key + b"\x00"), False, exhausted=True)
-        )
+        self.scans.append(ScanRecord(index_id, KeyRange(key, key + b"\x00"), False, exhausted=True))
 
     def intervals(self) -> Iterator[tuple[int, KeyRange]]:
         for scan in self.scans:
@@ -67,9 +65,7 @@ class ReadSet:
         ranges: dict[int, list[KeyRange]] = {}
         for index_id, interval in self.intervals():
             ranges.setdefault(index_id, []).append(interval)
-        return any(
-            any(r.contains(key) for r in ranges.get(index_id, ())) for index_id, key in keys
-        )
+        return any(any(r.contains(key) for r in ranges.get(index_id, ())) for index_id, key in keys)
 
     def merge(self, other: ReadSet) -> None:
         self.scans.extend(other.scans)

@@ -118,7 +118,7 @@ class Runtime:
     async def run(
         self,
         kind: Kind | None,
-        path: str,
+        path: str | RegisteredFunction,
         args: Any = None,
         *,
         identity: Mapping[str, Any] | None = None,
@@ -142,7 +142,9 @@ class Runtime:
             shown = path.path
         else:
             if not isinstance(path, str) or not path.strip():
-                raise FunctionNotFoundError(f"a function path is a string like 'module:name', got {path!r}")
+                raise FunctionNotFoundError(
+                    f"a function path is a string like 'module:name', got {path!r}"
+                )
             fn = self.app.lookup(path)
             shown = canonical_path(path).removesuffix(":default")
         if fn is None or (fn.visibility == "internal" and not internal_ok):
@@ -210,7 +212,9 @@ class Runtime:
             raise _Failed(exc, buffer.lines) from None
         return _Done(value, buffer.lines, ex.read_set)
 
-    async def _invoke(self, fn: RegisteredFunction, ctx: Any, args: dict[str, Any], ids: Any) -> Any:
+    async def _invoke(
+        self, fn: RegisteredFunction, ctx: Any, args: dict[str, Any], ids: Any
+    ) -> Any:
         """Validate args, run the handler, check and normalise its result."""
         checked = to_convex(validate_args(fn.args, args, ids), what="arguments")
         result = await fn.handler(ctx, checked)
@@ -273,7 +277,8 @@ def _normalise_args(args: Any) -> dict[str, Any]:
         return {}
     if not isinstance(args, dict):
         raise ValidationError(
-            f"ArgumentValidationError: function arguments must be an object, got {type(args).__name__}"
+            "ArgumentValidationError: function arguments must be an object, "
+            f"got {type(args).__name__}"
         )
     return args
 
@@ -307,5 +312,5 @@ def _app_frames(exc: BaseException, fn: RegisteredFunction) -> str:
     lines = []
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
         if root and frame.filename.startswith(root):
-            lines.append(f"    at {frame.name} ({frame.filename[len(root):]}:{frame.lineno})")
+            lines.append(f"    at {frame.name} ({frame.filename[len(root) :]}:{frame.lineno})")
     return "\n" + "\n".join(lines) if lines else ""

@@ -96,17 +96,17 @@ def open_checked(path: Path) -> sqlite3.Connection:
     deleted, and ``DamagedStoreError`` says where it went.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
+    conn: sqlite3.Connection | None = None
     try:
         conn = connect(path)
-        result = conn.execute("PRAGMA quick_check").fetchone()
-        ok = result is not None and result[0] == "ok"
+        row = conn.execute("PRAGMA quick_check").fetchone()
+        detail = str(row[0]) if row else "no answer"
     except sqlite3.DatabaseError as exc:
-        ok, result = False, (str(exc),)
-        conn = None
-    if not ok:
+        detail = str(exc)
+    if conn is None or detail != "ok":
         if conn is not None:
             conn.close()
-        raise DamagedStoreError(_move_aside(path, str(result[0] if result else "")))
+        raise DamagedStoreError(_move_aside(path, detail))
     try:
         _ensure_layout(conn, path)
     except BaseException:

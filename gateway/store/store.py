@@ -75,7 +75,9 @@ class Store:
     def clock(self) -> HybridClock:
         return self.writer.clock
 
-    async def write(self, work: Callable[[Transaction], T], *, origin: str = "local") -> tuple[T, int]:
+    async def write(
+        self, work: Callable[[Transaction], T], *, origin: str = "local"
+    ) -> tuple[T, int]:
         """Run ``work`` on the writer; returns (result, commit ts) after COMMIT."""
         return await self.writer.submit(work, origin=origin)
 

@@ -187,13 +187,21 @@ class Transaction:
         return [c for c in self._changes.values() if not _same(c.old, c.new)]
 
     def finish(self) -> list[DocChange]:
-        """Write change-log rows for replicated tables; call once, before RELEASE."""
+        """Write change-log rows for replicated tables; call once, before RELEASE.
+
+        Retention deletes (origin ``retention``) are not user deletes: no row."""
         changes = self.changes()
         rows = [
-            (self.ts, _op(c), c.table, c.doc_id, None if c.new is None else dumps(c.new),
-             self.origin)
+            (
+                self.ts,
+                _op(c),
+                c.table,
+                c.doc_id,
+                None if c.new is None else dumps(c.new),
+                self.origin,
+            )
             for c in changes
-            if self.catalog.replication.get(c.table) == "up"
+            if self.catalog.replication.get(c.table) == "up" and self.origin != "retention"
         ]
         if rows:
             self.conn.executemany(
@@ -231,8 +239,12 @@ class Transaction:
             number = int(row[0])
         self.conn.execute("INSERT INTO tables (number, name) VALUES (?, ?)", (number, name))
         self.changed_keys.append(table_existence_key(name))
-        info = TableInfo(number, name, {"by_id": by_id_index(number)},
-                         self.catalog.replication.get(name, "local"))
+        info = TableInfo(
+            number,
+            name,
+            {"by_id": by_id_index(number)},
+            self.catalog.replication.get(name, "local"),
+        )
         self._set_catalog(self.catalog.with_table(info))
         return self.create_index(name, BY_CREATION_TIME, ())
 
@@ -249,7 +261,10 @@ class Transaction:
         rows = self.conn.execute("SELECT body FROM documents WHERE tbl = ?", (info.number,))
         self.conn.executemany(
             "INSERT INTO indexes (index_id, key, doc_id) VALUES (?, ?, ?)",
-            ((ix.index_id, index_key(ix, doc), doc["_id"]) for doc in map(_load, (r[0] for r in rows))),
+            (
+                (ix.index_id, index_key(ix, doc), doc["_id"])
+                for doc in map(_load, (r[0] for r in rows))
+            ),
         )
         info = TableInfo(info.number, info.name, {**info.indexes, name: ix}, info.replication)
         self._set_catalog(self.catalog.with_table(info))

@@ -30,7 +30,11 @@ class WriteLog:
 
     def since(self, ts: int) -> list[Committed] | None:
         """Commits after ``ts``; None if the window no longer reaches back that far."""
-        if self._entries and self._entries[0].ts > ts + 1 and len(self._entries) == self._entries.maxlen:
+        if (
+            self._entries
+            and self._entries[0].ts > ts + 1
+            and len(self._entries) == self._entries.maxlen
+        ):
             return None
         return [c for c in self._entries if c.ts > ts]
 

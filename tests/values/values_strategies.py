@@ -78,10 +78,18 @@ leaves: st.SearchStrategy[Value] = st.one_of(
 field_names = st.sampled_from(["a", "b", "ab", "a b", "_", "Z", "~", "a$", "ba", "aa"])
 
 
+#: A small pool of near-equal values: containers built from it often share a prefix
+#: and differ just after it, where an ordering bug would show.
+pool = st.sampled_from(
+    [None, Int64(0), 0.0, -0.0, False, "", "a", "a\x00", "\x00", b"", b"\x00", b"\x00\xff"]
+)
+
+
 def _containers(children: st.SearchStrategy[Value]) -> st.SearchStrategy[Value]:
+    element = st.one_of(pool, children)
     return st.one_of(
-        st.lists(children, max_size=3),
-        st.dictionaries(field_names, children, max_size=3),
+        st.lists(element, max_size=3),
+        st.dictionaries(field_names, element, max_size=3),
     )
 
 

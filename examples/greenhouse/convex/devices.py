@@ -3,15 +3,19 @@
 from gateway import ConvexError, action, mutation, query, v
 
 
-@mutation(args={"name": v.string(), "zone": v.string(), "max_celsius": v.float64()},
-          returns=v.id("devices"))
+@mutation(
+    args={"name": v.string(), "zone": v.string(), "max_celsius": v.float64()},
+    returns=v.id("devices"),
+)
 async def register(ctx, args):
     """Add a device, or update the one with that name."""
     existing = await (
         ctx.db.query("devices").with_index("by_name", lambda q: q.eq("name", args["name"])).unique()
     )
     if existing is not None:
-        await ctx.db.patch("devices", existing["_id"], {"zone": args["zone"], "max_celsius": args["max_celsius"]})
+        await ctx.db.patch(
+            "devices", existing["_id"], {"zone": args["zone"], "max_celsius": args["max_celsius"]}
+        )
         return existing["_id"]
     return await ctx.db.insert("devices", args)
 
@@ -39,5 +43,7 @@ async def zone_report(ctx, args):
     for device in devices:
         if device["zone"] == args["zone"]:
             print(f"summarising {device['name']}")
-            report[device["name"]] = await ctx.run_query("readings:stats", {"device": device["name"]})
+            report[device["name"]] = await ctx.run_query(
+                "readings:stats", {"device": device["name"]}
+            )
     return report

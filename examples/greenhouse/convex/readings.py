@@ -18,12 +18,12 @@ async def ingest(ctx, args):
     """Store one reading; raise an alert when the device's limit is exceeded."""
     reading_id = await ctx.db.insert("readings", args)
     device = await (
-        ctx.db.query("devices").with_index("by_name", lambda q: q.eq("name", args["device"])).unique()
+        ctx.db.query("devices")
+        .with_index("by_name", lambda q: q.eq("name", args["device"]))
+        .unique()
     )
     if device is not None and above_limit(args["celsius"], device["max_celsius"]):
-        await ctx.run_mutation(
-            raise_alert, {"device": args["device"], "celsius": args["celsius"]}
-        )
+        await ctx.run_mutation(raise_alert, {"device": args["device"], "celsius": args["celsius"]})
     return reading_id
 
 
@@ -54,7 +54,9 @@ async def page(ctx, args):
 async def stats(ctx, args):
     """Count, min, max and mean of a device's readings."""
     rows = await (
-        ctx.db.query("readings").with_index("by_device", lambda q: q.eq("device", args["device"])).collect()
+        ctx.db.query("readings")
+        .with_index("by_device", lambda q: q.eq("device", args["device"]))
+        .collect()
     )
     values = [r["celsius"] for r in rows]
     if not values:
