@@ -25,7 +25,8 @@ def no_leftover_threads() -> Iterator[None]:
     deadline = time.monotonic() + 2.0
     while True:
         left = [
-            t for t in threading.enumerate()
+            t
+            for t in threading.enumerate()
             if t not in before and t.is_alive() and t.name.startswith("outpost-")
         ]
         if not left or time.monotonic() > deadline:

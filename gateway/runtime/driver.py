@@ -3,21 +3,24 @@
 DESIGN decision 2: a function's many small reads must not each pay a hop between the
 event loop and a database thread, so the whole handler runs on the database thread.
 Its coroutine is stepped by hand; ``ctx`` operations complete without suspending, so
-a well-behaved handler finishes in one ``send``. Anything else it awaits either asks
-for the running loop (and meets ``GuardLoop``, which refuses everything) or suspends
-(which the driver sees): both end as ``DeterminismError`` and the transaction rolls
-back.
+a well-behaved handler finishes in one ``send``. Anything else it awaits either
+suspends (which the driver sees) or asks for the running loop, and a database thread
+has none: both end as ``DeterminismError`` and the transaction rolls back.
+
+Why no stand-in "guard loop" object: libraries build state before their first real
+use of the loop (aiohttp's connector reads ``loop.get_debug()`` half-way through its
+constructor), so a loop that refuses late leaves half-built objects whose ``__del__``
+then fails. Having no loop at all makes them fail on their very first line.
 """
 
 from __future__ import annotations
 
 import asyncio
-import asyncio.events
 import ctypes
 import threading
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any, NoReturn
+from typing import Any
 
 from gateway.errors import DeterminismError, FunctionTimeoutError, HandlerAborted
 
@@ -25,39 +28,28 @@ _ADVICE = (
     "queries and mutations may only await ctx operations (ctx.db, ctx.run_query, "
     "ctx.run_mutation, ctx.scheduler); do network calls, sleeps and other I/O in an action"
 )
-
-
-class GuardLoop:
-    """Stands in as the running loop on a database thread; every use is refused."""
-
-    def __init__(self, describe: Callable[[], str]) -> None:
-        self._describe = describe
-
-    def __getattr__(self, name: str) -> NoReturn:
-        raise DeterminismError(f"{self._describe()} used the event loop (loop.{name}); {_ADVICE}")
+# What asyncio says when code on a database thread looks for an event loop.
+_NO_LOOP = ("no running event loop", "There is no current event loop")
 
 
 def drive(coro: Coroutine[Any, Any, Any], describe: Callable[[], str]) -> Any:
     """Run ``coro`` to completion on this thread, refusing any real suspension."""
-    previous = asyncio.events._get_running_loop()  # noqa: SLF001 - None on our threads
-    asyncio.events._set_running_loop(GuardLoop(describe))  # type: ignore[arg-type]  # noqa: SLF001
     try:
-        try:
-            awaited = coro.send(None)
-        except StopIteration as done:
-            return done.value
-        error = DeterminismError(f"{describe()} awaited {_what(awaited)}; {_ADVICE}")
-        try:
-            coro.throw(error)
-        except StopIteration:
-            pass
-        except DeterminismError:
-            raise
-        finally:
-            coro.close()
-        raise error
+        awaited = coro.send(None)
+    except StopIteration as done:
+        return done.value
+    except RuntimeError as exc:
+        if any(text in str(exc) for text in _NO_LOOP):
+            raise DeterminismError(f"{describe()} used the event loop; {_ADVICE}") from exc
+        raise
+    error = DeterminismError(f"{describe()} awaited {_what(awaited)}; {_ADVICE}")
+    try:
+        coro.throw(error)
+    except (StopIteration, DeterminismError):
+        pass
     finally:
-        asyncio.events._set_running_loop(previous)  # noqa: SLF001
+        coro.close()
+    raise error
 
 
 def _what(awaited: object) -> str:

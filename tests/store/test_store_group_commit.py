@@ -64,7 +64,10 @@ async def test_one_raising_mutation_leaves_the_other_63_committed(make_app, tmp_
     async with Gateway.open(make_app(**APP), tmp_path / "d") as gw:
         tags = ["ok"] * 63 + ["boom"]
         results = await asyncio.gather(
-            *(gw.call("mutation", "items:add", {"n": float(i), "tag": t}) for i, t in enumerate(tags))
+            *(
+                gw.call("mutation", "items:add", {"n": float(i), "tag": t})
+                for i, t in enumerate(tags)
+            )
         )
         assert [r.ok for r in results].count(True) == 63
         failed = [r for r in results if not r.ok]

@@ -1,0 +1,147 @@
+"""Helpers shared by the benchmarks in this folder (not part of the gateway)."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def pin_to_cpu(cpu: int) -> None:
+    """Run this whole process on one CPU, like ``taskset -c CPU``.
+
+    The affinity is set, then the interpreter re-executes itself so that every thread
+    it will ever have (writer, readers, watchdog, executor) inherits it. After the
+    exec the affinity already matches, so this returns and the script carries on.
+    """
+    if os.sched_getaffinity(0) == {cpu}:
+        return
+    os.sched_setaffinity(0, {cpu})
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+
+
+def affinity_text() -> str:
+    cpus = sorted(os.sched_getaffinity(0))
+    return f"{len(cpus)} cpu(s) {cpus} of {os.cpu_count()}"
+
+
+def filesystem_of(path: Path) -> str:
+    """``device (type) on mountpoint`` of the filesystem holding ``path``."""
+    path = path.resolve()
+    best = ("?", "?", "/")
+    try:
+        with open("/proc/mounts") as mounts:
+            for line in mounts:
+                device, mount, fstype, *_ = line.split()
+                if (path == Path(mount) or Path(mount) in path.parents) and len(mount) >= len(
+                    best[2]
+                ):
+                    best = (device, fstype, mount)
+    except OSError:
+        pass
+    return f"{best[0]} ({best[1]}) on {best[2]}"
+
+
+def make_workdir(base: str | None) -> Path:
+    return Path(tempfile.mkdtemp(prefix="outpost-bench-", dir=base))
+
+
+def write_app(root: Path, files: dict[str, str]) -> Path:
+    """An app directory ``root/app`` with ``convex/<name>`` files; returns it."""
+    app = root / "app"
+    convex = app / "convex"
+    convex.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (convex / name).write_text(text)
+    return app
+
+
+def write_bytes() -> int | None:
+    """This process's ``write_bytes`` (bytes sent towards the storage device)."""
+    try:
+        with open("/proc/self/io") as f:
+            for line in f:
+                if line.startswith("write_bytes:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def threads_cpu(prefix: str) -> float:
+    """CPU seconds used so far by the live threads whose name starts with ``prefix``."""
+    total = 0.0
+    for thread in threading.enumerate():
+        if thread.name.startswith(prefix) and thread.ident is not None:
+            try:
+                total += time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+            except (OSError, AttributeError):
+                pass
+    return total
+
+
+@dataclass
+class Measurement:
+    """One timed phase: wall time, bytes written, CPU of the main and named threads."""
+
+    seconds: float
+    written: int | None
+    main_cpu: float
+    thread_cpu: dict[str, float]
+    process_cpu: float
+
+    def rate(self, n: int) -> float:
+        return n / self.seconds if self.seconds > 0 else float("inf")
+
+    def bytes_per(self, n: int) -> float | None:
+        return None if self.written is None or n == 0 else self.written / n
+
+
+class Meter:
+    """Measure a phase: ``m = Meter(("outpost-writer",)); ...; m.stop()``."""
+
+    def __init__(self, thread_prefixes: Sequence[str] = ()) -> None:
+        self._prefixes = tuple(thread_prefixes)
+        self._io = write_bytes()
+        self._main = time.thread_time()
+        self._proc = time.process_time()
+        self._threads = {p: threads_cpu(p) for p in self._prefixes}
+        self._t0 = time.perf_counter()
+
+    def stop(self) -> Measurement:
+        seconds = time.perf_counter() - self._t0
+        io = write_bytes()
+        written = None if io is None or self._io is None else io - self._io
+        return Measurement(
+            seconds,
+            written,
+            time.thread_time() - self._main,
+            {p: threads_cpu(p) - self._threads[p] for p in self._prefixes},
+            time.process_time() - self._proc,
+        )
+
+
+def median(values: Iterable[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def fmt(value: float | None, spec: str = ",.0f") -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def verdict(ok: bool) -> str:
+    return "ok" if ok else "MISS"
