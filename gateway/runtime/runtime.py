@@ -17,9 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.errors import (
+    ArgumentValidationError,
     ConvexError,
+    DeterminismError,
     FunctionError,
     FunctionNotFoundError,
+    OutpostError,
     ReturnsValidationError,
     ValidationError,
 )
@@ -300,9 +303,12 @@ def _message(exc: BaseException, fn: RegisteredFunction) -> str:
         data = exc.data
         text = data if isinstance(data, str) else json.dumps(encode_json(data))
         return f"Uncaught ConvexError: {text}"
-    if isinstance(exc, ValidationError | FunctionNotFoundError):
+    if isinstance(exc, ArgumentValidationError | ReturnsValidationError | FunctionNotFoundError):
         return str(exc)
-    name = "Error" if isinstance(exc, FunctionError) else type(exc).__name__
+    # Errors of Outpost's own (a db call refused, a schema mismatch) read like Convex's
+    # JS errors; anything else keeps its Python name so the developer knows what it was.
+    own = isinstance(exc, OutpostError) and not isinstance(exc, DeterminismError)
+    name = "Error" if own else type(exc).__name__
     return f"Uncaught {name}: {exc}{_app_frames(exc, fn)}"
 
 

@@ -9,7 +9,7 @@ pipe, so the parent never sees half a line):
 
     ready <pid>                 startup finished (store open, schema applied)
     ack <id>                    run_mutation returned this id: the batch is COMMITted
-    stats <jobs> <commits>      writer counters, every STATS_EVERY acks
+    stats <jobs> <commits>      writer counters, every STATS_EVERY (32) acks
     error <repr>                a mutation failed; the child exits with status 2
 
 An ``ack`` line is written only after ``run_mutation`` returned, so every id the
@@ -27,7 +27,7 @@ from gateway import Gateway, Settings
 
 APP_DIR = Path(__file__).resolve().parents[2] / "examples" / "greenhouse"
 DEVICES = ("kill9-d0", "kill9-d1", "kill9-d2", "kill9-d3")
-STATS_EVERY = 256
+STATS_EVERY = 32
 
 
 def emit(line: str) -> None:

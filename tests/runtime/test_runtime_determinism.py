@@ -12,8 +12,8 @@ from aiohttp import web
 from gateway import Gateway, Settings
 from gateway.errors import DeterminismError, FunctionTimeoutError
 
-APP = dict(
-    bad="""
+APP = {
+    "bad": """
         import asyncio, threading
         import aiohttp
         from gateway import mutation, query, v
@@ -76,7 +76,7 @@ APP = dict(
         async def frozen(ctx, args):
             return [ctx.now, ctx.random.random(), ctx.random.random()]
     """,
-)
+}
 
 
 async def _rolled_back(gw: Gateway) -> bool:

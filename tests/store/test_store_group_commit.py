@@ -13,14 +13,14 @@ import pytest
 from gateway import Gateway, Settings
 from gateway.errors import CommitError
 
-APP = dict(
-    schema="""
+APP = {
+    "schema": """
         from gateway import define_schema, define_table, v
         schema = define_schema({
             "items": define_table({"n": v.float64(), "tag": v.string()}).index("by_tag", ["tag"]),
         })
     """,
-    items="""
+    "items": """
         from gateway import mutation, query, v, ConvexError
 
         @mutation(args={"n": v.float64(), "tag": v.string()})
@@ -40,7 +40,7 @@ APP = dict(
         async def count(ctx, args):
             return len(await ctx.db.query("items").collect())
     """,
-)
+}
 
 
 async def test_64_concurrent_callers_share_commits(make_app, tmp_path: Path) -> None:
