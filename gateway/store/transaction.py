@@ -168,7 +168,7 @@ class Transaction:
             if old_key != new_key:
                 self._delete_key(ix, old_key)
                 self._insert_key(ix, new_key, doc_id)
-            elif ix.virtual:
+            else:  # the row stays, but readers of that key saw the old document
                 self.changed_keys.append((ix.index_id, new_key))
         self._record(info.name, doc_id, old, doc)
         return True
