@@ -72,7 +72,9 @@ async def _commit_keys(gw: Gateway, path: str, args: dict) -> list[tuple[int, by
 
 
 async def test_take_10_reads_only_up_to_where_it_stopped(gw) -> None:
-    ids = [await gw.run_mutation("fns:add", {"device": "d", "celsius": float(i)}) for i in range(15)]
+    ids = [
+        await gw.run_mutation("fns:add", {"device": "d", "celsius": float(i)}) for i in range(15)
+    ]
     result = await gw.call("query", "fns:first10", {"device": "d"})
     assert len(result.value) == 10
     read_set = result.read_set
@@ -119,7 +121,9 @@ async def test_a_query_of_a_missing_table_depends_on_its_creation(make_app, tmp_
 async def test_pagination_to_the_end_has_no_gaps_or_duplicates(make_app, tmp_path, path) -> None:
     app = make_app(schema=SCHEMA.replace(".retention(max_rows=5)", ""), fns=FNS)
     async with Gateway.open(app, tmp_path / "d") as g:
-        ids = {await g.run_mutation("fns:add", {"device": "d", "celsius": float(i)}) for i in range(57)}
+        ids = {
+            await g.run_mutation("fns:add", {"device": "d", "celsius": float(i)}) for i in range(57)
+        }
         seen: list[str] = []
         cursor = None
         pages = 0
@@ -137,7 +141,9 @@ async def test_pagination_to_the_end_has_no_gaps_or_duplicates(make_app, tmp_pat
         # A cursor from another query is refused.
         other = "fns:page_desc" if path == "fns:page" else "fns:page"
         first = await g.run_query(path, {"paginationOpts": {"numItems": 5, "cursor": None}})
-        bad = await g.call("query", other, {"paginationOpts": {"numItems": 5, "cursor": first["continueCursor"]}})
+        bad = await g.call(
+            "query", other, {"paginationOpts": {"numItems": 5, "cursor": first["continueCursor"]}}
+        )
         assert isinstance(bad.error, InvalidCursorError)
         assert "InvalidCursor" in bad.error_message
 
@@ -156,7 +162,9 @@ async def test_end_cursor_pins_a_page(gw) -> None:
 
 
 async def test_one_paginate_per_function(gw) -> None:
-    result = await gw.call("query", "fns:two_pages", {"paginationOpts": {"numItems": 1, "cursor": None}})
+    result = await gw.call(
+        "query", "fns:two_pages", {"paginationOpts": {"numItems": 1, "cursor": None}}
+    )
     assert "MultiplePaginatedDatabaseQueries" in result.error_message
 
 
