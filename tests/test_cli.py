@@ -6,8 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import GREENHOUSE
-
+GREENHOUSE = Path(__file__).resolve().parent.parent / "examples" / "greenhouse"
 OUTPOST = Path(sys.executable).parent / "outpost"
 
 

@@ -48,7 +48,8 @@ async def main(data_dir: Path) -> None:
         alerts = [line for r in results for line in r.log_lines]
         show(
             "300 concurrent sensor readings",
-            f"committed in {stats.commits} COMMITs (group commit), {len(alerts)} alerts, e.g. {alerts[:2]}",
+            f"committed in {stats.commits} COMMITs (group commit), {len(alerts)} alerts, "
+            f"e.g. {alerts[:2]}",
         )
         show(
             "latest 3 from gh-1",
