@@ -102,6 +102,19 @@ class Measurement:
     def bytes_per(self, n: int) -> float | None:
         return None if self.written is None or n == 0 else self.written / n
 
+    def __add__(self, other: Measurement) -> Measurement:
+        written = (
+            None if self.written is None or other.written is None else self.written + other.written
+        )
+        threads = {k: v + other.thread_cpu.get(k, 0.0) for k, v in self.thread_cpu.items()}
+        return Measurement(
+            self.seconds + other.seconds,
+            written,
+            self.main_cpu + other.main_cpu,
+            threads,
+            self.process_cpu + other.process_cpu,
+        )
+
 
 class Meter:
     """Measure a phase: ``m = Meter(("outpost-writer",)); ...; m.stop()``."""

@@ -23,6 +23,7 @@ from gateway.runtime.functions import Kind
 from gateway.runtime.loader import App, load_app
 from gateway.runtime.retention import RETENTION_ORIGIN, apply_retention
 from gateway.runtime.runtime import Budgets, CallResult, Runtime
+from gateway.runtime.scheduler import Scheduler, ensure_system_tables
 from gateway.runtime.schema_apply import apply_schema, replication_of
 from gateway.store import Store
 from gateway.store.writer import CommitFn, _default_commit
@@ -33,8 +34,11 @@ log = logging.getLogger("gateway")
 class Gateway:
     """A running gateway: its store, its app and the runtime between them."""
 
-    def __init__(self, settings: Settings, store: Store, app: App, runtime: Runtime) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, app: App, runtime: Runtime, scheduler: Scheduler
+    ) -> None:
         self.settings = settings
+        self.scheduler = scheduler
         self.store = store
         self.app = app
         self.runtime = runtime
@@ -81,6 +85,7 @@ class Gateway:
             commit_fn=commit_fn,
         )
         try:
+            await store.write(ensure_system_tables)
             if app.schema is not None:
                 await store.write(lambda tx: apply_schema(tx, app.schema))
         except BaseException:
@@ -94,8 +99,10 @@ class Gateway:
             settings.action_budget_s,
         )
         runtime = Runtime(store, app, env=settings.env, budgets=budgets)
+        scheduler = Scheduler(runtime)
+        await scheduler.start()
         log.info("gateway %s ready: %d functions", store.gateway_id, len(app.functions))
-        return cls(settings, store, app, runtime)
+        return cls(settings, store, app, runtime, scheduler)
 
     async def close(self) -> None:
         """Stop accepting calls, drain the writer, stop every thread. Idempotent."""
@@ -107,6 +114,7 @@ class Gateway:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.scheduler.close()
         await self.store.close()
         self.runtime.close()
         logs.uninstall()

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.errors import FunctionError
 from gateway.runtime.database import DatabaseReader, DatabaseWriter, Execution
+from gateway.runtime.scheduler import ActionScheduler, MutationScheduler
 
 if TYPE_CHECKING:
     from gateway.runtime.runtime import Runtime
@@ -87,7 +88,7 @@ class MutationCtx(QueryCtx):
     ) -> None:
         super().__init__(runtime, ex, identity, now_ms, seed)
         self.db = DatabaseWriter(ex)
-        self.scheduler: Any = NotAvailable("scheduler")
+        self.scheduler = MutationScheduler(runtime, ex)
 
     async def run_mutation(self, ref: Any, args: dict[str, Any] | None = None) -> Any:
         """Run a mutation as a sub-transaction: if it raises, only its writes roll back."""
@@ -100,7 +101,7 @@ class ActionCtx(_BaseCtx):
     def __init__(self, runtime: Runtime, identity: Mapping[str, Any] | None, now_ms: float) -> None:
         super().__init__(runtime, identity, now_ms)
         self._identity = identity
-        self.scheduler: Any = NotAvailable("scheduler")
+        self.scheduler = ActionScheduler(runtime)
 
     async def run_query(self, ref: Any, args: dict[str, Any] | None = None) -> Any:
         return await self._runtime.from_action("query", ref, args or {}, self._identity)

@@ -249,7 +249,12 @@ class SystemReader:
         self._ex = ex
 
     async def get(self, table_or_id: str, doc_id: str | None = None) -> Document | None:
-        return None
+        """A system document (``_scheduled_functions``, ``_storage``) by id, or None."""
+        reader = DatabaseReader(self._ex)
+        table, doc_id = reader._table_and_id(table_or_id, doc_id, "get")  # noqa: SLF001
+        if table is not None and table not in SYSTEM_TABLES:
+            raise QueryError(f"SystemTableError: {table} is not a system table; use ctx.db.get")
+        return reader._get(table, doc_id)  # noqa: SLF001
 
     def query(self, table: str) -> Query:
         if table not in SYSTEM_TABLES:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import time
 import traceback
 from collections.abc import Mapping
@@ -39,6 +40,7 @@ from gateway.schema import validate_args, validate_returns
 from gateway.store import Store, Transaction
 from gateway.values import UNSET, encode_json, to_convex
 
+log = logging.getLogger("gateway.runtime")
 _KIND_TITLE = {"query": "Query", "mutation": "Mutation", "action": "Action"}
 
 
@@ -129,7 +131,7 @@ class Runtime:
     ) -> CallResult:
         """Call the function at ``path`` as ``kind`` (None: whatever it is)."""
         try:
-            fn = self._lookup(path, kind, internal_ok=admin)
+            fn = self.lookup(path, kind, internal_ok=admin)
             args = _normalise_args(args)
         except Exception as exc:  # noqa: BLE001 - reported to the caller
             return CallResult(error=exc, error_message=str(exc))
@@ -139,7 +141,7 @@ class Runtime:
 
     # --- lookup -----------------------------------------------------------------------
 
-    def _lookup(self, path: Any, kind: Kind | None, *, internal_ok: bool) -> RegisteredFunction:
+    def lookup(self, path: Any, kind: Kind | None, *, internal_ok: bool) -> RegisteredFunction:
         if isinstance(path, RegisteredFunction):
             fn: RegisteredFunction | None = path
             shown = path.path
@@ -223,9 +225,26 @@ class Runtime:
         result = await fn.handler(ctx, checked)
         return _result(fn, result, ids)
 
+    def execute_scheduled(self, path: str, args: dict[str, Any], tx: Transaction) -> dict[str, Any]:
+        """Run a scheduled mutation inside the writer job that completes its job record.
+
+        Its writes and the job's new state commit together (exactly once); if it fails,
+        only its own writes roll back and the job records the error.
+        """
+        fn = self.app.lookup(path)
+        assert fn is not None
+        try:
+            with tx.savepoint():
+                done = self._execute(fn, args, None, tx, time.time() * 1000)
+        except _Failed as failed:
+            _log_lines(path, failed.lines)
+            return {"kind": "failed", "error": _message(failed.error, fn)}
+        _log_lines(path, done.lines)
+        return {"kind": "success"}
+
     async def nested(self, ctx: QueryCtx, kind: Kind, ref: Any, args: Any) -> Any:
         """``ctx.run_query`` / ``ctx.run_mutation`` inside a query or mutation."""
-        fn = self._lookup(ref, kind, internal_ok=True)
+        fn = self.lookup(ref, kind, internal_ok=True)
         args = _normalise_args(args)
         ex: Execution = ctx._ex  # noqa: SLF001
         seed = ctx.random.getrandbits(64)
@@ -256,7 +275,7 @@ class Runtime:
         self, kind: Kind, ref: Any, args: Any, identity: Mapping[str, Any] | None
     ) -> Any:
         """``ctx.run_*`` from an action: a separate top-level call; its logs join ours."""
-        fn = self._lookup(ref, kind, internal_ok=True)
+        fn = self.lookup(ref, kind, internal_ok=True)
         result = await self.run(kind, fn, args, identity=identity, admin=True)
         buffer = _current.get()
         if buffer is not None:
@@ -273,6 +292,11 @@ class _CatalogIds:
 
     def table_name(self, table_number: int) -> str | None:
         return self._store.catalog.table_name(table_number)
+
+
+def _log_lines(path: str, lines: list[str]) -> None:
+    for line in lines:
+        log.info("%s: %s", path, line)
 
 
 def _normalise_args(args: Any) -> dict[str, Any]:

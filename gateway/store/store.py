@@ -86,12 +86,16 @@ class Store:
         return await self.readers.submit(work)
 
     async def close(self) -> None:
-        """Drain and commit queued writes, then stop every thread. Safe to call twice."""
+        """Finish queued reads, drain and commit queued writes, stop every thread.
+
+        Safe to call twice."""
         if self._closed:
             return
         self._closed = True
-        await self.writer.close()
+        # Readers first: the writer's connection, closing last, checkpoints the WAL
+        # into the main file and removes it (a read-only connection cannot).
         await self.readers.close()
+        await self.writer.close()
 
     async def __aenter__(self) -> Store:
         return self

@@ -46,6 +46,8 @@ APP = {
 async def test_64_concurrent_callers_share_commits(make_app, tmp_path: Path) -> None:
     async with Gateway.open(make_app(**APP), tmp_path / "d") as gw:
         stats = gw.store.writer.stats
+        jobs_before, commits_before = stats.jobs, stats.commits
+        stats.batch_sizes.clear()
 
         async def caller(c: int) -> None:
             for i in range(10):
@@ -53,10 +55,11 @@ async def test_64_concurrent_callers_share_commits(make_app, tmp_path: Path) -> 
 
         await asyncio.gather(*(caller(c) for c in range(64)))
         median = statistics.median(stats.batch_sizes)
-        print(f"640 mutations: {stats.commits} commits, median batch {median}")
-        assert stats.jobs == 640 + 1  # + the schema job
+        commits = stats.commits - commits_before
+        print(f"640 mutations: {commits} commits, median batch {median}")
+        assert stats.jobs - jobs_before == 640
         assert median > 1
-        assert stats.commits <= 640 / 10
+        assert commits <= 640 / 10
         assert await gw.run_query("items:count") == 640
 
 
@@ -137,6 +140,10 @@ async def test_a_failed_commit_answers_nobody_with_success_and_moves_no_state(
 async def test_a_function_costs_one_handoff_however_many_reads(make_app, tmp_path) -> None:
     async with Gateway.open(make_app(**APP), tmp_path / "d") as gw:
         writer, readers = gw.store.writer, gw.store.readers
+        deadline = asyncio.get_running_loop().time() + 5
+        while readers.handoffs < 1:  # the scheduler's first look for due jobs
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.005)
         before_w, before_r = writer.stats.handoffs, readers.handoffs
         for _ in range(5):
             await gw.run_mutation("items:read_a_lot", {"reads": 200.0})
@@ -160,7 +167,8 @@ async def test_writes_are_durable_in_the_file_after_close(make_app, tmp_path) ->
 async def test_commit_interval_batches_sequential_callers(make_app, tmp_path, interval_ms) -> None:
     settings = Settings(commit_interval_ms=interval_ms)
     async with Gateway.open(make_app(**APP), tmp_path / "d", settings) as gw:
+        before = gw.store.writer.stats.commits
         await asyncio.gather(
             *(gw.run_mutation("items:add", {"n": 1.0, "tag": "t"}) for _ in range(20))
         )
-        assert gw.store.writer.stats.commits <= 3
+        assert gw.store.writer.stats.commits - before <= 2
