@@ -25,6 +25,7 @@ from gateway.runtime.retention import RETENTION_ORIGIN, apply_retention
 from gateway.runtime.runtime import Budgets, CallResult, Runtime
 from gateway.runtime.scheduler import Scheduler, ensure_system_tables
 from gateway.runtime.schema_apply import apply_schema, replication_of
+from gateway.runtime.storage import ensure_storage_table, live_ids
 from gateway.store import Store
 from gateway.store.writer import CommitFn, _default_commit
 
@@ -86,6 +87,7 @@ class Gateway:
         )
         try:
             await store.write(ensure_system_tables)
+            await store.write(ensure_storage_table)
             if app.schema is not None:
                 await store.write(lambda tx: apply_schema(tx, app.schema))
         except BaseException:
@@ -98,7 +100,11 @@ class Gateway:
             settings.mutation_budget_ms / 1000,
             settings.action_budget_s,
         )
-        runtime = Runtime(store, app, env=settings.env, budgets=budgets)
+        runtime = Runtime(store, app, env=settings.env, budgets=budgets, site_url=settings.site_url)
+        live, _ = await store.read(live_ids)
+        swept = await asyncio.to_thread(runtime.blobs.sweep, live)
+        if swept:
+            log.info("removed %d stored files that no _storage document names", swept)
         scheduler = Scheduler(runtime)
         await scheduler.start()
         log.info("gateway %s ready: %d functions", store.gateway_id, len(app.functions))

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from gateway.errors import FunctionError
 from gateway.runtime.database import DatabaseReader, DatabaseWriter, Execution
 from gateway.runtime.scheduler import ActionScheduler, MutationScheduler
+from gateway.runtime.storage import ActionStorage, TransactionStorage
 
 if TYPE_CHECKING:
     from gateway.runtime.runtime import Runtime
@@ -24,25 +25,12 @@ class Auth:
         return self._identity
 
 
-class NotAvailable:
-    """A ``ctx`` surface that a later version fills; every use says so plainly."""
-
-    def __init__(self, what: str) -> None:
-        self._what = what
-
-    def __getattr__(self, name: str) -> Any:
-        raise FunctionError(
-            f"ctx.{self._what}.{name} is not available in this version of Outpost yet"
-        )
-
-
 class _BaseCtx:
     def __init__(self, runtime: Runtime, identity: Mapping[str, Any] | None, now_ms: float) -> None:
         self._runtime = runtime
         self.auth = Auth(identity)
         self.env: Mapping[str, str] = runtime.env
         self.now = now_ms
-        self.storage: Any = NotAvailable("storage")
 
 
 class QueryCtx(_BaseCtx):
@@ -61,6 +49,7 @@ class QueryCtx(_BaseCtx):
         self._identity = identity
         self.db: DatabaseReader = DatabaseReader(ex)
         self.random = random.Random(seed)
+        self.storage = TransactionStorage(runtime, ex, writable=False)
 
     async def run_query(self, ref: Any, args: dict[str, Any] | None = None) -> Any:
         """Run a query inside this transaction (same snapshot, shared limits)."""
@@ -89,6 +78,7 @@ class MutationCtx(QueryCtx):
         super().__init__(runtime, ex, identity, now_ms, seed)
         self.db = DatabaseWriter(ex)
         self.scheduler = MutationScheduler(runtime, ex)
+        self.storage = TransactionStorage(runtime, ex, writable=True)
 
     async def run_mutation(self, ref: Any, args: dict[str, Any] | None = None) -> Any:
         """Run a mutation as a sub-transaction: if it raises, only its writes roll back."""
@@ -102,6 +92,7 @@ class ActionCtx(_BaseCtx):
         super().__init__(runtime, identity, now_ms)
         self._identity = identity
         self.scheduler = ActionScheduler(runtime)
+        self.storage = ActionStorage(runtime)
 
     async def run_query(self, ref: Any, args: dict[str, Any] | None = None) -> Any:
         return await self._runtime.from_action("query", ref, args or {}, self._identity)

@@ -36,6 +36,7 @@ from gateway.runtime.loader import App, canonical_path
 from gateway.runtime.logs import LogBuffer, _current, capture
 from gateway.runtime.query import Query
 from gateway.runtime.readset import ReadSet
+from gateway.runtime.storage import BlobDirectory
 from gateway.schema import validate_args, validate_returns
 from gateway.store import Store, Transaction
 from gateway.values import UNSET, encode_json, to_convex
@@ -107,8 +108,11 @@ class Runtime:
         env: Mapping[str, str] | None = None,
         budgets: Budgets = Budgets(),
         cursor_secret: bytes | None = None,
+        site_url: str = "http://127.0.0.1:3210",
     ) -> None:
         self.store = store
+        self.blobs = BlobDirectory(store.path.parent / "storage")
+        self.site_url = site_url.rstrip("/")
         self.app = app
         self.env: Mapping[str, str] = dict(env or {})
         self.budgets = budgets
@@ -119,6 +123,10 @@ class Runtime:
 
     def close(self) -> None:
         self.watchdog.stop()
+
+    def storage_url(self, storage_id: str) -> str:
+        """Where a stored file is served (by the HTTP API)."""
+        return f"{self.site_url}/api/storage/{storage_id}"
 
     async def run(
         self,

@@ -1,0 +1,195 @@
+"""``ctx.storage``: files kept beside the store, described by the ``_storage`` table.
+
+A blob is written (and fsynced) before the document that names it commits, so a
+committed ``_storage`` document always has its file. A delete removes the document
+only: the file stays until a sweep finds no document for it, so a rolled-back delete
+never loses data (Convex's self-hosted backend also keeps deleted blobs on disk).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gateway.errors import FunctionError
+from gateway.store import Transaction
+from gateway.values import decode_id
+
+if TYPE_CHECKING:
+    from gateway.runtime.database import Execution
+    from gateway.runtime.runtime import Runtime
+
+STORAGE_TABLE = "_storage"
+
+
+class BlobDirectory:
+    """One file per stored blob, named by its ``_storage`` id."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, storage_id: str) -> Path:
+        return self.root / storage_id
+
+    def write(self, storage_id: str, data: bytes) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / f".{storage_id}.tmp"
+        with open(tmp, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, self.path(storage_id))
+        dir_fd = os.open(self.root, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def read(self, storage_id: str) -> bytes | None:
+        try:
+            return self.path(storage_id).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def sweep(self, live: set[str]) -> int:
+        """Remove files no ``_storage`` document names; returns how many."""
+        if not self.root.is_dir():
+            return 0
+        removed = 0
+        for entry in self.root.iterdir():
+            if entry.name not in live:
+                entry.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+
+def ensure_storage_table(tx: Transaction) -> None:
+    if tx.catalog.table(STORAGE_TABLE) is None:
+        tx.create_table(STORAGE_TABLE)
+
+
+def _metadata_doc(data: bytes, content_type: str | None) -> dict[str, Any]:
+    digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
+    return {"sha256": digest, "size": float(len(data)), "contentType": content_type}
+
+
+def _as_bytes(data: Any) -> bytes:
+    if isinstance(data, bytes | bytearray | memoryview):
+        return bytes(data)
+    raise FunctionError(f"ctx.storage.store() takes bytes, got {type(data).__name__}")
+
+
+def _check_id(tx: Transaction, storage_id: Any) -> dict[str, Any] | None:
+    if not isinstance(storage_id, str):
+        raise FunctionError(f"a storage id is a string, got {type(storage_id).__name__}")
+    try:
+        number, _ = decode_id(storage_id)
+    except ValueError as exc:
+        raise FunctionError(f"{storage_id!r} is not a storage id") from exc
+    if tx.catalog.table_name(number) != STORAGE_TABLE:
+        raise FunctionError(f"{storage_id!r} is an id of another table, not of _storage")
+    return tx.get(storage_id)
+
+
+def store_in_tx(
+    tx: Transaction, blobs: BlobDirectory, creation_ms: float, data: bytes, content_type: str | None
+) -> str:
+    storage_id = tx.insert(STORAGE_TABLE, _metadata_doc(data, content_type), creation_ms)
+    blobs.write(storage_id, data)
+    return storage_id
+
+
+def delete_in_tx(tx: Transaction, storage_id: str) -> None:
+    doc = _check_id(tx, storage_id)
+    if doc is not None:
+        tx.delete(STORAGE_TABLE, doc)
+
+
+def metadata(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+    if doc is None:
+        return None
+    return {
+        "storageId": doc["_id"],
+        "sha256": doc["sha256"],
+        "size": doc["size"],
+        "contentType": doc["contentType"],
+    }
+
+
+class TransactionStorage:
+    """``ctx.storage`` of a query (reads) or a mutation (reads and writes)."""
+
+    def __init__(self, runtime: Runtime, ex: Execution, *, writable: bool) -> None:
+        self._runtime = runtime
+        self._ex = ex
+        self._writable = writable
+
+    async def get_url(self, storage_id: str) -> str | None:
+        doc = _check_id(self._ex.tx, storage_id)
+        return None if doc is None else self._runtime.storage_url(storage_id)
+
+    async def get_metadata(self, storage_id: str) -> dict[str, Any] | None:
+        return metadata(_check_id(self._ex.tx, storage_id))
+
+    async def get(self, storage_id: str) -> bytes | None:
+        doc = _check_id(self._ex.tx, storage_id)
+        return None if doc is None else self._runtime.blobs.read(storage_id)
+
+    async def store(self, data: bytes, content_type: str | None = None) -> str:
+        self._require_writable("store")
+        blob = _as_bytes(data)
+        self._ex.limits.write_document(len(blob))
+        return store_in_tx(
+            self._ex.tx, self._runtime.blobs, self._ex.creation_time(), blob, content_type
+        )
+
+    async def delete(self, storage_id: str) -> None:
+        self._require_writable("delete")
+        delete_in_tx(self._ex.tx, storage_id)
+
+    def _require_writable(self, op: str) -> None:
+        if not self._writable:
+            raise FunctionError(f"ctx.storage.{op}() is not available in queries")
+
+
+class ActionStorage:
+    """``ctx.storage`` of an action: every call is its own transaction."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    async def store(self, data: bytes, content_type: str | None = None) -> str:
+        blob, blobs = _as_bytes(data), self._runtime.blobs
+        storage_id, _ = await self._runtime.store.write(
+            lambda tx: store_in_tx(tx, blobs, tx.ts / 1_000_000, blob, content_type)
+        )
+        return storage_id
+
+    async def get(self, storage_id: str) -> bytes | None:
+        doc, _ = await self._runtime.store.read(lambda tx: _check_id(tx, storage_id))
+        if doc is None:
+            return None
+        return await asyncio.to_thread(self._runtime.blobs.read, storage_id)
+
+    async def get_metadata(self, storage_id: str) -> dict[str, Any] | None:
+        doc, _ = await self._runtime.store.read(lambda tx: _check_id(tx, storage_id))
+        return metadata(doc)
+
+    async def get_url(self, storage_id: str) -> str | None:
+        doc, _ = await self._runtime.store.read(lambda tx: _check_id(tx, storage_id))
+        return None if doc is None else self._runtime.storage_url(storage_id)
+
+    async def delete(self, storage_id: str) -> None:
+        await self._runtime.store.write(lambda tx: delete_in_tx(tx, storage_id))
+
+
+def live_ids(tx: Transaction) -> set[str]:
+    info = tx.catalog.table(STORAGE_TABLE)
+    if info is None:
+        return set()
+    rows = tx.conn.execute("SELECT id FROM documents WHERE tbl = ?", (info.number,))
+    return {row[0] for row in rows}
