@@ -151,6 +151,7 @@ class Scheduler:
         self._store = runtime.store
         self._clock_ms = clock_ms or (lambda: time.time() * 1000)
         self._wake = asyncio.Event()
+        self.idle = asyncio.Event()  # set while waiting for the next due job
         self._running: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(PARALLELISM)
         self._loop_task: asyncio.Task[None] | None = None
@@ -222,8 +223,10 @@ class Scheduler:
             if due and next_ms == now:
                 continue
             timeout = None if next_ms is None else max(0.0, (next_ms - self._clock_ms()) / 1000)
+            self.idle.set()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
+            self.idle.clear()
 
     async def _run(self, job: dict[str, Any]) -> None:
         try:

@@ -140,10 +140,7 @@ async def test_a_failed_commit_answers_nobody_with_success_and_moves_no_state(
 async def test_a_function_costs_one_handoff_however_many_reads(make_app, tmp_path) -> None:
     async with Gateway.open(make_app(**APP), tmp_path / "d") as gw:
         writer, readers = gw.store.writer, gw.store.readers
-        deadline = asyncio.get_running_loop().time() + 5
-        while readers.handoffs < 1:  # the scheduler's first look for due jobs
-            assert asyncio.get_running_loop().time() < deadline
-            await asyncio.sleep(0.005)
+        await asyncio.wait_for(gw.scheduler.idle.wait(), 5)  # its first look for due jobs
         before_w, before_r = writer.stats.handoffs, readers.handoffs
         for _ in range(5):
             await gw.run_mutation("items:read_a_lot", {"reads": 200.0})
