@@ -40,6 +40,7 @@ class Query:
         self._filters: list[Expression] = []
         self._source_set = False
         self._consumed = False
+        self._resolved: tuple[TableInfo, IndexInfo, KeyRange] | None | bool = False
 
     # --- building -------------------------------------------------------------------
 
@@ -77,8 +78,8 @@ class Query:
     def filter(self, predicate: Callable[[Any], Any]) -> Query:
         """Keep documents for which ``predicate(q)`` evaluates to true (scans still count)."""
         self._check_building("filter")
-        count = sum(_operators(f) for f in self._filters)
-        self._filters.append(compile_filter(predicate, existing_operators=count))
+        # Convex counts one operator per .filter() call on a query (256 at most).
+        self._filters.append(compile_filter(predicate, existing_operators=len(self._filters)))
         return self
 
     # --- terminals --------------------------------------------------------------------
@@ -140,6 +141,13 @@ class Query:
         self._consumed = True
 
     def _source(self) -> tuple[TableInfo, IndexInfo, KeyRange] | None:
+        """Table, index and key range (resolved once: the range function runs once)."""
+        if self._resolved is False:
+            self._resolved = self._resolve()
+        assert self._resolved is not True
+        return self._resolved
+
+    def _resolve(self) -> tuple[TableInfo, IndexInfo, KeyRange] | None:
         ex = self._ex
         info = ex.tx.catalog.table(self._table)
         builder = compile_index_range(self._range_fn)
@@ -194,20 +202,23 @@ class Query:
         scan.exhausted = True
 
     def fingerprint(self) -> str:
+        """Identifies this query for its cursors (another query's cursor is refused)."""
         source = self._source()
         rng = source[2] if source else KeyRange(b"", None)
+        fields = source[1].fields if source else ()
         return query_fingerprint(
-            self._table, self._index, rng, self._order or "asc", filter_repr(self._filters)
+            self._table,
+            self._index,
+            rng,
+            self._order or "asc",
+            filter_repr(self._filters),
+            index_fields=fields,
         )
 
 
 async def _aiter(rows: Iterator[Document]) -> AsyncIterator[Document]:
     for doc in rows:
         yield doc
-
-
-def _operators(expr: Expression) -> int:
-    return max(1, expr.depth) if hasattr(expr, "depth") else 1
 
 
 def _pagination_opts(opts: Any) -> dict[str, Any]:
