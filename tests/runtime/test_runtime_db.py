@@ -284,3 +284,26 @@ async def test_bad_values_are_refused_with_a_clear_error(gw) -> None:
         result = await gw.call("mutation", "fns:insert", {"table": "sensors", "doc": doc})
         assert not result.ok and needle in result.error_message, result.error_message
     assert await gw.run_query("fns:count_site", {"site": "a"}) == 0
+
+
+async def test_env_and_auth_surfaces(make_app, tmp_path) -> None:
+    app = make_app(
+        who="""
+            from gateway import query, action
+
+            @query
+            async def me(ctx, args):
+                return [ctx.env.get("SITE"), await ctx.auth.get_user_identity()]
+
+            @action
+            async def me_too(ctx, args):
+                return [ctx.env["SITE"], await ctx.auth.get_user_identity()]
+        """
+    )
+    settings = Settings(env={"SITE": "greenhouse-3"})
+    async with Gateway.open(app, tmp_path / "d", settings) as g:
+        assert await g.run_query("who:me") == ["greenhouse-3", None]
+        assert await g.run_action("who:me_too") == ["greenhouse-3", None]
+        identity = {"subject": "u1", "issuer": "test"}
+        result = await g.call("query", "who:me", identity=identity)
+        assert result.value == ["greenhouse-3", identity]
