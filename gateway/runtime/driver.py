@@ -75,6 +75,7 @@ class Watchdog:
         self._armed: dict[int, tuple[float, Callable[[], None] | None]] = {}
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._wake_at: float | None = None
         self.aborts = 0
 
     def start(self) -> None:
@@ -99,9 +100,13 @@ class Watchdog:
     ) -> Any:
         """Call ``fn`` on this thread, aborting it if it takes longer than ``budget_s``."""
         ident = threading.get_ident()
+        deadline = time.monotonic() + budget_s
         with self._cond:
-            self._armed[ident] = (time.monotonic() + budget_s, interrupt)
-            self._cond.notify()
+            self._armed[ident] = (deadline, interrupt)
+            # Wake the watchdog only if it would sleep past this deadline: back-to-back
+            # calls then cost no thread switch each (it wakes about once per budget).
+            if self._wake_at is None or deadline < self._wake_at:
+                self._cond.notify()
         try:
             try:
                 return fn()
@@ -138,7 +143,9 @@ class Watchdog:
                         self._armed[ident] = (now + 0.05, interrupt)
                         deadline = now + 0.05
                     soonest = deadline if soonest is None else min(soonest, deadline)
+                self._wake_at = soonest
                 self._cond.wait(None if soonest is None else max(0.0, soonest - now))
+                self._wake_at = None
 
     def _abort(self, ident: int, interrupt: Callable[[], None] | None) -> None:
         self.aborts += 1
