@@ -13,7 +13,7 @@ equalities' values (in index order) and ``K(v) = encode_index_key((*eq values, v
 no bound gives ``[P, P+FF)`` (``[b"", None)`` when ``P`` is empty); ``gte v`` starts at
 ``K(v)``, ``gt v`` at ``K(v)+FF``; ``lt v`` ends at ``K(v)``, ``lte v`` at ``K(v)+FF``;
 without an upper bound the end is ``P+FF`` (``None`` when ``P`` is empty). See
-:func:`_block_end` for why ``+FF`` and not ``key_successor``.
+:func:`_block_end` for why ``+FF``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Literal as TypingLiteral
 
 from gateway.errors import QueryError
 from gateway.runtime.filters import display_value
-from gateway.values import UNSET, encode_index_key, to_convex
+from gateway.values import UNSET, encode_index_key, key_successor, to_convex
 
 __all__ = [
     "FULL_RANGE",
@@ -182,15 +182,13 @@ def _already_defined(kind: str, field: str, comparator: str, value: Any) -> Quer
 def _block_end(key: bytes) -> bytes:
     """The first key after every index key whose leading values encode to ``key``.
 
-    Not ``key_successor(key)``: a string (or bytes) value escapes NUL as ``00 FF`` and
-    ends with ``00``, so ``"x\\x00y"`` encodes to ``key("x") + FF ...``, which starts with
-    ``key("x")`` yet is a different, greater value. After a whole value the next byte is
-    a tag (at most 0x15) or nothing; 0xFF there only continues such a string. So the
-    keys whose leading values are exactly these sort below ``key + FF``, and the longer
-    strings from it on. (Convex's own ranges use the plain successor here and so include
-    ``"x\\x00..."`` in ``eq("f", "x")``; Outpost keeps the exact set.)
+    ``key_successor`` is ``key + FF``, not the byte-wise successor: a string value
+    escapes NUL as ``00 FF``, so ``"x\\x00y"`` encodes to ``key("x") + FF ...``; after a
+    whole value the next byte is otherwise a tag (at most 0x15) or nothing. (Convex's
+    own ranges use the byte-wise successor and so include ``"x\\x00..."`` in
+    ``eq("f", "x")``; Outpost keeps the exact set.)
     """
-    return key + b"\xff"
+    return key_successor(key)
 
 
 def _path_key(path: str) -> tuple[str, ...]:
