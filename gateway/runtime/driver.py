@@ -65,14 +65,22 @@ class Watchdog:
 
     It raises ``HandlerAborted`` asynchronously in the handler's thread
     (``PyThreadState_SetAsyncExc``) and interrupts its SQLite statement, so both a
-    pure-Python busy loop and a long query stop. The exception is only ever delivered
-    while that thread is inside the armed region; leaving the region clears any
-    pending one.
+    pure-Python busy loop and a long query stop.
+
+    Safety of the asynchronous exception: the watchdog fires only while the handler's
+    thread is armed, and arming state is guarded by a plain C lock (``with`` on it
+    cannot be interrupted half-way, unlike a ``Condition``'s Python ``__enter__``).
+    A thread that was fired at lets a still-pending abort land inside ``_disarm``, so
+    it never escapes into the caller. Nothing ever calls ``SetAsyncExc(NULL)``: on
+    CPython 3.11 that leaves the eval breaker set and hangs any thread running under
+    a profiler or tracer.
     """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        self._guard = threading.Lock()  # _armed and _fired
+        self._wakeup = threading.Condition(threading.Lock())  # the watchdog sleeps here
         self._armed: dict[int, tuple[float, Callable[[], None] | None]] = {}
+        self._fired: set[int] = set()
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._wake_at: float | None = None
@@ -83,9 +91,9 @@ class Watchdog:
         self._thread.start()
 
     def stop(self) -> None:
-        with self._cond:
+        with self._wakeup:
             self._stopping = True
-            self._cond.notify()
+            self._wakeup.notify()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
@@ -101,12 +109,14 @@ class Watchdog:
         """Call ``fn`` on this thread, aborting it if it takes longer than ``budget_s``."""
         ident = threading.get_ident()
         deadline = time.monotonic() + budget_s
-        with self._cond:
+        with self._guard:
             self._armed[ident] = (deadline, interrupt)
-            # Wake the watchdog only if it would sleep past this deadline: back-to-back
-            # calls then cost no thread switch each (it wakes about once per budget).
-            if self._wake_at is None or deadline < self._wake_at:
-                self._cond.notify()
+        # Wake the watchdog only if it would sleep past this deadline: back-to-back
+        # calls then cost no thread switch each (it wakes about once per budget).
+        wake_at = self._wake_at
+        if wake_at is None or deadline < wake_at:
+            with self._wakeup:
+                self._wakeup.notify()
         try:
             try:
                 return fn()
@@ -121,40 +131,45 @@ class Watchdog:
             ) from exc
 
     def _disarm(self, ident: int) -> None:
-        # An abort can land while disarming; retry until the entry is gone for sure.
         while True:
             try:
-                with self._cond:
+                with self._guard:
                     self._armed.pop(ident, None)
-                    _set_async_exc(ident, None)
+                    fired = ident in self._fired
+                    self._fired.discard(ident)
+                if fired:
+                    for _ in range(2):  # a still-pending abort is delivered here
+                        pass
                 return
             except HandlerAborted:
                 continue
 
     def _main(self) -> None:
-        with self._cond:
+        with self._wakeup:
             while not self._stopping:
-                now = time.monotonic()
-                soonest = None
-                for ident, (deadline, interrupt) in list(self._armed.items()):
-                    if deadline <= now:
-                        self._abort(ident, interrupt)
-                        # Re-fire later if a bare ``except:`` swallows the first one.
-                        self._armed[ident] = (now + 0.05, interrupt)
-                        deadline = now + 0.05
-                    soonest = deadline if soonest is None else min(soonest, deadline)
+                soonest = self._fire_due(time.monotonic())
                 self._wake_at = soonest
-                self._cond.wait(None if soonest is None else max(0.0, soonest - now))
+                timeout = None if soonest is None else max(0.0, soonest - time.monotonic())
+                self._wakeup.wait(timeout)
                 self._wake_at = None
 
-    def _abort(self, ident: int, interrupt: Callable[[], None] | None) -> None:
-        self.aborts += 1
-        _set_async_exc(ident, HandlerAborted)
-        if interrupt is not None:
-            interrupt()
+    def _fire_due(self, now: float) -> float | None:
+        """Abort every handler past its deadline; returns the next deadline."""
+        soonest = None
+        with self._guard:
+            for ident, (deadline, interrupt) in list(self._armed.items()):
+                if deadline <= now:
+                    self.aborts += 1
+                    self._fired.add(ident)
+                    _set_async_exc(ident, HandlerAborted)
+                    if interrupt is not None:
+                        interrupt()
+                    # Fire again later if a bare ``except:`` swallows this one.
+                    deadline = now + 0.05
+                    self._armed[ident] = (deadline, interrupt)
+                soonest = deadline if soonest is None else min(soonest, deadline)
+        return soonest
 
 
-def _set_async_exc(ident: int, exc: type[BaseException] | None) -> None:
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(
-        ctypes.c_ulong(ident), ctypes.py_object(exc) if exc is not None else None
-    )
+def _set_async_exc(ident: int, exc: type[BaseException]) -> None:
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(exc))
