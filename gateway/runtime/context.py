@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -34,7 +35,9 @@ class _BaseCtx:
 
 
 class QueryCtx(_BaseCtx):
-    """``ctx`` of a query: read-only ``db``, ``run_query``."""
+    """``ctx`` of a query: read-only ``db``, ``storage`` reads, ``run_query``."""
+
+    _writable = False
 
     def __init__(
         self,
@@ -47,9 +50,19 @@ class QueryCtx(_BaseCtx):
         super().__init__(runtime, identity, now_ms)
         self._ex = ex
         self._identity = identity
-        self.db: DatabaseReader = DatabaseReader(ex)
-        self.random = random.Random(seed)
-        self.storage = TransactionStorage(runtime, ex, writable=False)
+        self._seed = seed
+        self.db: DatabaseReader = DatabaseWriter(ex) if self._writable else DatabaseReader(ex)
+
+    # Built on first use: most functions never touch them, and every call pays for
+    # whatever its ctx builds.
+    @functools.cached_property
+    def random(self) -> random.Random:
+        """Seeded per execution: the same snapshot and function give the same numbers."""
+        return random.Random(self._seed)
+
+    @functools.cached_property
+    def storage(self) -> TransactionStorage:
+        return TransactionStorage(self._runtime, self._ex, writable=self._writable)
 
     async def run_query(self, ref: Any, args: dict[str, Any] | None = None) -> Any:
         """Run a query inside this transaction (same snapshot, shared limits)."""
@@ -65,20 +78,13 @@ class QueryCtx(_BaseCtx):
 
 
 class MutationCtx(QueryCtx):
-    """``ctx`` of a mutation: read/write ``db``, nested queries and mutations."""
+    """``ctx`` of a mutation: read/write ``db``, ``scheduler``, nested calls."""
 
-    def __init__(
-        self,
-        runtime: Runtime,
-        ex: Execution,
-        identity: Mapping[str, Any] | None,
-        now_ms: float,
-        seed: int,
-    ) -> None:
-        super().__init__(runtime, ex, identity, now_ms, seed)
-        self.db = DatabaseWriter(ex)
-        self.scheduler = MutationScheduler(runtime, ex)
-        self.storage = TransactionStorage(runtime, ex, writable=True)
+    _writable = True
+
+    @functools.cached_property
+    def scheduler(self) -> MutationScheduler:
+        return MutationScheduler(self._runtime, self._ex)
 
     async def run_mutation(self, ref: Any, args: dict[str, Any] | None = None) -> Any:
         """Run a mutation as a sub-transaction: if it raises, only its writes roll back."""

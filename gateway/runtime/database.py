@@ -34,6 +34,8 @@ from gateway.values import (
 Document = dict[str, Any]
 _TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 SYSTEM_TABLES = ("_storage", "_scheduled_functions")
+# `_id` (3 + 1 + 2 + ~32) and `_creationTime` (13 + 1 + 9) as Convex sizes them.
+_SYSTEM_FIELDS_SIZE = 38 + 23
 
 
 @dataclass
@@ -140,9 +142,7 @@ class DatabaseWriter(DatabaseReader):
                     )
         body = self._prepare(table, value, "insert")
         ex = self._ex
-        doc = {"_id": "", "_creationTime": 0.0, **body}
-        self._check_size(table, doc)
-        ex.limits.write_document(convex_size(doc))
+        ex.limits.write_document(self._checked_size(table, body))
         return ex.tx.insert(table, body, ex.creation_time())
 
     async def patch(self, *args: Any) -> None:
@@ -213,9 +213,7 @@ class DatabaseWriter(DatabaseReader):
     def _store(self, old: Document, body: Document, op: str) -> None:
         table = self._table_of(old)
         body = self._prepare(table, body, op)
-        new = {"_id": old["_id"], "_creationTime": old["_creationTime"], **body}
-        self._check_size(table, new)
-        self._ex.limits.write_document(convex_size(new))
+        self._ex.limits.write_document(self._checked_size(table, body))
         self._ex.tx.replace(table, old, body)
 
     def _prepare(self, table: str, value: Any, op: str) -> Document:
@@ -233,13 +231,15 @@ class DatabaseWriter(DatabaseReader):
         check_document_fields(body)
         return body
 
-    def _check_size(self, table: str, doc: Document) -> None:
-        size = convex_size(doc) + 38 + 23  # _id and _creationTime as stored
+    def _checked_size(self, table: str, body: Document) -> int:
+        """The stored document's size (system fields included); refused over 1 MiB."""
+        size = convex_size(body) + _SYSTEM_FIELDS_SIZE
         if size > MAX_DOCUMENT_BYTES:
             raise ConvexValueError(
                 f"a document in {table!r} would be {size} bytes; the limit is "
                 f"{MAX_DOCUMENT_BYTES} bytes (1 MiB): store large data in several documents"
             )
+        return size
 
 
 class SystemReader:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, overload
+
+from gateway.schema import as_args_validator, as_returns_validator
 
 Kind = Literal["query", "mutation", "action"]
 Visibility = Literal["public", "internal"]
@@ -21,10 +25,26 @@ class RegisteredFunction:
     args: Any = None
     returns: Any = None
     path: str = ""
+    args_validator: Any = field(init=False, repr=False)
+    returns_validator: Any = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Built once here, so a bad validator fails when the module loads, not per call.
+        self.args_validator = as_args_validator(self.args)
+        self.returns_validator = as_returns_validator(self.returns)
 
     @property
     def name(self) -> str:
         return self.handler.__name__
+
+    @property
+    def seed_base(self) -> int:
+        """A stable number per function path, mixed into ``ctx.random``'s seed."""
+        cached: int | None = self.__dict__.get("_seed_base")
+        if cached is None:
+            digest = hashlib.blake2b(self.path.encode(), digest_size=8).digest()
+            cached = self.__dict__["_seed_base"] = int.from_bytes(digest, "big")
+        return cached
 
     async def __call__(self, ctx: Any, args: dict[str, Any]) -> Any:
         # Calling the decorated object directly runs the bare handler, as a helper.
@@ -44,8 +64,11 @@ def _decorator(kind: Kind, visibility: Visibility) -> Any:
         fn: Handler | None = None, /, *, args: Any = None, returns: Any = None
     ) -> RegisteredFunction | Callable[[Handler], RegisteredFunction]:
         def wrap(handler: Handler) -> RegisteredFunction:
-            if not callable(handler):
-                raise TypeError(f"@{_label(kind, visibility)} decorates an async function")
+            if not inspect.iscoroutinefunction(handler):
+                raise TypeError(
+                    f"@{_label(kind, visibility)} decorates an async function: "
+                    f"write `async def {getattr(handler, '__name__', 'handler')}(ctx, args)`"
+                )
             return RegisteredFunction(kind, visibility, handler, args, returns)
 
         return wrap(fn) if fn is not None else wrap

@@ -204,7 +204,7 @@ class Runtime:
     ) -> _Done:
         """Runs on the database thread: drive the handler under the watchdog."""
         ex = Execution(tx, self.cursors, schema=self.app.schema)
-        seed = tx.ts ^ int.from_bytes(hashlib.blake2b(fn.path.encode(), digest_size=8).digest())
+        seed = tx.ts ^ fn.seed_base
         ctx_type = MutationCtx if fn.kind == "mutation" else QueryCtx
         ctx = ctx_type(self, ex, identity, now_ms, seed)
         budget = self.budgets.mutation_s if fn.kind == "mutation" else self.budgets.query_s
@@ -229,7 +229,7 @@ class Runtime:
         self, fn: RegisteredFunction, ctx: Any, args: dict[str, Any], ids: Any
     ) -> Any:
         """Validate args, run the handler, check and normalise its result."""
-        checked = to_convex(validate_args(fn.args, args, ids), what="arguments")
+        checked = to_convex(validate_args(fn.args_validator, args, ids), what="arguments")
         result = await fn.handler(ctx, checked)
         return _result(fn, result, ids)
 
@@ -325,7 +325,7 @@ def _result(fn: RegisteredFunction, result: Any, ids: Any) -> Any:
             "or .first() on it and return the documents"
         )
     value = None if result is UNSET else result
-    value = validate_returns(fn.returns, value, ids)
+    value = validate_returns(fn.returns_validator, value, ids)
     return to_convex(value, what="the return value")
 
 

@@ -25,6 +25,11 @@ class IndexInfo:
     table_number: int
     name: str
     fields: tuple[str, ...]
+    paths: tuple[tuple[str, ...], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Split once: every write computes every index key of the document.
+        object.__setattr__(self, "paths", tuple(tuple(f.split(".")) for f in self.fields))
 
     @property
     def virtual(self) -> bool:

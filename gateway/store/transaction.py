@@ -41,9 +41,18 @@ def field_value(doc: Document, path: str) -> Any:
     return value
 
 
+def _at(doc: Document, path: tuple[str, ...]) -> Any:
+    value: Any = doc
+    for part in path:
+        if not isinstance(value, dict) or part not in value:
+            return UNSET
+        value = value[part]
+    return value
+
+
 def index_key(index: IndexInfo, doc: Document) -> bytes:
     """The order-preserving key of ``doc`` in ``index``."""
-    return encode_index_key([field_value(doc, f) for f in index.fields])
+    return encode_index_key([_at(doc, path) for path in index.paths])
 
 
 CATALOG_INDEX_ID = 0

@@ -85,7 +85,9 @@ def encode_id(table_number: int, internal: bytes) -> str:
         raise InvalidIdError(f"an internal id is {INTERNAL_ID_LENGTH} bytes, not {len(internal)}")
     body = _vint(table_number) + bytes(internal)
     footer = fletcher16(body) ^ _VERSION
-    return base32.encode(body + footer.to_bytes(2, "little"))
+    text = base32.encode(body + footer.to_bytes(2, "little"))
+    _remember(text, (table_number, bytes(internal)))
+    return text
 
 
 def _invalid(s: object, reason: str) -> InvalidIdError:
@@ -93,8 +95,29 @@ def _invalid(s: object, reason: str) -> InvalidIdError:
     return InvalidIdError(f"{shown} is not a document id: {reason}")
 
 
+# Ids are decoded far more often than made (every v.id check, every db.get): remember
+# recent ones, including each id this process just minted.
+_DECODED: dict[str, tuple[int, bytes]] = {}
+_DECODED_MAX = 4096
+
+
+def _remember(s: str, decoded: tuple[int, bytes]) -> None:
+    if len(_DECODED) >= _DECODED_MAX:
+        _DECODED.clear()
+    _DECODED[s] = decoded
+
+
 def decode_id(s: str) -> tuple[int, bytes]:
     """``(table_number, internal id)`` of an id string; ``InvalidIdError`` if it is not one."""
+    hit = _DECODED.get(s) if isinstance(s, str) else None
+    if hit is not None:
+        return hit
+    decoded = _decode_id(s)
+    _remember(s, decoded)
+    return decoded
+
+
+def _decode_id(s: str) -> tuple[int, bytes]:
     if not isinstance(s, str):
         raise _invalid(s, f"ids are strings, not {type(s).__name__}")
     if not ID_MIN_LENGTH <= len(s) <= ID_MAX_LENGTH:
