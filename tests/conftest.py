@@ -3,6 +3,7 @@ fails any test leaving Outpost threads or asyncio tasks behind."""
 
 from __future__ import annotations
 
+import asyncio
 import textwrap
 import threading
 import time
@@ -33,6 +34,15 @@ def no_leftover_threads() -> Iterator[None]:
             break
         time.sleep(0.01)
     assert not left, f"threads left running: {[t.name for t in left]}"
+
+
+@pytest.fixture(autouse=True)
+async def no_leftover_tasks() -> AsyncIterator[None]:
+    """Every task a gateway started must be finished when the test's code returns."""
+    yield
+    current = asyncio.current_task()
+    left = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+    assert not left, f"tasks left running: {[t.get_name() for t in left]}"
 
 
 AppFactory = Callable[..., Path]
