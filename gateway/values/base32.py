@@ -5,8 +5,10 @@ significant first, five input bytes to eight characters, no padding characters: 
 trailing partial character carries zero bits. The alphabet is in ascending ASCII
 order, so comparing encodings of equal length compares the bytes.
 
-The bit packing is RFC 4648's, so the work is done by ``base64.b32encode`` /
-``b32decode`` with the alphabet translated.
+The bit packing is RFC 4648's: decoding is done by ``base64.b32decode`` with the
+alphabet translated; encoding (every new document id) goes through one big integer
+and a table of two-character pairs, which is several times faster than
+``base64.b32encode`` (a Python loop in CPython 3.11).
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ __all__ = ["ALPHABET", "decode", "encode", "encoded_length"]
 
 ALPHABET: Final = "0123456789abcdefghjkmnpqrstvwxyz"
 _RFC4648: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
-_TO_CROCKFORD: Final = bytes.maketrans(_RFC4648.encode(), ALPHABET.encode())
 _TO_RFC4648: Final = str.maketrans(ALPHABET, _RFC4648)
 _VALID: Final = re.compile(f"[{ALPHABET}]*")
 _VALUE: Final = {c: i for i, c in enumerate(ALPHABET)}
 # characters used by a trailing group of 0..4 input bytes
 _TAIL_CHARS: Final = (0, 2, 4, 5, 7)
+# every 10-bit group as its two characters
+_PAIRS: Final = tuple(a + b for a in ALPHABET for b in ALPHABET)
 
 
 def encoded_length(n_bytes: int) -> int:
@@ -34,7 +37,13 @@ def encoded_length(n_bytes: int) -> int:
 
 
 def encode(data: bytes) -> str:
-    return base64.b32encode(data).translate(_TO_CROCKFORD).rstrip(b"=").decode("ascii")
+    n = len(data)
+    chars = n // 5 * 8 + _TAIL_CHARS[n % 5]
+    pairs = (chars + 1) >> 1
+    # Left-align the bits on a whole number of 10-bit groups: the padding bits are zero.
+    value = int.from_bytes(data, "big") << (pairs * 10 - n * 8)
+    text = "".join([_PAIRS[value >> shift & 0x3FF] for shift in range(pairs * 10 - 10, -1, -10)])
+    return text[:chars] if chars & 1 else text
 
 
 def decode(text: str) -> bytes:
