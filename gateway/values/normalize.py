@@ -187,6 +187,10 @@ def _norm_list(v: list[Any] | tuple[Any, ...], depth: int, max_depth: int) -> li
     out: list[Value] = []
     append = out.append
     for i, x in enumerate(v):
+        t = type(x)
+        if t is float or (t is str and x.isascii()) or t is bool or x is None:
+            append(x)
+            continue
         if x is UNSET:
             exc = _Invalid(
                 "is UNSET (undefined), which may not appear inside an array; "
@@ -210,6 +214,11 @@ def _norm_dict(v: dict[Any, Any], depth: int, max_depth: int) -> dict[str, Value
     for k, x in v.items():
         if type(k) is not str or k not in _GOOD_NAMES:
             k = _checked_name(k)
+        # The common scalars inline (no call each), the rest through _norm.
+        t = type(x)
+        if t is float or (t is str and x.isascii()) or t is bool or x is None:
+            out[k] = x
+            continue
         if x is UNSET:
             continue
         try:
