@@ -158,8 +158,22 @@ class Transaction:
         doc_id = self._new_id(info.number)
         doc = {"_id": doc_id, "_creationTime": creation_time, **body}
         self._write_doc(info, doc, existed=False)
-        for ix in info.indexes.values():
-            self._put_key(ix, doc, doc_id)
+        plan = _insert_plan(info)
+        # Every stored index ends with (_creationTime, _id): that key part is the same
+        # for all of them, and a tuple's key is the concatenation of its parts' keys.
+        tail = encode_index_key((creation_time, doc_id))
+        changed = self.changed_keys
+        rows: list[Any] = []
+        for ix, prefix in plan.indexes:
+            if prefix is None:
+                key = index_key(ix, doc)
+            else:
+                key = encode_index_key([_at(doc, path) for path in prefix]) + tail
+            changed.append((ix.index_id, key))
+            if not ix.virtual:
+                rows += (ix.index_id, key, doc_id)
+        if rows:  # all index rows of the document in one statement
+            self.conn.execute(plan.sql, rows)
         self._record(info.name, doc_id, None, doc)
         return doc_id
 
@@ -326,9 +340,6 @@ class Transaction:
                 (doc["_id"], info.number, self.ts, body),
             )
 
-    def _put_key(self, ix: IndexInfo, doc: Document, doc_id: str) -> None:
-        self._insert_key(ix, index_key(ix, doc), doc_id)
-
     def _insert_key(self, ix: IndexInfo, key: bytes, doc_id: str) -> None:
         if not ix.virtual:
             self.conn.execute(
@@ -350,6 +361,29 @@ class Transaction:
             self._changes[doc_id] = DocChange(table, doc_id, old, new)
         else:
             change.new = new
+
+
+class _InsertPlan:
+    """How ``insert`` computes and stores a table's index keys (built once per table)."""
+
+    def __init__(self, info: TableInfo) -> None:
+        # (index, its key paths before the (_creationTime, _id) tail, or None: no such tail)
+        self.indexes: list[tuple[IndexInfo, tuple[tuple[str, ...], ...] | None]] = []
+        for ix in info.indexes.values():
+            tail = ix.fields[-len(SYSTEM_FIELDS_KEY) :] == SYSTEM_FIELDS_KEY
+            self.indexes.append((ix, ix.paths[: -len(SYSTEM_FIELDS_KEY)] if tail else None))
+        stored = sum(1 for ix in info.indexes.values() if not ix.virtual)
+        self.sql = "INSERT INTO indexes (index_id, key, doc_id) VALUES " + ", ".join(
+            ["(?, ?, ?)"] * stored
+        )
+
+
+def _insert_plan(info: TableInfo) -> _InsertPlan:
+    # A TableInfo is never changed once built (a new index makes a new one).
+    plan: _InsertPlan | None = info.__dict__.get("_insert_plan")
+    if plan is None:
+        plan = info.__dict__["_insert_plan"] = _InsertPlan(info)
+    return plan
 
 
 def _load(body: str) -> Document:
