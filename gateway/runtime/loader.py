@@ -9,6 +9,7 @@ leaves ``sys.modules`` as it was.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import itertools
 import sys
@@ -51,6 +52,7 @@ class App:
             sys.modules.pop(name, None)
 
 
+@functools.lru_cache(maxsize=1024)  # every call looks its path up
 def canonical_path(path: str) -> str:
     """``m.js:f`` -> ``m:f``; ``m`` and ``m:default`` -> ``m:default``; ``a/b:f`` kept."""
     module, _, name = path.strip().partition(":")

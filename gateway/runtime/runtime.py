@@ -159,8 +159,9 @@ class Runtime:
                     f"a function path is a string like 'module:name', got {path!r}"
                 )
             fn = self.app.lookup(path)
-            shown = canonical_path(path).removesuffix(":default")
         if fn is None or (fn.visibility == "internal" and not internal_ok):
+            if not isinstance(path, RegisteredFunction):
+                shown = canonical_path(path).removesuffix(":default")
             raise FunctionNotFoundError(f"Could not find public function for '{shown}'.")
         if kind is not None and fn.kind != kind:
             raise FunctionError(
@@ -216,13 +217,13 @@ class Runtime:
         def step() -> Any:
             return drive(self._invoke(fn, ctx, args, ex), describe)
 
+        token = _current.set(buffer)  # what ``capture`` does, without its generator
         try:
-            with capture(buffer):
-                value = self.watchdog.run(
-                    budget, step, interrupt=tx.conn.interrupt, describe=describe
-                )
+            value = self.watchdog.run(budget, step, interrupt=tx.conn.interrupt, describe=describe)
         except BaseException as exc:  # noqa: BLE001 - the caller gets it; the job rolls back
             raise _Failed(exc, buffer.lines) from None
+        finally:
+            _current.reset(token)
         return _Done(value, buffer.lines, ex.read_set)
 
     async def _invoke(

@@ -63,6 +63,8 @@ class Schema:
                 f'Failed to insert or update a document in table "{table}" because it does not '
                 f"match the schema: {m.render()}"
             ) from None
+        if len(user) == len(doc):  # no system fields to put back: ``checked`` is it
+            return checked  # type: ignore[no-any-return]
         return {
             k: (checked[k] if k in user else x)
             for k, x in doc.items()
