@@ -31,6 +31,9 @@ class Settings:
     """Time an action may run before it is cancelled."""
     retention_interval_s: float = 60.0
     """How often retention policies are applied (0 = never automatically)."""
+    gc_young_threshold: int = 7000
+    """Allocations between young garbage collections (Python's default is 700; 0 keeps
+    the interpreter's setting). Measured: ~20 us less writer CPU per mutation."""
     site_url: str = "http://127.0.0.1:3210"
     """The origin clients reach this gateway at (used in ``ctx.storage.get_url``)."""
     env: Mapping[str, str] = field(default_factory=dict)

@@ -83,7 +83,7 @@ class Transaction:
         ts: int,
         *,
         writable: bool,
-        new_id: Callable[[int], str] | None = None,
+        new_id: Callable[[int, int], str] | None = None,
         origin: str = "local",
     ) -> None:
         self.conn = conn
@@ -155,7 +155,7 @@ class Transaction:
         self._check_writable()
         info = self.catalog.table(table) or self.create_table(table)
         assert self._new_id is not None
-        doc_id = self._new_id(info.number)
+        doc_id = self._new_id(info.number, self.ts)
         doc = {"_id": doc_id, "_creationTime": creation_time, **body}
         self._write_doc(info, doc, existed=False)
         plan = _insert_plan(info)

@@ -18,7 +18,9 @@ Listener = Callable[[list[Committed]], None]
 class WriteLog:
     """Recent commits in commit order, plus listeners told of each new group."""
 
-    def __init__(self, max_commits: int = 10_000) -> None:
+    # Each entry keeps its changed keys and documents alive, and every live object is
+    # work for the garbage collector on the writer's path: keep the window modest.
+    def __init__(self, max_commits: int = 1024) -> None:
         self._entries: deque[Committed] = deque(maxlen=max_commits)
         self._listeners: list[Listener] = []
 

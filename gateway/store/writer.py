@@ -217,12 +217,7 @@ class Writer:
         last_ts: int,
     ) -> tuple[_Outcome, Transaction | None]:
         ts = self.clock.next_after(last_ts).ts_ns
-        now_ms = ts // 1_000_000
-
-        def new_id(table_number: int) -> str:
-            return encode_id(table_number, self._ids.new_internal_id(now_ms))
-
-        tx = Transaction(conn, catalog, ts, writable=True, new_id=new_id, origin=job.origin)
+        tx = Transaction(conn, catalog, ts, writable=True, new_id=self._new_id, origin=job.origin)
         conn.execute("SAVEPOINT job")
         try:
             result = job.work(tx)
@@ -235,6 +230,9 @@ class Writer:
                 log.warning("writer job aborted: %r", exc)
             return _Outcome(job, error=exc), None
         return _Outcome(job, result=(result, changes), ts=ts), tx
+
+    def _new_id(self, table_number: int, ts: int) -> str:
+        return encode_id(table_number, self._ids.new_internal_id(ts // 1_000_000))
 
     def _commit(
         self,
