@@ -78,6 +78,8 @@ def _as_object(value: object) -> dict[str, Any] | None:
     """``value`` as an object with its ``UNSET`` fields dropped, or ``None`` if not one."""
     if not isinstance(value, dict):
         return None
+    if UNSET not in value.values() and all(type(k) is str for k in value):
+        return value  # the common case: nothing to drop, no copy
     out: dict[str, Any] = {}
     for k, x in value.items():
         if not isinstance(k, str):

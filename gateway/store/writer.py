@@ -216,7 +216,7 @@ class Writer:
         catalog: Catalog,
         last_ts: int,
     ) -> tuple[_Outcome, Transaction | None]:
-        ts = self.clock.next_after(last_ts).ts_ns
+        ts = self.clock.next_ts_after(last_ts)
         tx = Transaction(conn, catalog, ts, writable=True, new_id=self._new_id, origin=job.origin)
         conn.execute("SAVEPOINT job")
         try:
