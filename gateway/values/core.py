@@ -129,3 +129,32 @@ def int_as_float(value: int) -> float:
         f"the integer {value} is outside ±2^53; use Int64(x) or a float "
         "(a plain int is a Float64, and this one cannot be stored exactly)"
     )
+
+
+def as_basic_type(v: object, *, unset_error: str, purpose: str) -> Value:
+    """Subclasses of the basic types as the basic types; anything else is an error.
+
+    ``purpose`` finishes the sentence "a <type> is not a Convex value and ...".
+    """
+    if v is UNSET:
+        raise ConvexValueError(unset_error)
+    if isinstance(v, Int64):
+        return Int64(int(v))
+    if isinstance(v, bool):
+        return bool(v)
+    if isinstance(v, int):
+        return int(v)
+    if isinstance(v, float):
+        return float(v)
+    if isinstance(v, str):
+        return str.__str__(v)
+    if isinstance(v, bytes | bytearray | memoryview):
+        return bytes(v)
+    if isinstance(v, list | tuple):
+        return list(v)
+    if isinstance(v, dict):
+        return dict(v)
+    raise ConvexValueError(
+        f"a {type(v).__name__} is not a Convex value and {purpose}; "
+        "normalise values with to_convex() first"
+    )

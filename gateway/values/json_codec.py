@@ -22,7 +22,7 @@ from collections.abc import Collection
 from typing import Any, Final
 
 from gateway.errors import ConvexValueError
-from gateway.values.core import UNSET, Int64, Value, int_as_float
+from gateway.values.core import UNSET, Int64, Value, as_basic_type, int_as_float
 
 __all__ = [
     "decode_json",
@@ -138,31 +138,13 @@ def _clean(v: Any) -> Any:
 
 
 def _basic(v: object) -> Value:
-    """Subclasses of the basic types as the basic types; anything else is an error."""
-    if v is UNSET:
-        raise ConvexValueError(
+    return as_basic_type(
+        v,
+        unset_error=(
             "UNSET (undefined) cannot be encoded here: it is dropped as an object field "
             "value and not allowed inside an array or on its own; use None (null)"
-        )
-    if isinstance(v, Int64):
-        return Int64(int(v))
-    if isinstance(v, bool):
-        return bool(v)
-    if isinstance(v, int):
-        return int(v)
-    if isinstance(v, float):
-        return float(v)
-    if isinstance(v, str):
-        return str.__str__(v)
-    if isinstance(v, bytes | bytearray | memoryview):
-        return bytes(v)
-    if isinstance(v, list | tuple):
-        return list(v)
-    if isinstance(v, dict):
-        return dict(v)
-    raise ConvexValueError(
-        f"a {type(v).__name__} is not a Convex value and cannot be encoded; "
-        "normalise values with to_convex() first"
+        ),
+        purpose="cannot be encoded",
     )
 
 

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from gateway.errors import ConvexValueError
-from gateway.values.core import UNSET, Int64, Value, int_as_float
+from gateway.values.core import UNSET, Int64, Value, as_basic_type, int_as_float
 
 __all__ = [
     "TAG_UNSET",
@@ -165,25 +165,10 @@ def _write_int64(out: bytearray, n: int) -> None:
 
 
 def _basic(v: object) -> Value:
-    if v is UNSET:
-        raise ConvexValueError(
+    return as_basic_type(
+        v,
+        unset_error=(
             "UNSET (undefined) may only stand alone or as an index key part, not inside an array"
-        )
-    if isinstance(v, Int64):
-        return Int64(int(v))
-    if isinstance(v, int) and not isinstance(v, bool):
-        return int(v)
-    if isinstance(v, float):
-        return float(v)
-    if isinstance(v, str):
-        return str.__str__(v)
-    if isinstance(v, bytes | bytearray | memoryview):
-        return bytes(v)
-    if isinstance(v, list | tuple):
-        return list(v)
-    if isinstance(v, dict):
-        return dict(v)
-    raise ConvexValueError(
-        f"a {type(v).__name__} is not a Convex value and has no sort key; "
-        "normalise values with to_convex() first"
+        ),
+        purpose="has no sort key",
     )
