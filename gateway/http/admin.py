@@ -1,0 +1,123 @@
+"""The admin key: generated once into the data directory, checked on every request.
+
+The key is a secret (DESIGN decision 9): it lives in ``<data_dir>/admin_key`` with
+mode 0600, is read by the local CLI from there, and is never logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from aiohttp import web
+
+from gateway.http.errors import RequestError
+
+log = logging.getLogger("gateway.http")
+
+ADMIN_KEY_FILENAME: Final = "admin_key"
+_KEY_PREFIX: Final = "outpost-"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: an admin (may run internal functions) and/or a user identity."""
+
+    admin: bool = False
+    identity: Mapping[str, Any] | None = None
+
+
+ANONYMOUS: Final = Caller()
+
+
+def load_or_create_admin_key(data_dir: Path | str) -> str:
+    """The gateway's admin key, created (mode 0600) on first use."""
+    path = Path(data_dir) / ADMIN_KEY_FILENAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = _read_key(path)
+    if key is not None:
+        return key
+    key = _KEY_PREFIX + secrets.token_hex(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process won the race: use its key
+        existing = _read_key(path)
+        if existing is None:
+            raise
+        return existing
+    with os.fdopen(fd, "w") as out:
+        out.write(key + "\n")
+        out.flush()
+        os.fsync(out.fileno())
+    log.info("created a new admin key in %s", path)
+    return key
+
+
+def _read_key(path: Path) -> str | None:
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        return None
+    if not text:
+        return None
+    if path.stat().st_mode & 0o077:
+        log.warning("%s was readable by others; its mode is now 0600", path)
+        path.chmod(0o600)
+    return text
+
+
+def caller_of(request: web.Request, admin_key: str | None) -> Caller:
+    """Read ``Authorization`` (or ``?adminKey=``): 401/403 for a bad header or key."""
+    header = request.headers.get("Authorization")
+    if header is None:
+        query_key = request.query.get("adminKey")
+        return ANONYMOUS if query_key is None else _admin(query_key, admin_key)
+    scheme, _, credentials = header.strip().partition(" ")
+    scheme = scheme.lower()
+    if scheme == "bearer":
+        # User JWTs are not validated yet: the caller is anonymous (wire spec 4 later).
+        return ANONYMOUS
+    if scheme == "convex":
+        return _admin(credentials.strip(), admin_key)
+    raise RequestError(
+        401,
+        "InvalidAuthHeader",
+        "the Authorization header must be 'Bearer <token>' or 'Convex <admin key>'",
+    )
+
+
+def _admin(credentials: str, admin_key: str | None) -> Caller:
+    key, _, acting_as = credentials.partition(":")
+    if admin_key is None or not hmac.compare_digest(key.encode(), admin_key.encode()):
+        raise RequestError(
+            403,
+            "BadAdminKey",
+            "the admin key is not this gateway's; the key is in the data directory's "
+            f"'{ADMIN_KEY_FILENAME}' file",
+        )
+    return Caller(admin=True, identity=_acting_as(acting_as) if acting_as else None)
+
+
+def _acting_as(encoded: str) -> Mapping[str, Any]:
+    """npm ``setAdminAuth(key, actingAs)``: base64 of the identity's JSON."""
+    try:
+        identity = json.loads(base64.b64decode(encoded, validate=True))
+    except (binascii.Error, ValueError):
+        identity = None
+    if not isinstance(identity, dict):
+        raise RequestError(
+            401,
+            "InvalidAuthHeader",
+            "the admin header's acting-as part must be base64 of a JSON object "
+            "(Convex <key>:<base64 identity>)",
+        )
+    return identity

@@ -1,0 +1,59 @@
+"""The aiohttp application: routes, middlewares and limits, set deliberately.
+
+aiohttp's defaults do not fit Convex's wire protocol (DESIGN decision 8): bodies up
+to 16 MiB + 2000 bytes, ``//api/...`` folded before routing, CORS on everything.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.gateway import Gateway
+from gateway.http import functions
+from gateway.http.cors import add_cors_headers, preflight_middleware
+from gateway.http.errors import MAX_BODY_BYTES, error_middleware
+from gateway.http.routing import fold_repeated_slashes
+from gateway.http.state import SLOT, GatewaySlot, slot_of
+from gateway.http.storage import get_stored_file
+
+
+def build_app(gateway: Gateway | None = None, *, admin_key: str | None = None) -> web.Application:
+    """The HTTP API for ``gateway`` (None: attach it later through the ``SLOT``)."""
+    app = web.Application(
+        client_max_size=MAX_BODY_BYTES,
+        middlewares=[preflight_middleware, error_middleware],
+    )
+    app[SLOT] = GatewaySlot(gateway, admin_key=admin_key)
+    app.on_response_prepare.append(add_cors_headers)
+    _add_routes(app.router)
+    return app
+
+
+def _add_routes(router: web.UrlDispatcher) -> None:
+    router.add_get("/health", get_health)
+    router.add_get("/health/ready", get_ready)
+    router.add_post("/api/query", functions.post_query)
+    router.add_get("/api/query", functions.get_query, allow_head=False)
+    router.add_post("/api/mutation", functions.post_mutation)
+    router.add_post("/api/action", functions.post_action)
+    router.add_post("/api/function", functions.post_function)
+    router.add_post("/api/run/{path:.+}", functions.post_run)
+    router.add_post("/api/query_ts", functions.post_query_ts)
+    router.add_post("/api/query_at_ts", functions.post_query_at_ts)
+    router.add_get("/api/storage/{id}", get_stored_file)
+    fold_repeated_slashes(router)  # last: it re-resolves against everything above
+
+
+async def get_health(request: web.Request) -> web.Response:
+    """Liveness: the process answers."""
+    return web.json_response({"status": "ok"})
+
+
+async def get_ready(request: web.Request) -> web.Response:
+    """Readiness: 200 once the gateway started (its indexes built), else 503."""
+    if slot_of(request).ready:
+        return web.json_response({"status": "ready"})
+    return web.json_response(
+        {"code": "NotReady", "message": "the gateway is starting (building indexes)"},
+        status=503,
+    )

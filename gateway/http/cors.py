@@ -1,0 +1,44 @@
+"""CORS on every endpoint, as Convex's backend has it (wire spec 1.1).
+
+Echo the Origin and the requested headers, allow credentials, the six methods, and
+let browsers cache a preflight for a day.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aiohttp import hdrs, web
+from aiohttp.typedefs import Handler
+
+ALLOWED_METHODS: Final = "GET, POST, OPTIONS, PATCH, DELETE, PUT"
+PREFLIGHT_MAX_AGE_S: Final = 86400
+
+
+@web.middleware
+async def preflight_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer a preflight ``OPTIONS`` for any path before routing errors apply."""
+    if (
+        request.method == hdrs.METH_OPTIONS
+        and hdrs.ORIGIN in request.headers
+        and hdrs.ACCESS_CONTROL_REQUEST_METHOD in request.headers
+    ):
+        headers = {
+            hdrs.ACCESS_CONTROL_ALLOW_METHODS: ALLOWED_METHODS,
+            hdrs.ACCESS_CONTROL_MAX_AGE: str(PREFLIGHT_MAX_AGE_S),
+        }
+        requested = request.headers.get(hdrs.ACCESS_CONTROL_REQUEST_HEADERS)
+        if requested:
+            headers[hdrs.ACCESS_CONTROL_ALLOW_HEADERS] = requested
+        return web.Response(status=200, headers=headers)
+    return await handler(request)
+
+
+async def add_cors_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: every answer (errors, WebSockets too) carries CORS."""
+    origin = request.headers.get(hdrs.ORIGIN)
+    if origin is None:
+        return
+    response.headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = origin
+    response.headers[hdrs.ACCESS_CONTROL_ALLOW_CREDENTIALS] = "true"
+    response.headers.add(hdrs.VARY, hdrs.ORIGIN)
