@@ -1,7 +1,7 @@
-"""The ``outpost`` command line.
+"""The ``outpost`` command line: one module per command, this one wires them up.
 
-The daily commands (``init``, ``dev``, ``serve``, ``run``, ``data``, ``export``) arrive
-with the HTTP API; this first cut checks an app and prints the version.
+Exit status: 0 done, 1 the command failed (message on stderr), 2 a usage or
+configuration error (one line naming the flag, the variable or the file and line).
 """
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 
-from gateway.errors import AppLoadError, OutpostError
-from gateway.runtime.loader import load_app
+from gateway.cli import call, check, config_cmd, data, scaffold, serve
+from gateway.cli.common import CommandError, UsageError, common_flags
+from gateway.errors import ConfigError, OutpostError
 
 
 def _version() -> str:
@@ -22,38 +22,38 @@ def _version() -> str:
         return "unknown"
 
 
-def _check(app_dir: Path) -> int:
-    """Load the app and list its functions; a broken module is named with file:line."""
-    try:
-        app = load_app(app_dir)
-    except AppLoadError as exc:
-        print(f"outpost: {exc}", file=sys.stderr)
-        return 1
-    try:
-        for path, fn in sorted(app.functions.items()):
-            print(f"{fn.visibility:8} {fn.kind:8} {path}")
-        tables = getattr(app.schema, "tables", {}) or {}
-        print(f"{len(app.functions)} functions, {len(tables)} tables in the schema")
-    finally:
-        app.unload()
-    return 0
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every command; each module adds its own subcommand."""
+    parser = argparse.ArgumentParser(prog="outpost", description="Outpost edge gateway")
+    parser.add_argument("--version", action="version", version=f"outpost {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    common = common_flags()
+    scaffold.add_parser(commands)
+    serve.add_parser(commands, common)
+    call.add_parser(commands, common)
+    data.add_parser(commands, common)
+    check.add_parser(commands)
+    config_cmd.add_parser(commands, common)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="outpost", description="Outpost edge gateway")
-    parser.add_argument("--version", action="version", version=f"outpost {_version()}")
-    commands = parser.add_subparsers(dest="command")
-    check = commands.add_parser("check", help="load an app and list its functions")
-    check.add_argument("app_dir", nargs="?", default=".", type=Path)
+    parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "handler", None) is None:
+        parser.print_help()
+        return 0
     try:
-        if args.command == "check":
-            return _check(args.app_dir)
-    except OutpostError as exc:
+        status: int = args.handler(args)
+    except (ConfigError, UsageError) as exc:
+        print(f"outpost: {exc}", file=sys.stderr)
+        return 2
+    except (CommandError, OutpostError) as exc:
         print(f"outpost: {exc}", file=sys.stderr)
         return 1
-    parser.print_help()
-    return 0
+    except KeyboardInterrupt:
+        return 130
+    return status
 
 
 if __name__ == "__main__":

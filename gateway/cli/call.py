@@ -1,0 +1,103 @@
+"""``outpost run FN [JSON]``: call a function on a running gateway, like ``npx convex run``.
+
+Goes through the HTTP API (``POST /api/function``) with the admin key read from the
+data directory, so internal functions work and the call is the same one any client
+makes. Standard library only: a one-shot command should start fast on a Pi.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from gateway.cli.common import CommandError, UsageError, settings_for
+from gateway.config_file import url_host
+
+ADMIN_KEY_FILENAME = "admin_key"  # written by the server on first start (gateway.http.admin)
+
+
+def add_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+) -> None:
+    run = commands.add_parser(
+        "run",
+        parents=[common],
+        help="call a function on a running gateway (internal ones too)",
+        description="Call FN with JSON args on the gateway at --url; print its value as JSON.",
+    )
+    run.add_argument("function", metavar="FN", help='a function path, e.g. "readings:latest"')
+    run.add_argument("args_json", metavar="JSON", nargs="?", default="{}", help="arguments")
+    run.add_argument("--url", help="gateway URL (default http://HOST:PORT from the settings)")
+    run.add_argument("--app", type=Path, default=Path("."), help="app folder (default .)")
+    run.set_defaults(handler=run_function)
+
+
+def run_function(args: argparse.Namespace) -> int:
+    settings = settings_for(args, args.app)
+    url = (args.url or f"http://{url_host(settings.host)}:{settings.port}").rstrip("/")
+    body = {"path": args.function, "args": _parse_args(args.args_json)}
+    reply = _post(f"{url}/api/function", body, _admin_key(Path(settings.data_dir)))
+    for line in reply.get("logLines") or []:
+        print(line, file=sys.stderr)
+    if reply.get("status") != "success":
+        print(f"outpost: {reply.get('errorMessage', reply)}", file=sys.stderr)
+        if reply.get("errorData") is not None:
+            print(f"error data: {json.dumps(reply['errorData'])}", file=sys.stderr)
+        return 1
+    print(json.dumps(reply.get("value"), indent=2, ensure_ascii=False))
+    return 0
+
+
+def _parse_args(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"the arguments are not JSON ({exc}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise UsageError(f"the arguments must be a JSON object, like '{{\"x\": 1}}': {text!r}")
+    return value
+
+
+def _admin_key(data_dir: Path) -> str | None:
+    """The local gateway's admin key, or None (public functions still work)."""
+    try:
+        return (data_dir / ADMIN_KEY_FILENAME).read_text(encoding="utf-8").strip() or None
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise CommandError(f"cannot read the admin key in {data_dir} ({exc})") from None
+
+
+def _post(url: str, body: dict[str, Any], admin_key: str | None) -> dict[str, Any]:
+    data = json.dumps({**body, "format": "convex_encoded_json"}).encode()
+    headers = {"Content-Type": "application/json"}
+    if admin_key:
+        headers["Authorization"] = f"Convex {admin_key}"
+    request = urllib.request.Request(url, data=data, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request) as response:  # noqa: S310 - the user's own URL
+            return _json_object(response.read())
+    except urllib.error.HTTPError as exc:
+        error = _json_object(exc.read(), fallback=exc.reason)
+        raise CommandError(f"{error.get('message') or error} (HTTP {exc.code})") from None
+    except urllib.error.URLError as exc:
+        raise CommandError(
+            f"no gateway answers at {url} ({exc.reason}); is `outpost serve` running? "
+            "(--url, --port or --host point elsewhere)"
+        ) from None
+
+
+def _json_object(raw: bytes, fallback: Any = None) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = None
+    if isinstance(value, dict):
+        return value
+    return {"message": str(fallback or raw[:200])}

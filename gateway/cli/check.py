@@ -1,0 +1,33 @@
+"""``outpost check [APP_DIR]``: load an app and list its functions."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from gateway.errors import AppLoadError
+from gateway.runtime.loader import load_app
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    check = commands.add_parser("check", help="load an app and list its functions")
+    check.add_argument("app_dir", nargs="?", default=".", type=Path)
+    check.set_defaults(handler=lambda args: check_app(args.app_dir))
+
+
+def check_app(app_dir: Path) -> int:
+    """Load the app and list its functions; a broken module is named with file:line."""
+    try:
+        app = load_app(app_dir)
+    except AppLoadError as exc:
+        print(f"outpost: {exc}", file=sys.stderr)
+        return 1
+    try:
+        for path, fn in sorted(app.functions.items()):
+            print(f"{fn.visibility:8} {fn.kind:8} {path}")
+        tables = getattr(app.schema, "tables", {}) or {}
+        print(f"{len(app.functions)} functions, {len(tables)} tables in the schema")
+    finally:
+        app.unload()
+    return 0

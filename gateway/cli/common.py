@@ -1,0 +1,58 @@
+"""What every command shares: the common flags, settings resolution, logging."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from gateway.config import Settings
+from gateway.config_file import LOG_LEVELS, Resolved, resolve_settings
+
+
+class UsageError(Exception):
+    """A command was given something it cannot use; exit status 2, one line."""
+
+
+class CommandError(Exception):
+    """A command could not do its job for a reason the user can fix; exit status 1."""
+
+
+def common_flags() -> argparse.ArgumentParser:
+    """A parent parser with the flags every gateway command takes."""
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("settings (override outpost.toml and OUTPOST_*)")
+    group.add_argument("--host", help="bind address (default 127.0.0.1)")
+    group.add_argument("--port", type=int, help="HTTP API port (default 3210; 0 = any free)")
+    group.add_argument("--data-dir", help="store and admin key directory")
+    group.add_argument("--log-level", choices=LOG_LEVELS, help="stderr log level")
+    group.add_argument(
+        "--config", type=Path, metavar="FILE", help="settings file (default APP/outpost.toml)"
+    )
+    return parent
+
+
+def resolve_for(args: argparse.Namespace, app_dir: Path) -> Resolved:
+    """Resolve the settings once: file, then environment, then the common flags."""
+    flags = {name: getattr(args, name) for name in ("host", "port", "data_dir", "log_level")}
+    resolved = resolve_settings(app_dir, config_file=args.config, environ=os.environ, flags=flags)
+    for warning in resolved.warnings:
+        print(f"outpost: warning: {warning}", file=sys.stderr)
+    return resolved
+
+
+def settings_for(args: argparse.Namespace, app_dir: Path) -> Settings:
+    """The resolved settings alone."""
+    return resolve_for(args, app_dir).settings
+
+
+def setup_logging(level: str) -> None:
+    """Readable lines on stderr (the journal under systemd)."""
+    logging.basicConfig(
+        level=level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )

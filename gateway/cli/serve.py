@@ -1,0 +1,72 @@
+"""``outpost serve [APP_DIR]``: the production run, until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gateway.cli.common import CommandError, settings_for, setup_logging
+from gateway.config import Settings
+from gateway.gateway import Gateway
+
+if TYPE_CHECKING:
+    from gateway.http import HttpServer
+
+log = logging.getLogger("gateway.cli")
+
+
+def add_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+) -> None:
+    serve = commands.add_parser(
+        "serve",
+        parents=[common],
+        help="run the gateway (what systemd starts)",
+        description="Serve the HTTP API until SIGTERM or SIGINT, then stop cleanly.",
+    )
+    serve.add_argument("app_dir", nargs="?", default=".", type=Path)
+    serve.set_defaults(handler=serve_app)
+
+
+def serve_app(args: argparse.Namespace) -> int:
+    settings = settings_for(args, args.app_dir)
+    setup_logging(settings.log_level)
+    log.info("app %s, data in %s", args.app_dir.resolve(), settings.data_dir)
+    return asyncio.run(serve(args.app_dir, settings))
+
+
+async def serve(app_dir: Path, settings: Settings) -> int:
+    """Open the gateway, listen, print the ready line; on a signal close HTTP, then it."""
+    from gateway.http import HttpServer  # noqa: F811 - aiohttp only for the commands that serve
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    async with Gateway.open(app_dir, settings.data_dir, settings) as gateway:
+        server = HttpServer(gateway)
+        try:
+            port = await _listen(server, settings)
+            host = f"[{settings.host}]" if ":" in settings.host else settings.host
+            print(f"Outpost listening on http://{host}:{port}", flush=True)
+            await stop.wait()
+            log.info("stopping")
+        finally:
+            await server.close()
+    log.info("stopped")
+    return 0
+
+
+async def _listen(server: HttpServer, settings: Settings) -> int:
+    try:
+        return await server.start(settings.host, settings.port)
+    except OSError as exc:
+        raise CommandError(
+            f"cannot listen on {settings.host}:{settings.port} ({exc.strerror or exc}); "
+            "pick another --port or stop the process using it"
+        ) from None
