@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,13 +109,15 @@ class Api:
     async def post(
         self, path: str, body: Any = None, *, headers: dict[str, str] | None = None
     ) -> tuple[int, Any]:
-        async with self.session.post(path, json=body, headers=headers) as resp:
-            return resp.status, await resp.json(content_type=None)
+        data = b"" if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json", **(headers or {})}
+        return await self.send_raw(path, data, headers=headers)
 
     async def send_raw(
         self, path: str, data: bytes, *, headers: dict[str, str] | None = None
     ) -> tuple[int, Any]:
-        async with self.session.post(path, data=data, headers=headers) as resp:
+        payload = io.BytesIO(data)  # aiohttp warns about large raw bytes bodies
+        async with self.session.post(path, data=payload, headers=headers) as resp:
             return resp.status, await resp.json(content_type=None)
 
     async def state(self) -> tuple[int, list[Any]]:
