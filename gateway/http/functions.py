@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -36,12 +36,12 @@ def _outcome(result: CallResult, call: FunctionCall) -> web.Response:
     return web.Response(text=outcome_body(result, call.format), content_type="application/json")
 
 
-def _kind_handler(kind: Kind | None) -> Any:
+def _kind_handler(kind: Kind) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:
         call = function_call(await read_json_object(request), request)
         return _outcome(await _call(request, kind, call), call)
 
-    handle.__name__ = f"post_{kind or 'function'}"
+    handle.__name__ = f"post_{kind}"
     return handle
 
 
