@@ -25,7 +25,7 @@ from gateway.store.catalog import (
     TableInfo,
     by_id_index,
 )
-from gateway.values import UNSET, dumps, encode_index_key, loads
+from gateway.values import UNSET, decode_id, dumps, encode_index_key, loads
 
 Document = dict[str, Any]
 SCAN_CHUNK_ROWS = 128
@@ -176,6 +176,28 @@ class Transaction:
             self.conn.execute(plan.sql, rows)
         self._record(info.name, doc_id, None, doc)
         return doc_id
+
+    def insert_existing(self, table: str, doc: Document) -> None:
+        """Store a document that already has its ``_id`` and ``_creationTime`` (imports).
+
+        The id must belong to ``table`` (its table number is inside it) and not exist
+        yet; every index of the table gets its row, and the change is recorded like
+        any insert."""
+        self._check_writable()
+        info = self._require_table(table)
+        doc_id = doc["_id"]
+        if decode_id(doc_id)[0] != info.number:
+            raise StoreError(f"{doc_id!r} is not an id of table {table!r} (number {info.number})")
+        self._write_doc(info, doc, existed=False)
+        rows: list[Any] = []
+        for ix in info.indexes.values():
+            key = index_key(ix, doc)
+            self.changed_keys.append((ix.index_id, key))
+            if not ix.virtual:
+                rows += (ix.index_id, key, doc_id)
+        if rows:
+            self.conn.execute(_insert_plan(info).sql, rows)
+        self._record(info.name, doc_id, None, doc)
 
     def replace(self, table: str, old: Document, new: Document) -> bool:
         """Replace a document's body (system fields kept). False if nothing changed."""
