@@ -10,7 +10,7 @@ import argparse
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from gateway.cli import call, check, config_cmd, data, scaffold, serve
+from gateway.cli import call, check, config_cmd, data, scaffold, serve, snapshot_cmd
 from gateway.cli.common import CommandError, UsageError, common_flags
 from gateway.errors import ConfigError, OutpostError
 
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_parser(commands, common)
     check.add_parser(commands)
     config_cmd.add_parser(commands, common)
+    snapshot_cmd.add_parser(commands, common)
     return parser
 
 
