@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
+import shutil
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -18,7 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config import Settings
-from gateway.errors import StoreClosedError
+from gateway.errors import (
+    AppLoadError,
+    SchemaDefinitionError,
+    SchemaEnforcementError,
+    StoreClosedError,
+)
 from gateway.runtime import logs
 from gateway.runtime.functions import Kind
 from gateway.runtime.loader import App, load_app
@@ -31,6 +38,8 @@ from gateway.store import Store
 from gateway.store.writer import CommitFn, _default_commit
 
 log = logging.getLogger("gateway")
+
+LAST_GOOD_DIR = "app-last-good"
 
 
 class Gateway:
@@ -45,6 +54,8 @@ class Gateway:
         self.app = app
         self.runtime = runtime
         self._closed = False
+        self.app_dir: Path = app.directory.parent
+        self.app_error: str | None = None  # why the app dir is not what is served
         self._tasks: list[asyncio.Task[None]] = []
         if settings.retention_interval_s > 0 and _has_retention(app.schema):
             self._tasks.append(asyncio.create_task(self._retention_loop(), name="retention"))
@@ -74,13 +85,29 @@ class Gateway:
         settings: Settings | None = None,
         *,
         commit_fn: CommitFn = _default_commit,
+        keep_last_good: bool = False,
     ) -> Gateway:
-        """Load the app, open the store, apply the schema; ready to serve."""
+        """Load the app, open the store, apply the schema; ready to serve.
+
+        With ``keep_last_good`` (what ``outpost serve`` uses), an app that loads and
+        applies is copied into the data directory; when a later version does not load
+        or its schema is refused, that copy is served instead and ``app_error`` says
+        why, so a bad upgrade never stops ingest in a restart loop.
+        """
         settings = settings or Settings()
         _tune_gc(settings.gc_young_threshold)
-        app = load_app(Path(app_dir), print_fn=logs.app_print)
+        app_dir, data_dir = Path(app_dir), Path(data_dir)
+        saved = data_dir / LAST_GOOD_DIR
+        app_error: str | None = None
+        try:
+            app = load_app(app_dir, print_fn=logs.app_print)
+        except AppLoadError as exc:
+            if not (keep_last_good and (saved / "convex").is_dir()):
+                raise
+            app_error = str(exc)
+            app = load_app(saved, print_fn=logs.app_print)
         store = await Store.open(
-            Path(data_dir),
+            data_dir,
             commit_interval_ms=settings.commit_interval_ms,
             max_batch_jobs=settings.max_batch_mutations,
             reader_threads=settings.reader_threads,
@@ -90,12 +117,20 @@ class Gateway:
         try:
             await store.write(ensure_system_tables)
             await store.write(ensure_storage_table)
-            if app.schema is not None:
-                await store.write(lambda tx: apply_schema(tx, app.schema))
+            app, app_error = await _apply_or_fall_back(store, app, app_error, saved, keep_last_good)
         except BaseException:
             await store.close()
             app.unload()
             raise
+        if app_error is not None:
+            log.error(
+                "the app in %s cannot be served (%s); serving the last good copy from %s",
+                app_dir,
+                app_error,
+                saved,
+            )
+        elif keep_last_good:
+            await asyncio.to_thread(_save_last_good, app_dir, saved)
         logs.install(app.package)
         budgets = Budgets(
             settings.query_budget_ms / 1000,
@@ -110,7 +145,32 @@ class Gateway:
         scheduler = Scheduler(runtime)
         await scheduler.start()
         log.info("gateway %s ready: %d functions", store.gateway_id, len(app.functions))
-        return cls(settings, store, app, runtime, scheduler)
+        gateway = cls(settings, store, app, runtime, scheduler)
+        gateway.app_dir, gateway.app_error = app_dir, app_error
+        return gateway
+
+    async def reload_app(self) -> App:
+        """Load the app again and swap it in atomically (what ``outpost dev`` does on save).
+
+        Calls already running finish on the old version; new calls get the new one. If
+        the new version does not load or its schema is refused, ``AppLoadError`` /
+        the schema error is raised and the running version stays.
+        """
+        new_app = load_app(self.app_dir, print_fn=logs.app_print)
+        try:
+            if new_app.schema is not None:
+                await self.store.write(lambda tx: apply_schema(tx, new_app.schema))
+        except BaseException:
+            new_app.unload()
+            raise
+        old = self.app
+        logs.install(new_app.package)
+        self.app = self.runtime.app = new_app
+        self.app_error = None
+        logs.uninstall()
+        old.unload()
+        log.info("app reloaded: %d functions", len(new_app.functions))
+        return new_app
 
     async def close(self) -> None:
         """Stop accepting calls, drain the writer, stop every thread. Idempotent."""
@@ -174,6 +234,39 @@ class Gateway:
 
     async def run_action(self, path: str, args: Mapping[str, Any] | None = None) -> Any:
         return (await self.call("action", path, args, admin=True)).unwrap()
+
+
+async def _apply_or_fall_back(
+    store: Store, app: App, app_error: str | None, saved: Path, keep_last_good: bool
+) -> tuple[App, str | None]:
+    """Apply ``app``'s schema; if it is refused, apply the last good copy's instead."""
+    try:
+        if app.schema is not None:
+            await store.write(lambda tx: apply_schema(tx, app.schema))
+        return app, app_error
+    except (SchemaEnforcementError, SchemaDefinitionError) as exc:
+        if not keep_last_good or app_error is not None or not (saved / "convex").is_dir():
+            raise
+        app.unload()
+        fallback = load_app(saved, print_fn=logs.app_print)
+        if fallback.schema is not None:
+            await store.write(lambda tx: apply_schema(tx, fallback.schema))
+        return fallback, str(exc)
+
+
+def _save_last_good(app_dir: Path, saved: Path) -> None:
+    """Copy ``app_dir/convex`` to ``saved/convex``, replacing the old copy whole."""
+    fresh = saved.with_name(saved.name + ".new")
+    stale = saved.with_name(saved.name + ".old")
+    for leftover in (fresh, stale):
+        shutil.rmtree(leftover, ignore_errors=True)
+    shutil.copytree(
+        app_dir / "convex", fresh / "convex", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    if saved.exists():
+        os.replace(saved, stale)
+    os.replace(fresh, saved)
+    shutil.rmtree(stale, ignore_errors=True)
 
 
 def _tune_gc(young_threshold: int) -> None:
