@@ -26,12 +26,15 @@ class WriteLog:
 
     def append(self, commits: Iterable[Committed]) -> None:
         group = list(commits)
-        self._entries.extend(group)
+        # The window keeps keys only: documents (a bulk import's, say) must not stay
+        # alive here. Listeners, told now, see the whole commit.
+        self._entries.extend(Committed(c.ts, c.changed_keys, []) for c in group)
         for listener in list(self._listeners):
             listener(group)
 
     def since(self, ts: int) -> list[Committed] | None:
-        """Commits after ``ts``; None if the window no longer reaches back that far."""
+        """Commits after ``ts`` (changed keys only); None if the window no longer
+        reaches back that far."""
         if (
             self._entries
             and self._entries[0].ts > ts + 1
