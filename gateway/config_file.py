@@ -116,7 +116,10 @@ def _read_environ(environ: Mapping[str, str]) -> tuple[dict[str, tuple[Any, str]
                 hint = f"{ENV_PREFIX}{near[0].upper()}"
                 warnings.append(f"{variable} is not a setting (did you mean {hint}?); ignored")
             continue
-        found[name] = (_parsed(name, text, variable), variable)
+        value = _parsed(name, text, variable)
+        if name == "data_dir" and value:
+            value = str(Path(value).resolve())
+        found[name] = (value, variable)
     return found, warnings
 
 

@@ -42,7 +42,8 @@ def run_function(args: argparse.Namespace) -> int:
     settings = settings_for(args, args.app)
     url = (args.url or f"http://{url_host(settings.host)}:{settings.port}").rstrip("/")
     body = {"path": args.function, "args": _parse_args(args.args_json)}
-    reply = _post(f"{url}/api/function", body, _admin_key(Path(settings.data_dir)))
+    timeout_s = settings.action_budget_s + 30  # an action may run this long; then give up
+    reply = _post(f"{url}/api/function", body, _admin_key(Path(settings.data_dir)), timeout_s)
     for line in reply.get("logLines") or []:
         print(line, file=sys.stderr)
     if reply.get("status") != "success":
@@ -74,18 +75,22 @@ def _admin_key(data_dir: Path) -> str | None:
         raise CommandError(f"cannot read the admin key in {data_dir} ({exc})") from None
 
 
-def _post(url: str, body: dict[str, Any], admin_key: str | None) -> dict[str, Any]:
+def _post(
+    url: str, body: dict[str, Any], admin_key: str | None, timeout_s: float
+) -> dict[str, Any]:
     data = json.dumps({**body, "format": "convex_encoded_json"}).encode()
     headers = {"Content-Type": "application/json"}
     if admin_key:
         headers["Authorization"] = f"Convex {admin_key}"
     request = urllib.request.Request(url, data=data, headers=headers, method="POST")
     try:
-        with urllib.request.urlopen(request) as response:  # noqa: S310 - the user's own URL
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 - the user's own URL
             return _json_object(response.read())
     except urllib.error.HTTPError as exc:
         error = _json_object(exc.read(), fallback=exc.reason)
         raise CommandError(f"{error.get('message') or error} (HTTP {exc.code})") from None
+    except TimeoutError:
+        raise CommandError(f"no answer from {url} in {timeout_s:.0f} s") from None
     except urllib.error.URLError as exc:
         raise CommandError(
             f"no gateway answers at {url} ({exc.reason}); is `outpost serve` running? "
