@@ -69,9 +69,12 @@ class Gateway:
         settings: Settings | None = None,
         *,
         commit_fn: CommitFn = _default_commit,
+        keep_last_good: bool = False,
     ) -> AsyncIterator[Gateway]:
         """``async with Gateway.open(app_dir, data_dir) as gw:`` a started gateway."""
-        gateway = await cls.start(app_dir, data_dir, settings, commit_fn=commit_fn)
+        gateway = await cls.start(
+            app_dir, data_dir, settings, commit_fn=commit_fn, keep_last_good=keep_last_good
+        )
         try:
             yield gateway
         finally:

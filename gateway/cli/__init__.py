@@ -10,7 +10,7 @@ import argparse
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from gateway.cli import call, check, config_cmd, data, scaffold, serve, snapshot_cmd
+from gateway.cli import call, check, config_cmd, data, dev, scaffold, serve, snapshot_cmd
 from gateway.cli.common import CommandError, UsageError, common_flags
 from gateway.errors import ConfigError, OutpostError
 
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = common_flags()
     scaffold.add_parser(commands)
     serve.add_parser(commands, common)
+    dev.add_parser(commands, common)
     call.add_parser(commands, common)
     data.add_parser(commands, common)
     check.add_parser(commands)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
+import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gateway.cli.common import CommandError, settings_for, setup_logging
 from gateway.config import Settings
@@ -40,16 +43,34 @@ def serve_app(args: argparse.Namespace) -> int:
     return asyncio.run(serve(args.app_dir, settings))
 
 
-async def serve(app_dir: Path, settings: Settings) -> int:
-    """Open the gateway, listen, print the ready line; on a signal close HTTP, then it."""
+async def serve(
+    app_dir: Path,
+    settings: Settings,
+    *,
+    keep_last_good: bool = True,
+    while_serving: Callable[[Gateway], Coroutine[Any, Any, None]] | None = None,
+) -> int:
+    """Open the gateway, listen, print the ready line; on a signal close HTTP, then it.
+
+    ``while_serving`` runs beside the server until the stop signal (``outpost dev``'s
+    file watcher); it is cancelled first on the way down.
+    """
     from gateway.http import HttpServer  # noqa: F811 - aiohttp only for the commands that serve
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    async with Gateway.open(app_dir, settings.data_dir, settings) as gateway:
+    async with Gateway.open(
+        app_dir, settings.data_dir, settings, keep_last_good=keep_last_good
+    ) as gateway:
+        if gateway.app_error is not None:
+            print(f"outpost: {gateway.app_error}", file=sys.stderr, flush=True)
+            print("outpost: serving the last good copy of the app instead", file=sys.stderr)
         server = HttpServer(gateway)
+        side: asyncio.Task[None] | None = (
+            asyncio.create_task(while_serving(gateway)) if while_serving else None
+        )
         try:
             port = await _listen(server, settings)
             host = f"[{settings.host}]" if ":" in settings.host else settings.host
@@ -57,6 +78,10 @@ async def serve(app_dir: Path, settings: Settings) -> int:
             await stop.wait()
             log.info("stopping")
         finally:
+            if side is not None:
+                side.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await side
             await server.close()
     log.info("stopped")
     return 0
