@@ -333,7 +333,11 @@ def _message(exc: BaseException, fn: RegisteredFunction) -> str:
     """The ``errorMessage`` a client sees, in Convex's shape."""
     if isinstance(exc, ConvexError):
         data = exc.data
-        text = data if isinstance(data, str) else json.dumps(encode_json(data))
+        text = (
+            data
+            if isinstance(data, str)
+            else json.dumps(encode_json(data), separators=(",", ":"), ensure_ascii=False)
+        )
         return f"Uncaught ConvexError: {text}"
     if isinstance(exc, ArgumentValidationError | ReturnsValidationError | FunctionNotFoundError):
         return str(exc)
