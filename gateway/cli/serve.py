@@ -61,30 +61,38 @@ async def serve(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    async with Gateway.open(
-        app_dir, settings.data_dir, settings, keep_last_good=keep_last_good
-    ) as gateway:
-        if gateway.app_error is not None:
-            print(f"outpost: {gateway.app_error}", file=sys.stderr, flush=True)
-            print("outpost: serving the last good copy of the app instead", file=sys.stderr)
-        server = HttpServer(gateway)
-        side: asyncio.Task[None] | None = (
-            asyncio.create_task(while_serving(gateway)) if while_serving else None
-        )
-        try:
-            port = await _listen(server, settings)
+    # Listen first, answering 503 on /health/ready while the store opens and new
+    # indexes backfill; the ready line is printed once calls are served.
+    server = HttpServer()
+    try:
+        port = await _listen(server, settings)
+        async with Gateway.open(
+            app_dir, settings.data_dir, settings, keep_last_good=keep_last_good
+        ) as gateway:
+            _report_fallback(gateway)
+            server.attach(gateway)
+            side: asyncio.Task[None] | None = (
+                asyncio.create_task(while_serving(gateway)) if while_serving else None
+            )
             host = f"[{settings.host}]" if ":" in settings.host else settings.host
             print(f"Outpost listening on http://{host}:{port}", flush=True)
             await stop.wait()
             log.info("stopping")
-        finally:
             if side is not None:
                 side.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await side
-            await server.close()
+            await server.close()  # stop accepting and finish in-flight calls first
+    finally:
+        await server.close()
     log.info("stopped")
     return 0
+
+
+def _report_fallback(gateway: Gateway) -> None:
+    if gateway.app_error is not None:
+        print(f"outpost: {gateway.app_error}", file=sys.stderr, flush=True)
+        print("outpost: serving the last good copy of the app instead", file=sys.stderr)
 
 
 async def _listen(server: HttpServer, settings: Settings) -> int:
