@@ -45,7 +45,6 @@ import hashlib
 import json
 import math
 import os
-import shutil
 import sqlite3
 import struct
 import zipfile
@@ -53,7 +52,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from gateway.errors import ConvexValueError, OutpostError
 from gateway.runtime.storage import STORAGE_TABLE, BlobDirectory
@@ -763,21 +762,8 @@ def _insert(tx: Transaction, table: str, batch: Batch, mode: ImportMode) -> None
 
 def _write_blobs(zf: zipfile.ZipFile, plan: _Plan, blobs: BlobDirectory, batch: Batch) -> None:
     """Each file of the batch, fsynced, before the documents naming them commit."""
-    blobs.root.mkdir(parents=True, exist_ok=True)
     for _, doc in batch:
         storage_id = doc["_id"]
-        tmp = blobs.root / f".{storage_id}.tmp"
-        with zf.open(plan.files[storage_id]) as src, open(tmp, "wb") as out:
-            _copy(src, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, blobs.path(storage_id))
-    dir_fd = os.open(blobs.root, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def _copy(src: IO[bytes], out: IO[bytes]) -> None:
-    shutil.copyfileobj(src, out, 1 << 20)
+        with zf.open(plan.files[storage_id]) as src:
+            blobs.write_stream(storage_id, src, sync_dir=False)
+    blobs.sync_dir()

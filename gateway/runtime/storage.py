@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import io
 import os
+import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from gateway.errors import FunctionError
 from gateway.store import Transaction
@@ -36,13 +38,23 @@ class BlobDirectory:
         return self.root / storage_id
 
     def write(self, storage_id: str, data: bytes) -> None:
+        self.write_stream(storage_id, io.BytesIO(data))
+
+    def write_stream(self, storage_id: str, src: IO[bytes], *, sync_dir: bool = True) -> None:
+        """Copy ``src`` into the blob's file, fsynced (and the directory, unless the
+        caller syncs it once after a batch with ``sync_dir()``)."""
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = self.root / f".{storage_id}.tmp"
         with open(tmp, "wb") as out:
-            out.write(data)
+            shutil.copyfileobj(src, out, 1 << 20)
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, self.path(storage_id))
+        if sync_dir:
+            self.sync_dir()
+
+    def sync_dir(self) -> None:
+        """Make the directory's entries (new names) durable."""
         dir_fd = os.open(self.root, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
