@@ -36,6 +36,7 @@ from gateway.runtime.schema_apply import apply_schema, replication_of
 from gateway.runtime.storage import ensure_storage_table, live_ids
 from gateway.store import Store
 from gateway.store.writer import CommitFn, _default_commit
+from gateway.sync.engine import SubscriptionEngine
 
 log = logging.getLogger("gateway")
 
@@ -57,6 +58,8 @@ class Gateway:
         self.app_dir: Path = app.directory.parent
         self.app_error: str | None = None  # why the app dir is not what is served
         self._tasks: list[asyncio.Task[None]] = []
+        # Live queries: the sync sessions' subscriptions, kept current from the write log.
+        self.sync = SubscriptionEngine(runtime, store.write_log, store.clock.last_ts_ns)
         if settings.retention_interval_s > 0 and _has_retention(app.schema):
             self._tasks.append(asyncio.create_task(self._retention_loop(), name="retention"))
 
@@ -180,6 +183,7 @@ class Gateway:
         if self._closed:
             return
         self._closed = True
+        await self.sync.close()  # sync sessions first: they call into the runtime
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -15,6 +15,7 @@ from gateway.http.errors import MAX_BODY_BYTES, error_middleware
 from gateway.http.routing import fold_repeated_slashes
 from gateway.http.state import SLOT, GatewaySlot, slot_of
 from gateway.http.storage import get_stored_file
+from gateway.sync.websocket import add_sync_routes
 
 
 def build_app(gateway: Gateway | None = None, *, admin_key: str | None = None) -> web.Application:
@@ -26,6 +27,8 @@ def build_app(gateway: Gateway | None = None, *, admin_key: str | None = None) -
     app[SLOT] = GatewaySlot(gateway, admin_key=admin_key)
     app.on_response_prepare.append(add_cors_headers)
     _add_routes(app.router)
+    add_sync_routes(app)  # WebSocket sync (wire spec 2); before the slash fold
+    fold_repeated_slashes(app.router)  # last: it re-resolves against everything above
     return app
 
 
@@ -41,7 +44,6 @@ def _add_routes(router: web.UrlDispatcher) -> None:
     router.add_post("/api/query_ts", functions.post_query_ts)
     router.add_post("/api/query_at_ts", functions.post_query_at_ts)
     router.add_get("/api/storage/{id}", get_stored_file)
-    fold_repeated_slashes(router)  # last: it re-resolves against everything above
 
 
 async def get_health(request: web.Request) -> web.Response:

@@ -14,7 +14,7 @@ import json
 import logging
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,12 +74,25 @@ class CallResult:
 
 
 class _Failed(Exception):
-    """Carries a failed execution's error and log lines out of a store job."""
+    """Carries a failed execution's error, log lines and reads out of a store job."""
 
-    def __init__(self, error: BaseException, lines: list[str]) -> None:
+    def __init__(
+        self, error: BaseException, lines: list[str], read_set: ReadSet | None = None
+    ) -> None:
         super().__init__(str(error))
         self.error = error
         self.lines = lines
+        self.read_set = read_set
+
+
+@dataclass(frozen=True)
+class QueryCall:
+    """One query of a batch run on one snapshot (``Runtime.run_queries``)."""
+
+    path: str
+    args: Any = None
+    identity: Mapping[str, Any] | None = None
+    admin: bool = False
 
 
 @dataclass
@@ -147,6 +160,47 @@ class Runtime:
         if fn.kind == "action":
             return await self._run_action(fn, args, identity)
         return await self._run_transaction(fn, args, identity)
+
+    async def run_queries(self, calls: Sequence[QueryCall]) -> tuple[list[CallResult], int]:
+        """Run several queries in ONE read job: every result is from one snapshot.
+
+        Returns the results in order and the snapshot's ts (live queries: one rerun
+        round = one snapshot, DESIGN decision 3). A failing query carries its error
+        (and what it read before failing); the others are unaffected.
+        """
+        prepared: list[CallResult | tuple[RegisteredFunction, dict[str, Any], QueryCall]] = []
+        for call in calls:
+            try:
+                fn = self.lookup(call.path, "query", internal_ok=call.admin)
+                prepared.append((fn, _normalise_args(call.args), call))
+            except Exception as exc:  # noqa: BLE001 - reported to the caller
+                prepared.append(CallResult(error=exc, error_message=str(exc)))
+        now_ms = time.time() * 1000
+
+        def work(tx: Transaction) -> list[CallResult]:
+            out: list[CallResult] = []
+            for item in prepared:
+                if isinstance(item, CallResult):
+                    out.append(item)
+                    continue
+                fn, args, call = item
+                try:
+                    done = self._execute(fn, args, call.identity, tx, now_ms=now_ms)
+                except _Failed as failed:
+                    out.append(
+                        CallResult(
+                            error=failed.error,
+                            error_message=_message(failed.error, fn),
+                            log_lines=failed.lines,
+                            ts=tx.ts,
+                            read_set=failed.read_set,
+                        )
+                    )
+                else:
+                    out.append(CallResult(done.value, done.lines, tx.ts, read_set=done.read_set))
+            return out
+
+        return await self.store.read(work)
 
     # --- lookup -----------------------------------------------------------------------
 
@@ -220,7 +274,7 @@ class Runtime:
         try:
             value = self.watchdog.run(budget, step, interrupt=tx.conn.interrupt, describe=describe)
         except BaseException as exc:  # noqa: BLE001 - the caller gets it; the job rolls back
-            raise _Failed(exc, buffer.lines) from None
+            raise _Failed(exc, buffer.lines, ex.read_set) from None
         finally:
             _current.reset(token)
         return _Done(value, buffer.lines, ex.read_set)

@@ -1,0 +1,165 @@
+"""The subscription engine: live queries kept current from the write log (DESIGN decision 3).
+
+One engine per gateway. It owns every subscription of every sync session, indexed by
+the read-set intervals of its last run (``IntervalIndex``). A write-log listener (on the
+event loop, right after each COMMIT and before the committing callers are answered)
+marks the subscriptions a commit touched as dirty with that commit's ts and wakes their
+sessions; each session then reruns its dirty queries in one round on one snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from gateway.runtime.readset import ReadSet
+from gateway.runtime.runtime import CallResult, QueryCall, Runtime
+from gateway.store.writelog import WriteLog
+from gateway.store.writer import Committed
+from gateway.sync.auth import TokenVerifier, refuse_user_tokens
+from gateway.sync.intervals import IntervalIndex
+from gateway.sync.session import SyncSession, Transport
+
+log = logging.getLogger("gateway.sync")
+
+# How long a round waits for the write-log listener to reach its snapshot's ts. The
+# listener runs on the loop right after COMMIT, so this is a bound, never a delay.
+CATCH_UP_LIMIT_S: Final = 5.0
+
+
+@dataclass(eq=False)
+class Subscription:
+    """One query of one session: ``(path, args)`` under the session's identity."""
+
+    session: SyncSession
+    query_id: int
+    path: str
+    args: dict[str, Any]
+    journal: str | None = None
+    epoch: int = -1  # the session identity epoch of the last run (-1: never run)
+    digest: bytes | None = None  # of the last result sent
+    dirty_min: int | None = None  # smallest commit ts not reflected yet (None: clean)
+    dirty_max: int = 0  # largest such commit ts
+
+    def mark_dirty(self, ts: int) -> None:
+        if self.dirty_min is None or ts < self.dirty_min:
+            self.dirty_min = ts
+        if ts > self.dirty_max:
+            self.dirty_max = ts
+
+    def reran_at(self, ts: int) -> None:
+        """Its result is now from snapshot ``ts``: commits up to ``ts`` are reflected."""
+        if self.dirty_min is None:
+            return
+        if self.dirty_max <= ts:
+            self.dirty_min = None
+        else:
+            self.dirty_min = ts + 1
+
+
+class SubscriptionEngine:
+    """Subscriptions of every session, and which of them each commit invalidates."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        write_log: WriteLog,
+        last_ts: int,
+        *,
+        verifier: TokenVerifier = refuse_user_tokens,
+    ) -> None:
+        self.runtime = runtime
+        self.verifier = verifier
+        self.ping_after_s = 15.0
+        self.index: IntervalIndex[Subscription] = IntervalIndex()
+        self.sessions: set[SyncSession] = set()
+        self.seen_ts = last_ts  # the newest commit the listener has processed
+        self.rounds = 0  # rerun rounds run (for tests and metrics)
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._closed = False
+        self._unsubscribe = write_log.subscribe(self._on_commits)
+
+    # --- sessions ----------------------------------------------------------------------
+
+    def open_session(self, transport: Transport, *, admin_key: str | None) -> SyncSession:
+        """A new session on ``transport``, its tasks started; ``close`` stops them."""
+        if self._closed:
+            raise RuntimeError("the subscription engine is closed")
+        session = SyncSession(self, transport, admin_key=admin_key)
+        self.sessions.add(session)
+        session.start()
+        return session
+
+    def session_closed(self, session: SyncSession) -> None:
+        for sub in session.subs.values():
+            self.index.remove(sub)
+        self.sessions.discard(session)
+
+    async def close(self) -> None:
+        """Close every session (their sockets too) and stop listening. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._unsubscribe()
+        for session in list(self.sessions):
+            await session.close(1001, "ServerShutdown")
+        for _, waiter in self._waiters:
+            waiter.cancel()
+        self._waiters.clear()
+
+    # --- subscriptions -----------------------------------------------------------------
+
+    def track(self, sub: Subscription, read_set: ReadSet | None) -> None:
+        """``sub`` now depends on exactly what ``read_set`` covers."""
+        self.index.replace(sub, read_set.intervals() if read_set is not None else ())
+
+    def forget(self, sub: Subscription) -> None:
+        self.index.remove(sub)
+
+    async def run_queries(
+        self, subs: list[Subscription], identity: Mapping[str, Any] | None, admin: bool
+    ) -> tuple[list[CallResult], int]:
+        """Run ``subs`` on one snapshot; returns their results and its ts."""
+        self.rounds += 1
+        calls = [QueryCall(s.path, s.args, identity, admin) for s in subs]
+        return await self.runtime.run_queries(calls)
+
+    # --- the write log -----------------------------------------------------------------
+
+    def _on_commits(self, commits: list[Committed]) -> None:
+        """On the loop, right after COMMIT: mark what each commit touched."""
+        try:
+            woken: set[SyncSession] = set()
+            for commit in commits:
+                if self.index and commit.changed_keys:
+                    for sub in self.index.affected(commit.changed_keys):
+                        sub.mark_dirty(commit.ts)
+                        woken.add(sub.session)
+                if commit.ts > self.seen_ts:
+                    self.seen_ts = commit.ts
+            for session in woken:
+                session.wake()
+            if self._waiters:
+                ready = [w for w in self._waiters if w[0] <= self.seen_ts]
+                self._waiters = [w for w in self._waiters if w[0] > self.seen_ts]
+                for _, waiter in ready:
+                    if not waiter.done():
+                        waiter.set_result(None)
+        except Exception:  # never let a listener bug fail the writer's callers
+            log.exception("subscription invalidation failed")
+
+    async def caught_up(self, ts: int) -> None:
+        """Return once every commit up to ``ts`` went through the listener."""
+        if ts <= self.seen_ts or self._closed:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((ts, waiter))
+        try:
+            await asyncio.wait_for(waiter, CATCH_UP_LIMIT_S)
+        except TimeoutError:
+            log.warning("the write log did not reach ts %d within %.0f s", ts, CATCH_UP_LIMIT_S)
+        finally:
+            self._waiters = [w for w in self._waiters if w[1] is not waiter]

@@ -1,0 +1,352 @@
+"""One sync socket's protocol state (wire spec 2.3-2.7), independent of aiohttp.
+
+A session owns three tasks: the *sender* (the only writer to the socket, fed by a
+bounded queue, a JSON ``Ping`` after ``ping_after_s`` of silence), the *rounds* task
+(reruns what is new or dirty on one snapshot and emits one Transition per round,
+preceded by the call responses it covers) and the *mutations* task (this socket's
+mutations one at a time, in arrival order). Actions run as tasks of their own.
+
+Read-your-writes: a MutationResponse is emitted only by the rounds task, right before
+a Transition whose ts is at or past the mutation's commit ts; so both the JS rule
+(resolve at a Transition with ts >= response ts) and the Python one (resolve at the
+next Transition) see the write in every subscription.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from typing import TYPE_CHECKING, Final, Protocol
+
+from gateway.runtime.runtime import CallResult
+from gateway.sync import protocol as p
+from gateway.sync.auth import ANONYMOUS, AuthenticationError, Principal, admin_principal
+
+if TYPE_CHECKING:
+    from gateway.sync.engine import Subscription, SubscriptionEngine
+
+log = logging.getLogger("gateway.sync")
+
+OUTGOING_QUEUE_MAX: Final = 32  # frames waiting for a slow client; a full queue pauses rounds
+MAX_QUEUED_MUTATIONS: Final = 1000
+MAX_RUNNING_ACTIONS: Final = 1000
+MAX_QUERIES: Final = 10_000
+
+
+class Transport(Protocol):
+    """The socket under a session (aiohttp's WebSocketResponse in production)."""
+
+    async def send(self, text: str) -> None: ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+class AuthRefused(Exception):
+    """An Authenticate was refused: AuthError, then the socket closes."""
+
+    def __init__(self, message: str, base_version: int) -> None:
+        super().__init__(message)
+        self.base_version = base_version
+
+
+class SyncSession:
+    """A client's query set, identity and versions on one socket."""
+
+    def __init__(
+        self, engine: SubscriptionEngine, transport: Transport, *, admin_key: str | None
+    ) -> None:
+        self.engine = engine
+        self.transport = transport
+        self.admin_key = admin_key
+        self.session_id: str | None = None
+        self.query_set_version = 0  # the last newVersion received
+        self.identity_version = 0  # Authenticates accepted
+        self.principal: Principal = ANONYMOUS
+        self.identity_epoch = 0
+        self.subs: dict[int, Subscription] = {}
+        self.sent = p.StateVersion()
+        self._removed: list[int] = []
+        self._responses: list[str] = []
+        self._outgoing: asyncio.Queue[str] = asyncio.Queue(OUTGOING_QUEUE_MAX)
+        self._mutations: asyncio.Queue[tuple[p.Call, Principal]] = asyncio.Queue(
+            MAX_QUEUED_MUTATIONS
+        )
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._actions: set[asyncio.Task[None]] = set()
+        self._closing = False
+        self._closed = asyncio.Event()
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._send_loop(), name="outpost-sync-sender"),
+            asyncio.create_task(self._round_loop(), name="outpost-sync-rounds"),
+            asyncio.create_task(self._mutation_loop(), name="outpost-sync-mutations"),
+        ]
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Stop every task, drop the subscriptions, close the socket. Idempotent."""
+        if self._closing:
+            await self._closed.wait()
+            return
+        self._closing = True
+        try:
+            await self._stop_tasks()
+            self.engine.session_closed(self)
+            with contextlib.suppress(Exception):
+                await self.transport.close(code, reason)
+        finally:
+            self._closed.set()
+
+    async def fail(self, frame: str, code: int, reason: str) -> None:
+        """Send ``frame`` (FatalError / AuthError) as the last message, then close."""
+        if self._closing:
+            return
+        await self._stop_tasks()
+        with contextlib.suppress(Exception):
+            await self.transport.send(frame)
+        await self.close(code, reason)
+
+    async def _stop_tasks(self) -> None:
+        tasks = [*self._tasks, *self._actions]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # --- incoming ----------------------------------------------------------------------
+
+    async def receive(self, text: str) -> None:
+        """Handle one text frame; raises ``ProtocolError`` / ``AuthRefused``."""
+        message = p.parse_client_message(text)
+        if isinstance(message, p.Connect):
+            if self.session_id is not None:
+                raise p.ProtocolError("Connect was sent twice on one socket")
+            self.session_id = message.session_id
+            # maxObservedTimestamp is parsed (and checked) only: never folded into the
+            # clock (DESIGN decision 4).
+            return
+        if self.session_id is None:
+            raise p.ProtocolError(f"the first message must be Connect, not {type(message)}")
+        if isinstance(message, p.ModifyQuerySet):
+            self._modify_query_set(message)
+        elif isinstance(message, p.Call):
+            self._call(message)
+        elif isinstance(message, p.Authenticate):
+            await self._authenticate(message)
+        # Event: telemetry, ignored.
+
+    def _modify_query_set(self, message: p.ModifyQuerySet) -> None:
+        from gateway.sync.engine import Subscription
+
+        if message.base_version != self.query_set_version:
+            raise p.ProtocolError(
+                f"Base version {message.base_version} passed up doesn't match the current "
+                f"version {self.query_set_version}"
+            )
+        if message.new_version <= message.base_version:
+            raise p.ProtocolError(
+                f"New version {message.new_version} must be greater than the base version "
+                f"{message.base_version}"
+            )
+        for mod in message.modifications:
+            if isinstance(mod, p.Add):
+                if mod.query_id in self.subs:
+                    raise p.ProtocolError(f"Duplicate query id {mod.query_id} in Add")
+                if len(self.subs) >= MAX_QUERIES:
+                    raise p.ProtocolError(
+                        f"too many subscribed queries on one socket (at most {MAX_QUERIES})"
+                    )
+                self.subs[mod.query_id] = Subscription(
+                    self, mod.query_id, mod.path, mod.args, mod.journal
+                )
+            else:
+                sub = self.subs.pop(mod.query_id, None)
+                if sub is None:
+                    raise p.ProtocolError(f"Remove of query id {mod.query_id}, not subscribed")
+                self.engine.forget(sub)
+                self._removed.append(mod.query_id)
+        self.query_set_version = message.new_version
+        self.wake()
+
+    def _call(self, message: p.Call) -> None:
+        if message.kind == "Mutation":
+            try:
+                self._mutations.put_nowait((message, self.principal))
+            except asyncio.QueueFull:
+                raise p.ProtocolError(
+                    f"TooManyConcurrentMutations: more than {MAX_QUEUED_MUTATIONS} mutations "
+                    "queued on one socket"
+                ) from None
+            return
+        if len(self._actions) >= MAX_RUNNING_ACTIONS:
+            raise p.ProtocolError(
+                f"TooManyConcurrentActions: more than {MAX_RUNNING_ACTIONS} actions running "
+                "on one socket"
+            )
+        task = asyncio.create_task(
+            self._run_action(message, self.principal), name="outpost-sync-action"
+        )
+        self._actions.add(task)
+        task.add_done_callback(self._actions.discard)
+
+    async def _authenticate(self, message: p.Authenticate) -> None:
+        if message.base_version != self.identity_version:
+            raise p.ProtocolError(
+                f"Authenticate base version {message.base_version} doesn't match the current "
+                f"identity version {self.identity_version}"
+            )
+        try:
+            if message.token_type == "None":
+                principal = ANONYMOUS
+            elif message.token_type == "Admin":
+                assert message.value is not None
+                principal = admin_principal(message.value, self.admin_key, message.impersonating)
+            else:
+                assert message.value is not None
+                identity = await self.engine.verifier(message.value)
+                principal = Principal(admin=False, identity=dict(identity))
+        except AuthenticationError as exc:
+            raise AuthRefused(str(exc), self.identity_version) from None
+        self.principal = principal
+        self.identity_version += 1
+        self.identity_epoch += 1  # every query reruns under the new identity
+        self.wake()
+
+    # --- calls ---------------------------------------------------------------------------
+
+    async def _mutation_loop(self) -> None:
+        runtime = self.engine.runtime
+        while True:
+            call, principal = await self._mutations.get()
+            result = await runtime.run(
+                "mutation",
+                call.path,
+                call.args,
+                identity=principal.identity,
+                admin=principal.admin,
+            )
+            if result.ok and result.ts is not None:
+                frame = p.mutation_success(
+                    call.request_id, p.value_json(result.value), result.ts, result.log_lines
+                )
+            else:
+                frame = _failure("Mutation", call.request_id, result)
+            self._responses.append(frame)
+            self.wake()
+
+    async def _run_action(self, call: p.Call, principal: Principal) -> None:
+        result = await self.engine.runtime.run(
+            "action", call.path, call.args, identity=principal.identity, admin=principal.admin
+        )
+        if result.ok:
+            frame = p.action_success(call.request_id, p.value_json(result.value), result.log_lines)
+        else:
+            frame = _failure("Action", call.request_id, result)
+        self._responses.append(frame)
+        self.wake()
+
+    # --- outgoing ----------------------------------------------------------------------
+
+    async def _send_loop(self) -> None:
+        while True:
+            try:
+                frame = await asyncio.wait_for(self._outgoing.get(), self.engine.ping_after_s)
+            except TimeoutError:
+                frame = p.PING
+            try:
+                await self.transport.send(frame)
+            except Exception as exc:  # noqa: BLE001 - the peer is gone; the socket closes
+                log.debug("sync send failed: %s", exc)
+                return
+
+    async def _round_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            # One turn of the loop: a commit wakes us from the writer's callback just
+            # before it answers the mutation's caller; let that answer join this round.
+            await asyncio.sleep(0)
+            self._wake.clear()
+            try:
+                await self._round()
+            except Exception:
+                log.exception("a sync round failed; closing the socket")
+                with contextlib.suppress(Exception):
+                    await self.transport.close(1011, "InternalServerError")
+                return
+
+    async def _round(self) -> None:
+        """Rerun what is new or dirty on one snapshot; emit responses, then a Transition."""
+        engine = self.engine
+        epoch, principal = self.identity_epoch, self.principal
+        end_query_set, end_identity = self.query_set_version, self.identity_version
+        removed, self._removed = self._removed, []
+        responses, self._responses = self._responses, []
+        todo = [s for s in self.subs.values() if s.epoch != epoch or s.dirty_min is not None]
+        modifications: list[tuple[int, str]] = [(q, p.query_removed(q)) for q in removed]
+        if todo:
+            while True:
+                results, ts = await engine.run_queries(todo, principal.identity, principal.admin)
+                await engine.caught_up(ts)
+                # A commit inside the snapshot that the listener reported only now may
+                # touch a query this round did not rerun: rerun the lot on a newer one.
+                chosen = set(todo)
+                stale = [
+                    s
+                    for s in self.subs.values()
+                    if s not in chosen
+                    and s.epoch == epoch
+                    and s.dirty_min is not None
+                    and s.dirty_min <= ts
+                ]
+                if not stale:
+                    break
+                todo += stale
+            for sub, result in zip(todo, results, strict=True):
+                if self.subs.get(sub.query_id) is not sub:
+                    continue  # removed while the round ran
+                engine.track(sub, result.read_set)
+                sub.epoch = epoch
+                sub.reran_at(ts)
+                frame = _modification(sub.query_id, result)
+                digest = hashlib.blake2b(frame.encode(), digest_size=16).digest()
+                if digest != sub.digest:
+                    sub.digest = digest
+                    modifications.append((sub.query_id, frame))
+        else:
+            ts = max(engine.seen_ts, self.sent.ts)
+        end = p.StateVersion(end_query_set, end_identity, ts)
+        versions_moved = (end.query_set, end.identity) != (self.sent.query_set, self.sent.identity)
+        if not (modifications or responses or versions_moved):
+            return  # nothing a client needs (only ts would move)
+        for frame in responses:
+            await self._outgoing.put(frame)
+        modifications.sort(key=lambda m: m[0])
+        await self._outgoing.put(p.transition(self.sent, end, [m for _, m in modifications]))
+        self.sent = end
+
+
+def _modification(query_id: int, result: CallResult) -> str:
+    if result.ok:
+        return p.query_updated(query_id, p.value_json(result.value), result.log_lines)
+    return p.query_failed(
+        query_id, result.error_message, p.error_data_json(result.error_data), result.log_lines
+    )
+
+
+def _failure(kind: str, request_id: int, result: CallResult) -> str:
+    return p.call_failure(
+        kind,
+        request_id,
+        result.error_message or str(result.error),
+        p.error_data_json(result.error_data),
+        result.log_lines,
+    )
