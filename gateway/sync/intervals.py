@@ -23,7 +23,10 @@ more):
 - :meth:`IntervalIndex.affected`: ``O(L log n + h)`` per changed key, ``h`` the intervals
   hit; keys of indexes nobody reads cost one dict lookup. The bisect runs in C.
 - :meth:`IntervalIndex.add` / :meth:`IntervalIndex.remove`: ``O(L log n)`` comparisons per
-  interval plus a ``list.insert`` / ``del`` (a C ``memmove`` of up to ``n`` pointers).
+  interval plus a ``list.insert`` / ``del`` (a C ``memmove`` of up to ``n`` pointers), and a
+  copy of the tuple of the ``k`` subscriptions sharing that exact interval (usually 1: the
+  engine runs identical subscriptions once). Tuples, not sets, because the hit path of
+  :meth:`IntervalIndex.affected` touches them: 48 bytes instead of 216 stay in cache.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ class _Layer(Generic[SubId]):
     def __init__(self) -> None:
         self.starts: list[bytes] = []
         self.ends: list[bytes | None] = []
-        self.subs: list[set[SubId]] = []
+        self.subs: list[tuple[SubId, ...]] = []  # small and immutable: less memory per hit
 
     def position(self, start: bytes, end: bytes | None) -> int:
         """Where ``(start, end)`` is or would go in this layer's order."""
@@ -81,14 +84,15 @@ class _PerIndex(Generic[SubId]):
 
     def __init__(self) -> None:
         self.layers: list[_Layer[SubId]] = []
-        self.where: dict[_Interval, tuple[_Layer[SubId], set[SubId]]] = {}
+        self.where: dict[_Interval, _Layer[SubId]] = {}
 
     def add(self, start: bytes, end: bytes | None, sub_id: SubId) -> None:
+        """Add ``sub_id`` (not yet on this interval) to the readers of ``[start, end)``."""
         found = self.where.get((start, end))
         if found is not None:
-            found[1].add(sub_id)
+            pos = found.position(start, end)
+            found.subs[pos] = (*found.subs[pos], sub_id)
             return
-        subs = {sub_id}
         for layer in self.layers:
             pos = layer.position(start, end)
             if layer.fits(pos, end):
@@ -99,16 +103,18 @@ class _PerIndex(Generic[SubId]):
             pos = 0
         layer.starts.insert(pos, start)
         layer.ends.insert(pos, end)
-        layer.subs.insert(pos, subs)
-        self.where[start, end] = (layer, subs)
+        layer.subs.insert(pos, (sub_id,))
+        self.where[start, end] = layer
 
     def discard(self, start: bytes, end: bytes | None, sub_id: SubId) -> None:
-        layer, subs = self.where[start, end]
-        subs.discard(sub_id)
-        if subs:
+        layer = self.where[start, end]
+        pos = layer.position(start, end)
+        subs = layer.subs[pos]
+        if len(subs) > 1:
+            j = subs.index(sub_id)
+            layer.subs[pos] = subs[:j] + subs[j + 1 :]
             return
         del self.where[start, end]
-        pos = layer.position(start, end)
         del layer.starts[pos], layer.ends[pos], layer.subs[pos]
         if not layer.starts:
             self.layers.remove(layer)
@@ -179,6 +185,6 @@ class IntervalIndex(Generic[SubId]):
                     end = ends[i]
                     if end is not None and end <= key:
                         break
-                    out |= subs[i]
+                    out.update(subs[i])
                     i -= 1
         return out

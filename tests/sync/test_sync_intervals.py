@@ -32,7 +32,7 @@ def check_layers(index: IntervalIndex[int]) -> None:
             assert layer.starts
             assert len(layer.starts) == len(layer.ends) == len(layer.subs)
             stored += len(layer.starts)
-            assert all(subs for subs in layer.subs)
+            assert all(subs and len(set(subs)) == len(subs) for subs in layer.subs)
             for j in range(1, len(layer.starts)):
                 a, b = layer.ends[j - 1], layer.ends[j]
                 assert layer.starts[j - 1] <= layer.starts[j]
@@ -84,6 +84,7 @@ def test_identical_intervals_shared_and_removed_one_by_one() -> None:
     for sub in range(5):
         index.add(sub, [(3, KeyRange(b"k", b"l")), (3, KeyRange(b"k", b"l"))])
     assert len(index._indexes[3].where) == 1
+    assert index._indexes[3].layers[0].subs == [(0, 1, 2, 3, 4)]
     assert index.affected([(3, b"k1")]) == {0, 1, 2, 3, 4}
     index.remove(2)
     assert index.affected([(3, b"k1")]) == {0, 1, 3, 4}
