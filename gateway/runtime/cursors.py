@@ -142,3 +142,24 @@ def query_fingerprint(
         ensure_ascii=True,
     )
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
+# --- journals (reactive pagination, wire spec 2.6) -----------------------------------
+
+_JOURNAL_PREFIX = "outpost-journal-1:"
+
+
+def journal_for(end_cursor: str) -> str:
+    """The journal of a query run whose ``paginate`` ended at ``end_cursor``.
+
+    Opaque to clients. The cursor inside is already MAC-bound to its query, so a journal
+    replayed elsewhere is simply ignored (``pinned_end`` keeps nothing from it).
+    """
+    return _JOURNAL_PREFIX + end_cursor
+
+
+def pinned_end(journal: str | None) -> str | None:
+    """The end cursor pinned in ``journal`` (``None``: nothing pinned or not ours)."""
+    if journal is None or not journal.startswith(_JOURNAL_PREFIX):
+        return None
+    return journal[len(_JOURNAL_PREFIX) :] or None

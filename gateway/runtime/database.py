@@ -48,6 +48,10 @@ class Execution:
     limits: TransactionLimits = field(default_factory=TransactionLimits)
     read_set: ReadSet = field(default_factory=ReadSet)
     paginated: bool = False
+    # Reactive pagination (convex-semantics 3.4): the end cursor a rerun must stop at
+    # (from the subscription's journal), and the end cursor this run's page reached.
+    pinned_end: str | None = None
+    page_end: str | None = None
     _next_creation_ms: float | None = None
 
     def creation_time(self) -> float:

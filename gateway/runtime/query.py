@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from gateway.errors import QueryError
+from gateway.errors import InvalidCursorError, QueryError
 from gateway.runtime.cursors import query_fingerprint
 from gateway.runtime.filters import Expression, compile_filter, filter_repr, matches
 from gateway.runtime.index_range import KeyRange, compile_index_range, resolve_range
@@ -127,7 +127,9 @@ class Query:
                 "only one paginated query is allowed per query or mutation"
             )
         self._ex.paginated = True
-        return _Paginator(self, _pagination_opts(opts)).run()
+        result = _Paginator(self, _pagination_opts(opts), self._ex.pinned_end).run()
+        self._ex.page_end = result["continueCursor"]
+        return result
 
     # --- execution --------------------------------------------------------------------
 
@@ -244,12 +246,22 @@ def _pagination_opts(opts: Any) -> dict[str, Any]:
 class _Paginator:
     """Reads one page of a query between a start cursor and an optional end cursor."""
 
-    def __init__(self, query: Query, opts: dict[str, Any]) -> None:
+    def __init__(self, query: Query, opts: dict[str, Any], pinned_end: str | None = None) -> None:
         self.q = query
         self.opts = opts
         self.codec = query._ex.cursors  # noqa: SLF001
         self.fp = query.fingerprint()
         self.desc = query._order == "desc"  # noqa: SLF001
+        if pinned_end is not None and opts.get("endCursor") is None:
+            # A live rerun: end exactly where the first run ended, so the page grows or
+            # shrinks with inserts/deletes and never leaves a gap before the next page.
+            # A pinned cursor of another query (a stale or foreign journal) is ignored.
+            try:
+                self.codec.decode(pinned_end, self.fp)
+            except InvalidCursorError:
+                pass
+            else:
+                self.opts = {**opts, "endCursor": pinned_end}
 
     def run(self) -> dict[str, Any]:
         opts, codec = self.opts, self.codec

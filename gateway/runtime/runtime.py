@@ -29,7 +29,7 @@ from gateway.errors import (
     ValidationError,
 )
 from gateway.runtime.context import ActionCtx, MutationCtx, QueryCtx
-from gateway.runtime.cursors import CursorCodec
+from gateway.runtime.cursors import CursorCodec, journal_for, pinned_end
 from gateway.runtime.database import Execution
 from gateway.runtime.driver import Watchdog, drive
 from gateway.runtime.functions import Kind, RegisteredFunction
@@ -56,6 +56,7 @@ class CallResult:
     error: BaseException | None = None
     error_message: str = ""
     read_set: ReadSet | None = None
+    journal: str | None = None  # a query that paginated: its pinned end (wire spec 2.6)
 
     @property
     def ok(self) -> bool:
@@ -93,6 +94,7 @@ class QueryCall:
     args: Any = None
     identity: Mapping[str, Any] | None = None
     admin: bool = False
+    journal: str | None = None  # from an earlier run of the same live query
 
 
 @dataclass
@@ -100,6 +102,7 @@ class _Done:
     value: Any
     lines: list[str]
     read_set: ReadSet
+    page_end: str | None = None
 
 
 @dataclass(frozen=True)
@@ -185,7 +188,9 @@ class Runtime:
                     continue
                 fn, args, call = item
                 try:
-                    done = self._execute(fn, args, call.identity, tx, now_ms=now_ms)
+                    done = self._execute(
+                        fn, args, call.identity, tx, now_ms=now_ms, journal=call.journal
+                    )
                 except _Failed as failed:
                     out.append(
                         CallResult(
@@ -197,7 +202,12 @@ class Runtime:
                         )
                     )
                 else:
-                    out.append(CallResult(done.value, done.lines, tx.ts, read_set=done.read_set))
+                    journal = None if done.page_end is None else journal_for(done.page_end)
+                    out.append(
+                        CallResult(
+                            done.value, done.lines, tx.ts, read_set=done.read_set, journal=journal
+                        )
+                    )
             return out
 
         return await self.store.read(work)
@@ -255,9 +265,10 @@ class Runtime:
         tx: Transaction,
         *,
         now_ms: float,
+        journal: str | None = None,
     ) -> _Done:
         """Runs on the database thread: drive the handler under the watchdog."""
-        ex = Execution(tx, self.cursors, schema=self.app.schema)
+        ex = Execution(tx, self.cursors, schema=self.app.schema, pinned_end=pinned_end(journal))
         seed = tx.ts ^ fn.seed_base
         ctx_type = MutationCtx if fn.kind == "mutation" else QueryCtx
         ctx = ctx_type(self, ex, identity, now_ms, seed)
@@ -277,7 +288,7 @@ class Runtime:
             raise _Failed(exc, buffer.lines, ex.read_set) from None
         finally:
             _current.reset(token)
-        return _Done(value, buffer.lines, ex.read_set)
+        return _Done(value, buffer.lines, ex.read_set, ex.page_end)
 
     async def _invoke(
         self, fn: RegisteredFunction, ctx: Any, args: dict[str, Any], ids: Any

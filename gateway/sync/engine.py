@@ -124,7 +124,7 @@ class SubscriptionEngine:
     ) -> tuple[list[CallResult], int]:
         """Run ``subs`` on one snapshot; returns their results and its ts."""
         self.rounds += 1
-        calls = [QueryCall(s.path, s.args, identity, admin) for s in subs]
+        calls = [QueryCall(s.path, s.args, identity, admin, s.journal) for s in subs]
         return await self.runtime.run_queries(calls)
 
     # --- the write log -----------------------------------------------------------------

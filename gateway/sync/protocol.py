@@ -282,18 +282,26 @@ def error_data_json(data: Any) -> str | None:
         return None
 
 
-def query_updated(query_id: int, value: str, log_lines: list[str]) -> str:
+def query_updated(
+    query_id: int, value: str, log_lines: list[str], journal: str | None = None
+) -> str:
     return (
         f'{{"type":"QueryUpdated","queryId":{query_id},"value":{value},'
-        f'"logLines":{_encode(log_lines)},"journal":null}}'
+        f'"logLines":{_encode(log_lines)},"journal":{_encode(journal)}}}'
     )
 
 
-def query_failed(query_id: int, message: str, error_data: str | None, log_lines: list[str]) -> str:
+def query_failed(
+    query_id: int,
+    message: str,
+    error_data: str | None,
+    log_lines: list[str],
+    journal: str | None = None,
+) -> str:
     data = "" if error_data is None else f',"errorData":{error_data}'
     return (
         f'{{"type":"QueryFailed","queryId":{query_id},"errorMessage":{_encode(message)},'
-        f'"logLines":{_encode(log_lines)},"journal":null{data}}}'
+        f'"logLines":{_encode(log_lines)},"journal":{_encode(journal)}{data}}}'
     )
 
 

@@ -316,7 +316,11 @@ class SyncSession:
                 engine.track(sub, result.read_set)
                 sub.epoch = epoch
                 sub.reran_at(ts)
-                frame = _modification(sub.query_id, result)
+                if result.ok:
+                    # Reactive pagination: the end position of the first run that
+                    # paginated stays pinned for every rerun (wire spec 2.6).
+                    sub.journal = result.journal
+                frame = _modification(sub.query_id, result, sub.journal)
                 digest = hashlib.blake2b(frame.encode(), digest_size=16).digest()
                 if digest != sub.digest:
                     sub.digest = digest
@@ -334,11 +338,15 @@ class SyncSession:
         self.sent = end
 
 
-def _modification(query_id: int, result: CallResult) -> str:
+def _modification(query_id: int, result: CallResult, journal: str | None) -> str:
     if result.ok:
-        return p.query_updated(query_id, p.value_json(result.value), result.log_lines)
+        return p.query_updated(query_id, p.value_json(result.value), result.log_lines, journal)
     return p.query_failed(
-        query_id, result.error_message, p.error_data_json(result.error_data), result.log_lines
+        query_id,
+        result.error_message,
+        p.error_data_json(result.error_data),
+        result.log_lines,
+        journal,
     )
 
 
