@@ -33,6 +33,7 @@ from gateway.runtime.retention import RETENTION_ORIGIN, apply_retention
 from gateway.runtime.runtime import Budgets, CallResult, Runtime
 from gateway.runtime.scheduler import Scheduler, ensure_system_tables
 from gateway.runtime.schema_apply import apply_schema, replication_of
+from gateway.runtime.session_requests import ensure_session_requests_table
 from gateway.runtime.storage import ensure_storage_table, live_ids
 from gateway.store import Store
 from gateway.store.writer import CommitFn, _default_commit
@@ -122,6 +123,7 @@ class Gateway:
         )
         try:
             await store.write(ensure_system_tables)
+            await store.write(ensure_session_requests_table)
             await store.write(ensure_storage_table)
             app, app_error = await _apply_or_fall_back(store, app, app_error, saved, keep_last_good)
         except BaseException:

@@ -14,7 +14,7 @@ import json
 import logging
 import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +28,7 @@ from gateway.errors import (
     ReturnsValidationError,
     ValidationError,
 )
+from gateway.runtime import session_requests
 from gateway.runtime.context import ActionCtx, MutationCtx, QueryCtx
 from gateway.runtime.cursors import CursorCodec, journal_for, pinned_end
 from gateway.runtime.database import Execution
@@ -37,6 +38,7 @@ from gateway.runtime.loader import App, canonical_path
 from gateway.runtime.logs import LogBuffer, _current, capture
 from gateway.runtime.query import Query
 from gateway.runtime.readset import ReadSet
+from gateway.runtime.session_requests import Replayed
 from gateway.runtime.storage import BlobDirectory
 from gateway.schema import validate_args, validate_returns
 from gateway.store import Store, Transaction
@@ -153,8 +155,13 @@ class Runtime:
         *,
         identity: Mapping[str, Any] | None = None,
         admin: bool = False,
+        request_key: tuple[str, int] | None = None,
     ) -> CallResult:
-        """Call the function at ``path`` as ``kind`` (None: whatever it is)."""
+        """Call the function at ``path`` as ``kind`` (None: whatever it is).
+
+        ``request_key`` (a sync socket's ``(sessionId, requestId)``) makes a mutation
+        idempotent: applied at most once, a repeat gets the first answer and ts.
+        """
         try:
             fn = self.lookup(path, kind, internal_ok=admin)
             args = _normalise_args(args)
@@ -162,7 +169,7 @@ class Runtime:
             return CallResult(error=exc, error_message=str(exc))
         if fn.kind == "action":
             return await self._run_action(fn, args, identity)
-        return await self._run_transaction(fn, args, identity)
+        return await self._run_transaction(fn, args, identity, request_key)
 
     async def run_queries(self, calls: Sequence[QueryCall]) -> tuple[list[CallResult], int]:
         """Run several queries in ONE read job: every result is from one snapshot.
@@ -238,13 +245,26 @@ class Runtime:
     # --- queries and mutations ----------------------------------------------------------
 
     async def _run_transaction(
-        self, fn: RegisteredFunction, args: dict[str, Any], identity: Mapping[str, Any] | None
+        self,
+        fn: RegisteredFunction,
+        args: dict[str, Any],
+        identity: Mapping[str, Any] | None,
+        request_key: tuple[str, int] | None = None,
     ) -> CallResult:
         # A partial, not a closure: fewer objects for the GC per call in flight.
-        work = functools.partial(self._execute, fn, args, identity, now_ms=time.time() * 1000)
+        now_ms = time.time() * 1000
+        work: Callable[[Transaction], _Done | Replayed]
+        if fn.kind == "mutation" and request_key is not None:
+            work = functools.partial(
+                self._execute_once, fn, args, identity, request_key, now_ms=now_ms
+            )
+        else:
+            work = functools.partial(self._execute, fn, args, identity, now_ms=now_ms)
         try:
             if fn.kind == "mutation":
                 done, ts = await self.store.writer.submit(work)
+                if isinstance(done, Replayed):
+                    return CallResult(done.value, [], done.ts)
             else:
                 done, ts = await self.store.readers.submit(work)
         except _Failed as failed:
@@ -255,7 +275,26 @@ class Runtime:
             )
         except Exception as exc:  # noqa: BLE001 - commit failure, store closed
             return CallResult(error=exc, error_message=str(exc))
+        assert not isinstance(done, Replayed)
         return CallResult(done.value, done.lines, ts, read_set=done.read_set)
+
+    def _execute_once(
+        self,
+        fn: RegisteredFunction,
+        args: dict[str, Any],
+        identity: Mapping[str, Any] | None,
+        request_key: tuple[str, int],
+        tx: Transaction,
+        *,
+        now_ms: float,
+    ) -> _Done | Replayed:
+        """A mutation deduped by (sessionId, requestId): its record commits with it."""
+        replayed = session_requests.find(tx, *request_key)
+        if replayed is not None:
+            return replayed
+        done = self._execute(fn, args, identity, tx, now_ms=now_ms)
+        session_requests.record(tx, *request_key, done.value, now_ms)
+        return done
 
     def _execute(
         self,

@@ -227,12 +227,14 @@ class SyncSession:
         runtime = self.engine.runtime
         while True:
             call, principal = await self._mutations.get()
+            assert self.session_id is not None  # Connect comes first
             result = await runtime.run(
                 "mutation",
                 call.path,
                 call.args,
                 identity=principal.identity,
                 admin=principal.admin,
+                request_key=(self.session_id, call.request_id),
             )
             if result.ok and result.ts is not None:
                 frame = p.mutation_success(
