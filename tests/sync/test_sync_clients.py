@@ -48,3 +48,27 @@ def test_sync_pip_convex_client_query_subscribe_mutation(server: Any) -> None:
     assert client.action("items:relabel", {"batch": batch})["n_plus_one"] == 42.0
     assert next(updates) == 3.0
     subscription.unsubscribe()
+
+
+RESILIENCE_SCRIPT = Path(__file__).resolve().parent / "node" / "resilience_client.mjs"
+
+
+def test_sync_npm_convex_client_errors_concurrency_and_lost_socket(
+    server: Any, convex_npm: Path
+) -> None:
+    batch = f"npm-res-{uuid.uuid4().hex[:8]}"
+    report = run_node(str(RESILIENCE_SCRIPT), convex_npm, {"url": server.url, "batch": batch})
+    assert "failure" not in report, report
+    # A ConvexError from a subscribed query: the error callback gets its data.
+    errors = report["queryError"]["errors"]
+    assert errors[0]["name"] == "ConvexError", errors
+    assert errors[0]["data"] == {"code": "EMPTY", "batch": f"{batch}-strict"}, errors
+    assert report["queryError"]["values"][-1] == 1
+    # 200 concurrent mutations: every promise resolved, each applied exactly once.
+    assert report["concurrent"] == {"resolved": 200, "distinctIds": 200, "count": 200}
+    # Socket dropped after the commit, before the answer: reconnect, applied once.
+    lost = report["lost"]
+    assert lost["kills"] == 1 and lost["connections"] >= 2, lost
+    assert lost["ids"] == ["string", "string"]
+    assert lost["count"] == 2, lost
+    assert lost["seen"][0] == 0 and lost["seen"][-1] == 2 and 3 not in lost["seen"], lost

@@ -74,3 +74,16 @@ async def relabel(ctx, args):
 @internal_query(args={})
 async def secret(ctx, args):
     return "internal only"
+
+
+@query(args={"batch": v.string()})
+async def strict(ctx, args):
+    """A batch's size, or a ConvexError with data while it is empty (live queries)."""
+    rows = await (
+        ctx.db.query("items")
+        .with_index("by_batch", lambda q: q.eq("batch", args["batch"]))
+        .collect()
+    )
+    if not rows:
+        raise ConvexError({"code": "EMPTY", "batch": args["batch"]})
+    return float(len(rows))
