@@ -177,6 +177,7 @@ class Gateway:
         self.app_error = None
         logs.uninstall()
         old.unload()
+        self.sync.invalidate_all()  # live queries rerun on the new code
         log.info("app reloaded: %d functions", len(new_app.functions))
         return new_app
 

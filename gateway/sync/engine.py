@@ -119,6 +119,14 @@ class SubscriptionEngine:
     def forget(self, sub: Subscription) -> None:
         self.index.remove(sub)
 
+    def invalidate_all(self) -> None:
+        """Rerun every subscription on the next round (the app's code changed: results
+        may differ with no write at all). Unchanged results are still not resent."""
+        for session in self.sessions:
+            for sub in session.subs.values():
+                sub.mark_dirty(self.seen_ts)
+            session.wake()
+
     async def run_queries(
         self, subs: list[Subscription], identity: Mapping[str, Any] | None, admin: bool
     ) -> tuple[list[CallResult], int]:

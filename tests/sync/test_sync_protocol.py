@@ -215,3 +215,19 @@ async def test_sync_gateway_close_closes_open_sockets(sync_api: SyncApi) -> None
     await client.closed()
     assert not sync_api.gateway.sync.sessions
     assert len(sync_api.gateway.sync.index) == 0
+
+
+async def test_sync_subscriptions_rerun_after_the_app_is_reloaded(
+    sync_api: SyncApi, sync_app
+) -> None:
+    client = await sync_api.open()
+    await client.modify(add(0, "notes:count", {"topic": "r"}))
+    await client.transition()
+    assert client.results[0] == ("ok", 0.0)
+    module = sync_app / "convex" / "notes.py"
+    source = module.read_text()
+    module.write_text(source + "\n\n@query\nasync def count(ctx, args):\n    return 42.0\n")
+    await sync_api.gateway.reload_app()
+    await client.transition()
+    assert client.results[0] == ("ok", 42.0)
+    await client.close()
