@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from compat.conftest import run_node
 from convex import ConvexClient
 
@@ -72,3 +73,31 @@ def test_sync_npm_convex_client_errors_concurrency_and_lost_socket(
     assert lost["ids"] == ["string", "string"]
     assert lost["count"] == 2, lost
     assert lost["seen"][0] == 0 and lost["seen"][-1] == 2 and 3 not in lost["seen"], lost
+
+
+def test_sync_pip_convex_client_errors(server: Any) -> None:
+    """Errors through the PyPI client's socket: ConvexError data, plain errors, bad args."""
+    from convex import ConvexError
+
+    client = ConvexClient(server.url)
+    batch = f"pip-err-{uuid.uuid4().hex[:8]}"
+    try:
+        client.mutation("items:refuse", {"code": "E42"})
+    except ConvexError as exc:
+        assert exc.data == {"code": "E42", "limit": 3.0, "tags": ["a", "b"], "ok": False}
+    else:
+        pytest.fail("items:refuse did not raise")
+    assert client.query("items:count", {"batch": "refused"}) == 0.0  # its write rolled back
+    try:
+        client.query("items:strict", {"batch": batch})
+    except ConvexError as exc:
+        assert exc.data == {"code": "EMPTY", "batch": batch}
+    else:
+        pytest.fail("items:strict did not raise on an empty batch")
+    with pytest.raises(Exception, match="ArgumentValidationError"):
+        client.mutation("items:add", {"batch": batch, "n": "not a number"})
+    with pytest.raises(Exception, match="Could not find public function"):
+        client.query("items:nope", {})
+    # The socket is still good after the errors.
+    client.mutation("items:add", {"batch": batch, "n": 1})
+    assert client.query("items:strict", {"batch": batch}) == 1.0
