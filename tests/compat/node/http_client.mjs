@@ -2,26 +2,15 @@
 // stdin: {"url", "adminKey", "run": "<tag>"}; stdout: one JSON object, a report per scenario.
 // Values are described in JavaScript terms (typeof, BigInt text, bytes as hex, Object.is)
 // so the Python side asserts what the client itself decoded.
-import { createRequire } from "node:module";
-import { join } from "node:path";
+import { convexRequire, readInput, recordingLogger } from "./harness.mjs";
 
-const require = createRequire(join(process.env.CONVEX_NPM_PREFIX, "node_modules", "x.js"));
+const require = convexRequire;
 const { ConvexHttpClient } = require("convex/browser");
 const { ConvexError } = require("convex/values");
 
-const input = JSON.parse(await new Promise((resolve) => {
-  let text = "";
-  process.stdin.on("data", (chunk) => (text += chunk));
-  process.stdin.on("end", () => resolve(text));
-}));
+const input = await readInput();
 
-const logged = [];
-const logger = {
-  log: (...args) => logged.push(["log", ...args]),
-  warn: (...args) => logged.push(["warn", ...args]),
-  error: (...args) => logged.push(["error", ...args]),
-  logVerbose: () => {},
-};
+const { logged, logger } = recordingLogger();
 const client = new ConvexHttpClient(input.url, { logger });
 const tag = input.run;
 

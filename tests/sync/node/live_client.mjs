@@ -1,25 +1,14 @@
 // npm `convex` ConvexClient (WebSocket sync) against a running Outpost.
 // stdin: {"url", "batch"}; stdout: one JSON report of what the subscription saw.
-import { createRequire } from "node:module";
-import { join } from "node:path";
+import { convexRequire, readInput, recordingLogger } from "../../compat/node/harness.mjs";
 
-const require = createRequire(join(process.env.CONVEX_NPM_PREFIX, "node_modules", "x.js"));
+const require = convexRequire;
 const { ConvexClient } = require("convex/browser");
 const { makeFunctionReference } = require("convex/server");
 
-const input = JSON.parse(await new Promise((resolve) => {
-  let text = "";
-  process.stdin.on("data", (chunk) => (text += chunk));
-  process.stdin.on("end", () => resolve(text));
-}));
+const input = await readInput();
 
-const logged = [];
-const logger = {
-  log: (...args) => logged.push(["log", ...args.map(String)]),
-  warn: (...args) => logged.push(["warn", ...args.map(String)]),
-  error: (...args) => logged.push(["error", ...args.map(String)]),
-  logVerbose: () => {},
-};
+const { logged, logger } = recordingLogger(String);
 const count = makeFunctionReference("items:count");
 const add = makeFunctionReference("items:add");
 const client = new ConvexClient(input.url, { logger });

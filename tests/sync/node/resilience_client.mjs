@@ -5,27 +5,16 @@
 // of the connection when the server's MutationResponse passes (so the mutation has
 // committed, its answer never arrives); the client reconnects through the proxy and
 // resends the Mutation with the same sessionId/requestId.
-import { createRequire } from "node:module";
 import net from "node:net";
-import { join } from "node:path";
+import { convexRequire, readInput, recordingLogger } from "../../compat/node/harness.mjs";
 
-const require = createRequire(join(process.env.CONVEX_NPM_PREFIX, "node_modules", "x.js"));
+const require = convexRequire;
 const { ConvexClient } = require("convex/browser");
 const { makeFunctionReference } = require("convex/server");
 
-const input = JSON.parse(await new Promise((resolve) => {
-  let text = "";
-  process.stdin.on("data", (chunk) => (text += chunk));
-  process.stdin.on("end", () => resolve(text));
-}));
+const input = await readInput();
 
-const logged = [];
-const logger = {
-  log: (...args) => logged.push(["log", ...args.map(String)]),
-  warn: (...args) => logged.push(["warn", ...args.map(String)]),
-  error: (...args) => logged.push(["error", ...args.map(String)]),
-  logVerbose: () => {},
-};
+const { logged, logger } = recordingLogger(String);
 const count = makeFunctionReference("items:count");
 const strict = makeFunctionReference("items:strict");
 const add = makeFunctionReference("items:add");
