@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -11,6 +13,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 
 def pin_to_cpu(cpu: int) -> None:
@@ -158,3 +161,36 @@ def fmt(value: float | None, spec: str = ",.0f") -> str:
 
 def verdict(ok: bool) -> str:
     return "ok" if ok else "MISS"
+
+
+def outpost_command() -> list[str]:
+    """The installed ``outpost`` script beside this interpreter, else ``-m gateway.cli``."""
+    script = Path(sys.executable).parent / "outpost"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "gateway.cli"]
+
+
+def first_line_with(out: IO[str], marker: str, timeout: float) -> str | None:
+    """The first line of ``out`` containing ``marker``, or None after ``timeout`` s."""
+    found: list[str] = []
+
+    def read() -> None:
+        for line in out:
+            if marker in line:
+                found.append(line.strip())
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout)
+    return found[0] if found else None
+
+
+def stop_process(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM, then SIGKILL after 15 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -33,17 +33,22 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(
 import argparse
 import os
 import shutil
-import signal
 import statistics
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from typing import IO
 
-from _common import affinity_text, make_workdir, median, verdict
+from _common import (
+    affinity_text,
+    first_line_with,
+    make_workdir,
+    median,
+    outpost_command,
+    stop_process,
+    verdict,
+)
 
 ROOT = _HERE.parent
 START_GOAL_S = 1.5
@@ -79,40 +84,9 @@ class Sample:
     threads: int
 
 
-def outpost_command() -> list[str]:
-    """The installed ``outpost`` script beside this interpreter, else ``-m gateway.cli``."""
-    script = Path(sys.executable).parent / "outpost"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "gateway.cli"]
-
-
-def first_line_with(out: IO[str], marker: str, timeout: float) -> str | None:
-    found: list[str] = []
-
-    def read() -> None:
-        for line in out:
-            if marker in line:
-                found.append(line.strip())
-                return
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    reader.join(timeout)
-    return found[0] if found else None
-
-
 def status_fields(pid: int) -> dict[str, str]:
     with open(f"/proc/{pid}/status") as f:
         return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
-
-
-def stop(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def measure(cmd: list[str], marker: str, idle: float, log: Path) -> Sample:
@@ -148,7 +122,7 @@ def measure(cmd: list[str], marker: str, idle: float, log: Path) -> Sample:
                 int(status["Threads"]),
             )
         finally:
-            stop(proc)
+            stop_process(proc)
 
 
 def import_times(cmd: list[str], log: Path) -> list[tuple[int, int, str]]:
@@ -160,7 +134,7 @@ def import_times(cmd: list[str], log: Path) -> list[tuple[int, int, str]]:
             if first_line_with(proc.stdout, "Outpost listening on", READY_TIMEOUT_S) is None:
                 sys.exit(f"{' '.join(cmd)} did not get ready; see {log}")
         finally:
-            stop(proc)
+            stop_process(proc)
     rows = []
     for line in log.read_text().splitlines():
         if line.startswith("import time:") and "|" in line:

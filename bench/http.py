@@ -37,15 +37,24 @@ import asyncio
 import json
 import os
 import shutil
-import signal
 import sqlite3
 import subprocess
-import threading
 import time
 import urllib.request
-from typing import IO, Any
+from typing import Any
 
-from _common import affinity_text, filesystem_of, fmt, make_workdir, median, verdict, write_app
+from _common import (
+    affinity_text,
+    filesystem_of,
+    first_line_with,
+    fmt,
+    make_workdir,
+    median,
+    outpost_command,
+    stop_process,
+    verdict,
+    write_app,
+)
 from queries import APP, INDEX, PATH, TABLE, group_name, make_docs
 
 from gateway import Gateway, Settings
@@ -56,30 +65,14 @@ RATIO_GOAL = 0.5
 START_TIMEOUT_S = 60.0
 
 
-def outpost_command() -> list[str]:
-    """The installed ``outpost`` script beside this interpreter, else ``-m gateway.cli``."""
-    script = Path(sys.executable).parent / "outpost"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "gateway.cli"]
-
-
 def wait_for_line(proc: subprocess.Popen[str], marker: str, timeout: float) -> str:
     """The first stdout line containing ``marker``; exits if the process dies or stalls."""
-    found: list[str] = []
-
-    def read(out: IO[str]) -> None:
-        for line in out:
-            if marker in line:
-                found.append(line.strip())
-                return
-
     assert proc.stdout is not None
-    reader = threading.Thread(target=read, args=(proc.stdout,), daemon=True)
-    reader.start()
-    reader.join(timeout)
-    if not found:
+    line = first_line_with(proc.stdout, marker, timeout)
+    if line is None:
         proc.kill()
         sys.exit(f"{proc.args!r} did not print {marker!r} within {timeout:.0f} s")
-    return found[0]
+    return line
 
 
 def start_server(cmd: list[str], marker: str, log: Path) -> tuple[subprocess.Popen[str], str]:
@@ -89,16 +82,6 @@ def start_server(cmd: list[str], marker: str, log: Path) -> tuple[subprocess.Pop
     )
     line = wait_for_line(proc, marker, START_TIMEOUT_S)
     return proc, line[line.index("http://") :]
-
-
-def stop_server(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -160,7 +143,7 @@ def main() -> None:
         rounds, sizes = run(args, work, servers)
     finally:
         for proc in servers:
-            stop_server(proc)
+            stop_process(proc)
         shutil.rmtree(work, ignore_errors=True)
     report(args, label, rounds, sizes)
 
