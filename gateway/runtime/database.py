@@ -144,9 +144,15 @@ class DatabaseWriter(DatabaseReader):
                     raise ConvexValueError(
                         f"insert into {table!r}: `{name}` is a system field set by the database"
                     )
-        body = self._prepare(table, value, "insert")
         ex = self._ex
-        ex.limits.write_document(self._checked_size(table, body))
+        flat = ex.schema.flat_check(table) if ex.schema is not None else None
+        checked = flat(value, ex) if flat is not None else None
+        if checked is not None and checked[1] + _SYSTEM_FIELDS_SIZE <= MAX_DOCUMENT_BYTES:
+            body, size = checked[0], checked[1] + _SYSTEM_FIELDS_SIZE
+        else:
+            body = self._prepare(table, value, "insert")
+            size = self._checked_size(table, body)
+        ex.limits.write_document(size)
         return ex.tx.insert(table, body, ex.creation_time())
 
     async def patch(self, *args: Any) -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, overload
 
 from gateway.schema import as_args_validator, as_returns_validator
+from gateway.schema.flat import FlatObjectCheck
 
 Kind = Literal["query", "mutation", "action"]
 Visibility = Literal["public", "internal"]
@@ -27,11 +28,13 @@ class RegisteredFunction:
     path: str = ""
     args_validator: Any = field(init=False, repr=False)
     returns_validator: Any = field(init=False, repr=False)
+    flat_args: FlatObjectCheck | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         # Built once here, so a bad validator fails when the module loads, not per call.
         self.args_validator = as_args_validator(self.args)
         self.returns_validator = as_returns_validator(self.returns)
+        self.flat_args = getattr(self.args_validator, "flat", None)
 
     @property
     def name(self) -> str:

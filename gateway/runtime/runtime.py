@@ -322,7 +322,7 @@ class Runtime:
 
         token = _current.set(buffer)  # what ``capture`` does, without its generator
         try:
-            value = self.watchdog.run(budget, step, interrupt=tx.conn.interrupt, describe=describe)
+            value = self.watchdog.run(budget, step, interrupt=tx.interrupt, describe=describe)
         except BaseException as exc:  # noqa: BLE001 - the caller gets it; the job rolls back
             raise _Failed(exc, buffer.lines, ex.read_set) from None
         finally:
@@ -333,7 +333,11 @@ class Runtime:
         self, fn: RegisteredFunction, ctx: Any, args: dict[str, Any], ids: Any
     ) -> Any:
         """Validate args, run the handler, check and normalise its result."""
-        checked = to_convex(validate_args(fn.args_validator, args, ids), what="arguments")
+        flat = fn.flat_args(args, ids) if fn.flat_args is not None else None
+        if flat is not None:  # already a Convex value: no normalising pass needed
+            checked = dict(flat[0])
+        else:
+            checked = to_convex(validate_args(fn.args_validator, args, ids), what="arguments")
         result = await fn.handler(ctx, checked)
         return _result(fn, result, ids)
 

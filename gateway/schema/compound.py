@@ -7,6 +7,7 @@ from typing import Any
 
 from gateway.errors import SchemaDefinitionError
 from gateway.schema.base import IdResolver, Mismatch, Validator, extra_field, missing_field
+from gateway.schema.flat import FlatObjectCheck, compile_flat
 from gateway.schema.identifiers import identifier_problem
 from gateway.schema.scalars import IdValidator, LiteralValidator, StringValidator
 from gateway.values import UNSET, Value
@@ -117,6 +118,8 @@ class ObjectValidator(Validator):
                 checked[name] = (field, False)
         self._fields = checked
         self._order = sorted(checked)
+        #: The one-pass check when every field is a plain scalar (else ``None``).
+        self.flat: FlatObjectCheck | None = compile_flat(checked)
 
     @property
     def fields(self) -> dict[str, Validator]:

@@ -16,6 +16,7 @@ from typing import Any
 
 from gateway.errors import SchemaEnforcementError
 from gateway.schema.base import NO_TABLES, IdResolver, Mismatch
+from gateway.schema.flat import FlatObjectCheck
 from gateway.schema.scalars import AnyValidator
 from gateway.schema.table import TableDefinition
 from gateway.schema.table_rules import check_index_references, check_table
@@ -70,6 +71,14 @@ class Schema:
             for k, x in doc.items()
             if k not in user or k in checked
         }
+
+    def flat_check(self, table: str) -> FlatObjectCheck | None:
+        """The one-pass check of ``table``'s documents when they are flat objects of
+        scalars (``None``: use ``validate_document``). See ``gateway.schema.flat``."""
+        definition = self._tables.get(table)
+        if not self.schema_validation or definition is None:
+            return None
+        return getattr(definition.document_validator, "flat", None)
 
     def to_json(self) -> dict[str, Any]:
         """Convex's ``DatabaseSchemaJson`` (tables sorted by name), with Outpost's

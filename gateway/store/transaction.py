@@ -25,6 +25,7 @@ from gateway.store.catalog import (
     TableInfo,
     by_id_index,
 )
+from gateway.store.pending import LOG_SQL, PendingWrites
 from gateway.values import UNSET, decode_id, dumps, encode_index_key, loads
 
 Document = dict[str, Any]
@@ -85,8 +86,10 @@ class Transaction:
         writable: bool,
         new_id: Callable[[int, int], str] | None = None,
         origin: str = "local",
+        pending: PendingWrites | None = None,
     ) -> None:
-        self.conn = conn
+        self._conn = conn
+        self._pending = pending
         self.catalog = catalog
         self.ts = ts
         self.writable = writable
@@ -95,6 +98,18 @@ class Transaction:
         self.changed_keys: list[tuple[int, bytes]] = []
         self._changes: dict[str, DocChange] = {}
         self._base_version = catalog.version
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The connection, for any SQL at all: held rows are written first, so every
+        statement sees this transaction's (and its batch's) earlier writes."""
+        if self._pending is None:
+            return self._conn
+        return self._pending.direct()
+
+    def interrupt(self) -> None:
+        """Abort the running SQLite statement (from another thread: the watchdog)."""
+        self._conn.interrupt()
 
     # --- reads ------------------------------------------------------------------------
 
@@ -157,7 +172,11 @@ class Transaction:
         assert self._new_id is not None
         doc_id = self._new_id(info.number, self.ts)
         doc = {"_id": doc_id, "_creationTime": creation_time, **body}
-        self._write_doc(info, doc, existed=False)
+        pending = self._pending
+        if pending is None:
+            self._write_doc(info, doc, existed=False)
+        else:
+            pending.docs.append((doc_id, info.number, self.ts, dumps(doc)))
         plan = _insert_plan(info)
         # Every stored index ends with (_creationTime, _id): that key part is the same
         # for all of them, and a tuple's key is the concatenation of its parts' keys.
@@ -171,9 +190,12 @@ class Transaction:
                 key = encode_index_key([_at(doc, path) for path in prefix]) + tail
             changed.append((ix.index_id, key))
             if not ix.virtual:
-                rows += (ix.index_id, key, doc_id)
+                if pending is None:
+                    rows += (ix.index_id, key, doc_id)
+                else:
+                    pending.keys.append((ix.index_id, key, doc_id))
         if rows:  # all index rows of the document in one statement
-            self.conn.execute(plan.sql, rows)
+            self._conn.execute(plan.sql, rows)
         self._record(info.name, doc_id, None, doc)
         return doc_id
 
@@ -249,11 +271,10 @@ class Transaction:
             if self.catalog.replication.get(c.table) == "up" and self.origin != "retention"
         ]
         if rows:
-            self.conn.executemany(
-                "INSERT INTO change_log (ts, op, tbl, doc_id, after, origin) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+            if self._pending is not None:
+                self._pending.log += rows
+            else:
+                self._conn.executemany(LOG_SQL, rows)
         return changes
 
     @contextmanager
@@ -262,17 +283,21 @@ class Transaction:
         keys = len(self.changed_keys)
         changes = {k: DocChange(c.table, c.doc_id, c.old, c.new) for k, c in self._changes.items()}
         catalog = self.catalog
-        self.conn.execute("SAVEPOINT nested")
+        conn = self.conn  # held rows written: only this block's rows are held from here on
+        mark = self._pending.mark() if self._pending is not None else None
+        conn.execute("SAVEPOINT nested")
         try:
             yield
         except BaseException:
-            self.conn.execute("ROLLBACK TO nested")
-            self.conn.execute("RELEASE nested")
+            conn.execute("ROLLBACK TO nested")
+            conn.execute("RELEASE nested")
+            if self._pending is not None and mark is not None:
+                self._pending.truncate(mark)
             del self.changed_keys[keys:]
             self._changes = changes
             self.catalog = catalog
             raise
-        self.conn.execute("RELEASE nested")
+        conn.execute("RELEASE nested")
 
     # --- layout changes -------------------------------------------------------------
 

@@ -1,7 +1,9 @@
 """The serial writer: every write runs here, one after another, committed in batches.
 
 DESIGN decision 1. One thread owns the write connection. It takes jobs from a queue,
-runs each inside its own SAVEPOINT (a failing job rolls back only itself) and COMMITs
+runs each so that a failing job rolls back only itself (a SAVEPOINT, opened only when
+the job touches SQLite: rows of plain inserts wait in ``PendingWrites`` and go in with
+one ``executemany`` per table for the whole batch) and COMMITs
 when the queue runs dry (``commit_interval_ms = 0``) or when the interval has passed,
 so many mutations share one fsync. Callers are answered only after COMMIT returned;
 in-memory state (clock, catalog, write log, id generator) moves only then, so a failed
@@ -27,6 +29,7 @@ from gateway.errors import CommitError, StoreClosedError
 from gateway.store.catalog import Catalog
 from gateway.store.hlc import HybridClock
 from gateway.store.layout import connect
+from gateway.store.pending import PendingWrites
 from gateway.store.transaction import DocChange, Transaction
 from gateway.values import IdGenerator, encode_id
 
@@ -171,13 +174,14 @@ class Writer:
         deadline = time.monotonic() + self._interval_s
         self._open_jobs = [first]
         conn.execute("BEGIN IMMEDIATE")
+        pending = PendingWrites(conn)
         catalog, last_ts = self.catalog, self.clock.last_ts_ns
         outcomes: list[_Outcome] = []
         committed: list[Committed] = []
         job: Any = first
         keep_running = True
         while True:
-            outcome, tx = self._run_job(conn, job, catalog, last_ts)
+            outcome, tx = self._run_job(conn, pending, job, catalog, last_ts)
             outcomes.append(outcome)
             if outcome.error is None and tx is not None:
                 catalog, last_ts = tx.catalog, tx.ts
@@ -192,7 +196,7 @@ class Writer:
                 keep_running = False
                 break
             self._open_jobs.append(job)
-        self._commit(conn, outcomes, committed, catalog, last_ts)
+        self._commit(conn, pending, outcomes, committed, catalog, last_ts)
         self._open_jobs = []
         return keep_running
 
@@ -212,20 +216,28 @@ class Writer:
     def _run_job(
         self,
         conn: sqlite3.Connection,
+        pending: PendingWrites,
         job: _Job[Any],
         catalog: Catalog,
         last_ts: int,
     ) -> tuple[_Outcome, Transaction | None]:
         ts = self.clock.next_ts_after(last_ts)
-        tx = Transaction(conn, catalog, ts, writable=True, new_id=self._new_id, origin=job.origin)
-        conn.execute("SAVEPOINT job")
+        pending.begin_job()
+        tx = Transaction(
+            conn,
+            catalog,
+            ts,
+            writable=True,
+            new_id=self._new_id,
+            origin=job.origin,
+            pending=pending,
+        )
         try:
             result = job.work(tx)
             changes = tx.finish()
-            conn.execute("RELEASE job")
+            pending.end_job(ok=True)
         except BaseException as exc:  # noqa: BLE001 - every failure is the job's own
-            conn.execute("ROLLBACK TO job")
-            conn.execute("RELEASE job")
+            pending.end_job(ok=False)
             if not isinstance(exc, Exception):
                 log.warning("writer job aborted: %r", exc)
             return _Outcome(job, error=exc), None
@@ -237,12 +249,14 @@ class Writer:
     def _commit(
         self,
         conn: sqlite3.Connection,
+        pending: PendingWrites,
         outcomes: list[_Outcome],
         committed: list[Committed],
         catalog: Catalog,
         last_ts: int,
     ) -> None:
         try:
+            pending.flush()
             conn.execute("UPDATE meta SET value = ? WHERE key = 'last_ts'", (str(last_ts),))
             self.commit_fn(conn)
         except Exception as exc:
