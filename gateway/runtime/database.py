@@ -32,7 +32,8 @@ from gateway.values import (
 )
 
 Document = dict[str, Any]
-_TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+_TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+_GOOD_TABLE_NAMES: set[str] = set()  # names that passed, so the next call skips the regex
 SYSTEM_TABLES = ("_storage", "_scheduled_functions")
 # `_id` (3 + 1 + 2 + ~32) and `_creationTime` (13 + 1 + 9) as Convex sizes them.
 _SYSTEM_FIELDS_SIZE = 38 + 23
@@ -276,6 +277,8 @@ class SystemReader:
 
 
 def _check_table_name(table: Any, *, reading: bool) -> None:
+    if type(table) is str and table in _GOOD_TABLE_NAMES:  # the common case: no regex
+        return
     if not isinstance(table, str):
         raise QueryError(f"a table name must be a string, got {type(table).__name__}")
     if table.startswith("_"):
@@ -286,11 +289,15 @@ def _check_table_name(table: Any, *, reading: bool) -> None:
         raise QueryError(
             f"System tables (prefixed with `_`) are read-only: cannot write to {table}"
         )
-    if not _TABLE_NAME.match(table):
+    if not _TABLE_NAME.fullmatch(table):
         raise QueryError(
             f"invalid table name {table!r}: use letters, digits and _, starting with a letter, "
             "at most 64 characters"
         )
+    if type(table) is str:
+        if len(_GOOD_TABLE_NAMES) >= 1024:
+            _GOOD_TABLE_NAMES.clear()
+        _GOOD_TABLE_NAMES.add(table)
 
 
 def _require_id_string(value: Any, op: str) -> str:

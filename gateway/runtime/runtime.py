@@ -434,6 +434,8 @@ def _result(fn: RegisteredFunction, result: Any, ids: Any) -> Any:
         )
     value = None if result is UNSET else result
     value = validate_returns(fn.returns_validator, value, ids)
+    if type(value) is str and value.isascii():  # an id, most often: nothing to normalise
+        return value
     return to_convex(value, what="the return value")
 
 

@@ -50,7 +50,7 @@ def validate_args(spec: ArgsSpec, args: Value, ids: IdResolver | None = None) ->
     validators (``{}`` accepts only an empty object) or a ``v.object(...)``.
     Raises ``ArgumentValidationError``.
     """
-    validator = as_args_validator(spec)
+    validator = spec if isinstance(spec, ObjectValidator) else as_args_validator(spec)
     if validator is None:
         return args
     if not isinstance(args, dict):
@@ -69,7 +69,7 @@ def validate_returns(spec: ArgsSpec, value: Value, ids: IdResolver | None = None
 
     ``None`` as ``spec`` means not validated. Raises ``ReturnsValidationError``.
     """
-    validator = as_returns_validator(spec)
+    validator = spec if isinstance(spec, Validator) else as_returns_validator(spec)
     if validator is None:
         return value
     try:

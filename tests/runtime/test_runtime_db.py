@@ -17,6 +17,7 @@ SCHEMA = """
             "site": v.string(), "temp": v.float64(), "count": v.optional(v.int64()),
             "meta": v.optional(v.any()),
         }).index("by_site_temp", ["site", "temp"]),
+        "flat": define_table({"name": v.string(), "n": v.float64(), "big": v.optional(v.int64())}),
     }, schema_validation=True)
 """
 FNS = """
@@ -284,6 +285,31 @@ async def test_bad_values_are_refused_with_a_clear_error(gw) -> None:
         result = await gw.call("mutation", "fns:insert", {"table": "sensors", "doc": doc})
         assert not result.ok and needle in result.error_message, result.error_message
     assert await gw.run_query("fns:count_site", {"site": "a"}) == 0
+
+
+async def test_flat_documents_are_checked_and_normalised_like_any_other(gw) -> None:
+    """A table of plain scalar fields takes the one-pass check (gateway.schema.flat)."""
+    ok = [
+        ({"name": "a", "n": 1.5}, {"name": "a", "n": 1.5}),
+        ({"name": "a", "n": 2}, {"name": "a", "n": 2.0}),  # a plain int is a float here
+        ({"name": "é", "n": 1.0, "big": Int64(7)}, {"name": "é", "n": 1.0, "big": Int64(7)}),
+    ]
+    for doc, want in ok:
+        doc_id = await gw.run_mutation("fns:insert", {"table": "flat", "doc": doc})
+        got = await gw.run_query("fns:get", {"id": doc_id})
+        assert {k: got[k] for k in want} == want and type(got["n"]) is float
+    for doc, needle in [
+        ({"name": "a", "n": 1.0, "_id": "x"}, "system field"),
+        ({"name": "a"}, "n"),
+        ({"name": "a", "n": 1.0, "extra": 1.0}, "extra"),
+        ({"name": "x" * (1 << 20), "n": 1.0}, "1 MiB"),
+        ({"name": "\ud800", "n": 1.0}, "surrogate"),
+    ]:
+        result = await gw.call("mutation", "fns:insert", {"table": "flat", "doc": doc})
+        assert not result.ok and needle in result.error_message, result.error_message
+    for table in ["flat\n", "1flat", "fl at"]:
+        result = await gw.call("mutation", "fns:insert", {"table": table, "doc": {"x": 1.0}})
+        assert not result.ok and "invalid table name" in result.error_message, table
 
 
 async def test_env_and_auth_surfaces(make_app, tmp_path) -> None:
