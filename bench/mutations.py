@@ -400,7 +400,18 @@ def main() -> None:
     print(f"  {'outpost (runtime + group commit)':34} {fmt(o_rate):>12} {fmt(o_bytes):>10}")
     print(f"  {'sqlite3 baseline (encode+execute)':34} {fmt(b_rate):>12} {fmt(b_bytes):>10}")
     print(f"  {'executemany floor (pre-encoded)':34} {fmt(f_rate):>12} {fmt(f_bytes):>10}")
-    ratio_ok = verdict(ratio >= RATIO_GOAL)
+    # With an interval the writer holds each batch open on purpose: every caller waits
+    # for its answer, so at most ``callers`` mutations go per interval. The ratio goal is
+    # for the default (0); here the figure to check is how close Outpost gets to the bound.
+    bound = args.callers / (args.commit_interval_ms / 1000) if args.commit_interval_ms else None
+    ratio_met = ratio >= RATIO_GOAL if bound is None else (o_rate or 0) >= 0.9 * bound
+    ratio_ok = (
+        verdict(ratio_met)
+        if bound is None
+        else f"n/a with an interval; {fmt(o_rate)}/s is {(o_rate or 0) / bound:.0%} of the "
+        f"{args.callers} callers / {args.commit_interval_ms:g} ms = {fmt(bound)}/s bound: "
+        f"{verdict(ratio_met)}"
+    )
     print(
         f"  ratio outpost/baseline {ratio:.2f} (median of per-round ratios; ratio of medians "
         f"{ratio_of_medians:.2f}) (goal >= {RATIO_GOAL}: {ratio_ok})"
@@ -419,7 +430,7 @@ def main() -> None:
         f"  outpost cpu per mutation: event loop {loop_cpu / n * 1e6:.0f} us, writer thread "
         f"{writer_cpu / n * 1e6:.0f} us; wall {wall / n * 1e6:.0f} us"
     )
-    goals = ratio >= RATIO_GOAL and batch > 1 and commits <= n / 10
+    goals = ratio_met and batch > 1 and commits <= n / 10
     print(
         f"SUMMARY mutations [{label}]: outpost {fmt(o_rate)}/s vs sqlite3 baseline "
         f"{fmt(b_rate)}/s = ratio {ratio:.2f} (goal >= {RATIO_GOAL}: {ratio_ok}); "
