@@ -4,23 +4,25 @@ One engine per gateway. It owns every subscription of every sync session, indexe
 the read-set intervals of its last run (``IntervalIndex``). A write-log listener (on the
 event loop, right after each COMMIT and before the committing callers are answered)
 marks the subscriptions a commit touched as dirty with that commit's ts and wakes their
-sessions; each session then reruns its dirty queries in one round on one snapshot.
+sessions. One task then runs rounds: each reruns what the woken sessions need on one
+snapshot, identical queries once (``rounds``), and hands every session its Transition.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 from gateway.runtime.readset import ReadSet
-from gateway.runtime.runtime import CallResult, QueryCall, Runtime
+from gateway.runtime.runtime import Runtime
 from gateway.store.writelog import WriteLog
 from gateway.store.writer import Committed
 from gateway.sync.auth import TokenVerifier, refuse_user_tokens
 from gateway.sync.intervals import IntervalIndex
+from gateway.sync.rounds import ExecutionSet, SharedResult, query_key
 from gateway.sync.session import SyncSession, Transport
 
 log = logging.getLogger("gateway.sync")
@@ -43,6 +45,15 @@ class Subscription:
     digest: bytes | None = None  # of the last result sent
     dirty_min: int | None = None  # smallest commit ts not reflected yet (None: clean)
     dirty_max: int = 0  # largest such commit ts
+    key: str = ""  # what it runs, as text (``rounds.query_key``): equal keys share a run
+
+    def __post_init__(self) -> None:
+        self.key = query_key(self.path, self.args, self.journal)
+
+    def set_journal(self, journal: str | None) -> None:
+        if journal != self.journal:
+            self.journal = journal
+            self.key = query_key(self.path, self.args, journal)
 
     def mark_dirty(self, ts: int) -> None:
         if self.dirty_min is None or ts < self.dirty_min:
@@ -61,7 +72,8 @@ class Subscription:
 
 
 class SubscriptionEngine:
-    """Subscriptions of every session, and which of them each commit invalidates."""
+    """Subscriptions of every session, which of them each commit invalidates, and the
+    one task that reruns them (``_round_loop``)."""
 
     def __init__(
         self,
@@ -77,8 +89,12 @@ class SubscriptionEngine:
         self.index: IntervalIndex[Subscription] = IntervalIndex()
         self.sessions: set[SyncSession] = set()
         self.seen_ts = last_ts  # the newest commit the listener has processed
-        self.rounds = 0  # rerun rounds run (for tests and metrics)
+        self.rounds = 0  # rerun rounds run (one snapshot each; for tests and metrics)
+        self.executions = 0  # query executions in those rounds (shared ones count once)
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._woken: set[SyncSession] = set()
+        self._wake = asyncio.Event()
+        self._round_task: asyncio.Task[None] | None = None
         self._closed = False
         self._unsubscribe = write_log.subscribe(self._on_commits)
 
@@ -88,6 +104,8 @@ class SubscriptionEngine:
         """A new session on ``transport``, its tasks started; ``close`` stops them."""
         if self._closed:
             raise RuntimeError("the subscription engine is closed")
+        if self._round_task is None:
+            self._round_task = asyncio.create_task(self._round_loop(), name="outpost-sync-rounds")
         session = SyncSession(self, transport, admin_key=admin_key)
         self.sessions.add(session)
         session.start()
@@ -97,6 +115,12 @@ class SubscriptionEngine:
         for sub in session.subs.values():
             self.index.remove(sub)
         self.sessions.discard(session)
+        self._woken.discard(session)
+
+    def wake(self, session: SyncSession) -> None:
+        """``session`` has something for the next round (a query, a response, a change)."""
+        self._woken.add(session)
+        self._wake.set()
 
     async def close(self) -> None:
         """Close every session (their sockets too) and stop listening. Idempotent."""
@@ -106,6 +130,10 @@ class SubscriptionEngine:
         self._unsubscribe()
         for session in list(self.sessions):
             await session.close(1001, "ServerShutdown")
+        if self._round_task is not None:
+            self._round_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._round_task
         for _, waiter in self._waiters:
             waiter.cancel()
         self._waiters.clear()
@@ -125,31 +153,66 @@ class SubscriptionEngine:
         for session in self.sessions:
             for sub in session.subs.values():
                 sub.mark_dirty(self.seen_ts)
-            session.wake()
+            self.wake(session)
 
-    async def run_queries(
-        self, subs: list[Subscription], identity: Mapping[str, Any] | None, admin: bool
-    ) -> tuple[list[CallResult], int]:
-        """Run ``subs`` on one snapshot; returns their results and its ts."""
-        self.rounds += 1
-        calls = [QueryCall(s.path, s.args, identity, admin, s.journal) for s in subs]
-        return await self.runtime.run_queries(calls)
+    # --- rounds ------------------------------------------------------------------------
+
+    async def _round_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            # One turn of the loop: a commit wakes sessions from the writer's callback
+            # just before it answers the mutation's caller; let that answer join.
+            await asyncio.sleep(0)
+            self._wake.clear()
+            woken, self._woken = self._woken, set()
+            sessions = [s for s in woken if s.open]
+            if not sessions:
+                continue
+            try:
+                await self._round(sessions)
+            except Exception:
+                log.exception("a sync round failed; closing its sockets")
+                for session in sessions:
+                    session.abort("InternalServerError")
+
+    async def _round(self, sessions: list[SyncSession]) -> None:
+        """Rerun what these sessions need on one snapshot; hand each its Transition."""
+        plans = [session.plan_round() for session in sessions]
+        busy = [plan for plan in plans if plan.todo]
+        shared: list[SharedResult] = []
+        ts = None
+        if busy:
+            while True:
+                executions = ExecutionSet()
+                for plan in busy:
+                    plan.slots = [executions.add(plan, sub) for sub in plan.todo]
+                results, ts = await self.runtime.run_queries(executions.calls)
+                self.rounds += 1
+                self.executions += len(executions.calls)
+                await self.caught_up(ts)
+                # A commit inside the snapshot that the listener reported only now may
+                # touch a query this round did not rerun: rerun on a newer snapshot.
+                stale = [plan.session.add_stale(plan, ts) for plan in busy]
+                if not any(stale):
+                    break
+            shared = executions.shared(results)
+        for plan in plans:
+            plan.session.finish_round(plan, shared, ts if plan.todo else None)
 
     # --- the write log -----------------------------------------------------------------
 
     def _on_commits(self, commits: list[Committed]) -> None:
         """On the loop, right after COMMIT: mark what each commit touched."""
         try:
-            woken: set[SyncSession] = set()
             for commit in commits:
                 if self.index and commit.changed_keys:
                     for sub in self.index.affected(commit.changed_keys):
                         sub.mark_dirty(commit.ts)
-                        woken.add(sub.session)
+                        self._woken.add(sub.session)
                 if commit.ts > self.seen_ts:
                     self.seen_ts = commit.ts
-            for session in woken:
-                session.wake()
+            if self._woken:
+                self._wake.set()
             if self._waiters:
                 ready = [w for w in self._waiters if w[0] <= self.seen_ts]
                 self._waiters = [w for w in self._waiters if w[0] > self.seen_ts]

@@ -282,13 +282,43 @@ def error_data_json(data: Any) -> str | None:
         return None
 
 
+# A query's modification is split in two: the part that names the query (per socket)
+# and the rest (the same for every socket running the same query on one snapshot), so
+# a shared execution's result is encoded once and spliced into each socket's frame.
+
+
+QueryBody = tuple[str, str]  # (frame type, the fields after queryId)
+
+
+def query_updated_body(value: str, log_lines: list[str], journal: str | None = None) -> QueryBody:
+    """A ``QueryUpdated`` without its ``queryId`` (see ``with_query_id``)."""
+    return (
+        "QueryUpdated",
+        f'"value":{value},"logLines":{_encode(log_lines)},"journal":{_encode(journal)}}}',
+    )
+
+
+def query_failed_body(
+    message: str, error_data: str | None, log_lines: list[str], journal: str | None = None
+) -> QueryBody:
+    """A ``QueryFailed`` without its ``queryId`` (see ``with_query_id``)."""
+    data = "" if error_data is None else f',"errorData":{error_data}'
+    return (
+        "QueryFailed",
+        f'"errorMessage":{_encode(message)},"logLines":{_encode(log_lines)},'
+        f'"journal":{_encode(journal)}{data}}}',
+    )
+
+
+def with_query_id(query_id: int, body: QueryBody) -> str:
+    """The whole modification frame of ``body`` for query ``query_id``."""
+    return f'{{"type":"{body[0]}","queryId":{query_id},{body[1]}'
+
+
 def query_updated(
     query_id: int, value: str, log_lines: list[str], journal: str | None = None
 ) -> str:
-    return (
-        f'{{"type":"QueryUpdated","queryId":{query_id},"value":{value},'
-        f'"logLines":{_encode(log_lines)},"journal":{_encode(journal)}}}'
-    )
+    return with_query_id(query_id, query_updated_body(value, log_lines, journal))
 
 
 def query_failed(
@@ -298,11 +328,7 @@ def query_failed(
     log_lines: list[str],
     journal: str | None = None,
 ) -> str:
-    data = "" if error_data is None else f',"errorData":{error_data}'
-    return (
-        f'{{"type":"QueryFailed","queryId":{query_id},"errorMessage":{_encode(message)},'
-        f'"logLines":{_encode(log_lines)},"journal":{_encode(journal)}{data}}}'
-    )
+    return with_query_id(query_id, query_failed_body(message, error_data, log_lines, journal))
 
 
 def query_removed(query_id: int) -> str:

@@ -1,13 +1,14 @@
 """One sync socket's protocol state (wire spec 2.3-2.7), independent of aiohttp.
 
-A session owns three tasks: the *sender* (the only writer to the socket, fed by a
-bounded queue, a JSON ``Ping`` after ``ping_after_s`` of silence), the *rounds* task
-(reruns what is new or dirty on one snapshot and emits one Transition per round,
-preceded by the call responses it covers) and the *mutations* task (this socket's
-mutations one at a time, in arrival order). Actions run as tasks of their own.
+A session owns two tasks: the *sender* (the only writer to the socket, fed by the
+``Outbox``, where a Transition the client has not taken yet absorbs newer ones; a JSON
+``Ping`` after ``ping_after_s`` of silence) and the *mutations* task (this socket's
+mutations one at a time, in arrival order). Actions run as tasks of their own. Reruns
+happen in the engine's rounds (``rounds``), which call ``plan_round`` and then
+``finish_round`` on every session they serve.
 
-Read-your-writes: a MutationResponse is emitted only by the rounds task, right before
-a Transition whose ts is at or past the mutation's commit ts; so both the JS rule
+Read-your-writes: a MutationResponse is emitted only by a round, right before a
+Transition whose ts is at or past the mutation's commit ts; so both the JS rule
 (resolve at a Transition with ts >= response ts) and the Python one (resolve at the
 next Transition) see the write in every subscription.
 """
@@ -16,20 +17,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 from typing import TYPE_CHECKING, Final, Protocol
 
 from gateway.runtime.runtime import CallResult
 from gateway.sync import protocol as p
 from gateway.sync.auth import ANONYMOUS, AuthenticationError, Principal, admin_principal
+from gateway.sync.outbox import Outbox, Transition
+from gateway.sync.rounds import SessionPlan, SharedResult, principal_key
 
 if TYPE_CHECKING:
     from gateway.sync.engine import Subscription, SubscriptionEngine
 
 log = logging.getLogger("gateway.sync")
 
-OUTGOING_QUEUE_MAX: Final = 32  # frames waiting for a slow client; a full queue pauses rounds
 MAX_QUEUED_MUTATIONS: Final = 1000
 MAX_RUNNING_ACTIONS: Final = 1000
 MAX_QUERIES: Final = 10_000
@@ -64,16 +65,16 @@ class SyncSession:
         self.query_set_version = 0  # the last newVersion received
         self.identity_version = 0  # Authenticates accepted
         self.principal: Principal = ANONYMOUS
+        self._principal_key = principal_key(ANONYMOUS)
         self.identity_epoch = 0
         self.subs: dict[int, Subscription] = {}
         self.sent = p.StateVersion()
         self._removed: list[int] = []
         self._responses: list[str] = []
-        self._outgoing: asyncio.Queue[str] = asyncio.Queue(OUTGOING_QUEUE_MAX)
+        self.outbox = Outbox()
         self._mutations: asyncio.Queue[tuple[p.Call, Principal]] = asyncio.Queue(
             MAX_QUEUED_MUTATIONS
         )
-        self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._actions: set[asyncio.Task[None]] = set()
         self._closing = False
@@ -84,12 +85,21 @@ class SyncSession:
     def start(self) -> None:
         self._tasks = [
             asyncio.create_task(self._send_loop(), name="outpost-sync-sender"),
-            asyncio.create_task(self._round_loop(), name="outpost-sync-rounds"),
             asyncio.create_task(self._mutation_loop(), name="outpost-sync-mutations"),
         ]
 
+    @property
+    def open(self) -> bool:
+        return not self._closing
+
     def wake(self) -> None:
-        self._wake.set()
+        self.engine.wake(self)
+
+    def abort(self, reason: str) -> None:
+        """Close from a place that cannot wait (a failed round): 1011 and ``reason``."""
+        task = asyncio.create_task(self.close(1011, reason), name="outpost-sync-abort")
+        self._actions.add(task)  # kept referenced until done
+        task.add_done_callback(self._actions.discard)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Stop every task, drop the subscriptions, close the socket. Idempotent."""
@@ -217,6 +227,7 @@ class SyncSession:
         except AuthenticationError as exc:
             raise AuthRefused(str(exc), self.identity_version) from None
         self.principal = principal
+        self._principal_key = principal_key(principal)
         self.identity_version += 1
         self.identity_epoch += 1  # every query reruns under the new identity
         self.wake()
@@ -261,7 +272,7 @@ class SyncSession:
     async def _send_loop(self) -> None:
         while True:
             try:
-                frame = await asyncio.wait_for(self._outgoing.get(), self.engine.ping_after_s)
+                frame = await asyncio.wait_for(self.outbox.get(), self.engine.ping_after_s)
             except TimeoutError:
                 frame = p.PING
             try:
@@ -270,86 +281,74 @@ class SyncSession:
                 log.debug("sync send failed: %s", exc)
                 return
 
-    async def _round_loop(self) -> None:
-        while True:
-            await self._wake.wait()
-            # One turn of the loop: a commit wakes us from the writer's callback just
-            # before it answers the mutation's caller; let that answer join this round.
-            await asyncio.sleep(0)
-            self._wake.clear()
-            try:
-                await self._round()
-            except Exception:
-                log.exception("a sync round failed; closing the socket")
-                with contextlib.suppress(Exception):
-                    await self.transport.close(1011, "InternalServerError")
-                return
+    # --- rounds (called by the engine) ---------------------------------------------------
 
-    async def _round(self) -> None:
-        """Rerun what is new or dirty on one snapshot; emit responses, then a Transition."""
-        engine = self.engine
-        epoch, principal = self.identity_epoch, self.principal
-        end_query_set, end_identity = self.query_set_version, self.identity_version
+    def plan_round(self) -> SessionPlan:
+        """What the next round covers for this session: new, re-identified and dirty
+        queries, plus the responses and removals since the last round."""
+        epoch = self.identity_epoch
         removed, self._removed = self._removed, []
         responses, self._responses = self._responses, []
         todo = [s for s in self.subs.values() if s.epoch != epoch or s.dirty_min is not None]
-        modifications: list[tuple[int, str]] = [(q, p.query_removed(q)) for q in removed]
-        if todo:
-            while True:
-                results, ts = await engine.run_queries(todo, principal.identity, principal.admin)
-                await engine.caught_up(ts)
-                # A commit inside the snapshot that the listener reported only now may
-                # touch a query this round did not rerun: rerun the lot on a newer one.
-                chosen = set(todo)
-                stale = [
-                    s
-                    for s in self.subs.values()
-                    if s not in chosen
-                    and s.epoch == epoch
-                    and s.dirty_min is not None
-                    and s.dirty_min <= ts
-                ]
-                if not stale:
-                    break
-                todo += stale
-            for sub, result in zip(todo, results, strict=True):
+        return SessionPlan(
+            self,
+            epoch,
+            self.principal,
+            self._principal_key,
+            self.query_set_version,
+            self.identity_version,
+            removed,
+            responses,
+            todo,
+        )
+
+    def add_stale(self, plan: SessionPlan, ts: int) -> bool:
+        """Add to ``plan`` the queries a commit at or before ``ts`` made dirty since it
+        was made; True if there were any (the round then reruns on a newer snapshot)."""
+        chosen = set(plan.todo)
+        stale = [
+            s
+            for s in self.subs.values()
+            if s not in chosen
+            and s.epoch == plan.epoch
+            and s.dirty_min is not None
+            and s.dirty_min <= ts
+        ]
+        plan.todo += stale
+        return bool(stale)
+
+    def finish_round(self, plan: SessionPlan, shared: list[SharedResult], ts: int | None) -> None:
+        """Turn the round's results into this socket's responses and Transition."""
+        if self._closing:
+            return
+        modifications = {q: p.query_removed(q) for q in plan.removed}
+        added: set[int] = set()
+        if ts is not None:
+            for sub, slot in zip(plan.todo, plan.slots, strict=True):
                 if self.subs.get(sub.query_id) is not sub:
                     continue  # removed while the round ran
-                engine.track(sub, result.read_set)
-                sub.epoch = epoch
+                result = shared[slot]
+                self.engine.track(sub, result.result.read_set)
+                sub.epoch = plan.epoch
                 sub.reran_at(ts)
-                if result.ok:
+                if result.result.ok:
                     # Reactive pagination: the end position of the first run that
                     # paginated stays pinned for every rerun (wire spec 2.6).
-                    sub.journal = result.journal
-                frame = _modification(sub.query_id, result, sub.journal)
-                digest = hashlib.blake2b(frame.encode(), digest_size=16).digest()
+                    sub.set_journal(result.journal)
+                digest = result.digest
                 if digest != sub.digest:
+                    if sub.digest is None:
+                        added.add(sub.query_id)
                     sub.digest = digest
-                    modifications.append((sub.query_id, frame))
+                    modifications[sub.query_id] = p.with_query_id(sub.query_id, result.body)
         else:
-            ts = max(engine.seen_ts, self.sent.ts)
-        end = p.StateVersion(end_query_set, end_identity, ts)
+            ts = max(self.engine.seen_ts, self.sent.ts)
+        end = p.StateVersion(plan.end_query_set, plan.end_identity, ts)
         versions_moved = (end.query_set, end.identity) != (self.sent.query_set, self.sent.identity)
-        if not (modifications or responses or versions_moved):
+        if not (modifications or plan.responses or versions_moved):
             return  # nothing a client needs (only ts would move)
-        for frame in responses:
-            await self._outgoing.put(frame)
-        modifications.sort(key=lambda m: m[0])
-        await self._outgoing.put(p.transition(self.sent, end, [m for _, m in modifications]))
+        self.outbox.put(plan.responses, Transition(self.sent, end, modifications, added))
         self.sent = end
-
-
-def _modification(query_id: int, result: CallResult, journal: str | None) -> str:
-    if result.ok:
-        return p.query_updated(query_id, p.value_json(result.value), result.log_lines, journal)
-    return p.query_failed(
-        query_id,
-        result.error_message,
-        p.error_data_json(result.error_data),
-        result.log_lines,
-        journal,
-    )
 
 
 def _failure(kind: str, request_id: int, result: CallResult) -> str:

@@ -1,0 +1,105 @@
+"""One rerun round for every woken session: shared executions on one snapshot.
+
+DESIGN decision 3: a round is one read transaction at one timestamp. The engine runs
+one round at a time for all the sessions woken since the last one. Subscriptions that
+are the same query (path, arguments, journal) under the same identity are executed
+once, however many sockets hold them, and the encoded result is spliced into each
+socket's Transition (``SharedResult``). A dashboard open in a hundred browsers costs
+one execution per change, not a hundred.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from gateway.runtime.runtime import CallResult, QueryCall
+from gateway.sync import protocol as p
+from gateway.sync.auth import Principal
+from gateway.values import dumps
+
+if TYPE_CHECKING:
+    from gateway.sync.engine import Subscription
+    from gateway.sync.session import SyncSession
+
+
+def principal_key(principal: Principal) -> str:
+    """Who a query runs as, as text: equal keys may share an execution."""
+    identity = dumps(dict(principal.identity)) if principal.identity is not None else "null"
+    return f"{int(principal.admin)}{identity}"
+
+
+def query_key(path: str, args: Mapping[str, Any], journal: str | None) -> str:
+    """What a query is, as text: with equal principal keys, equal results."""
+    return f"{path}\x00{dumps(dict(args))}\x00{journal or ''}"
+
+
+@dataclass
+class SessionPlan:
+    """What one session's part of a round covers, captured when the round starts."""
+
+    session: SyncSession
+    epoch: int
+    principal: Principal
+    principal_key: str
+    end_query_set: int
+    end_identity: int
+    removed: list[int]
+    responses: list[str]
+    todo: list[Subscription]
+    slots: list[int] = field(default_factory=list)  # per todo entry: its shared execution
+
+
+class SharedResult:
+    """One execution's result, encoded once for every subscription that shares it."""
+
+    def __init__(self, result: CallResult, journal_in: str | None) -> None:
+        self.result = result
+        # A failed run keeps the journal it was given; a good one reports the new one.
+        self.journal = result.journal if result.ok else journal_in
+        self._body: p.QueryBody | None = None
+        self._digest: bytes | None = None
+
+    @property
+    def body(self) -> p.QueryBody:
+        if self._body is None:
+            r = self.result
+            if r.ok:
+                self._body = p.query_updated_body(p.value_json(r.value), r.log_lines, self.journal)
+            else:
+                self._body = p.query_failed_body(
+                    r.error_message, p.error_data_json(r.error_data), r.log_lines, self.journal
+                )
+        return self._body
+
+    @property
+    def digest(self) -> bytes:
+        """Equal digests: the client already holds this result (nothing to resend)."""
+        if self._digest is None:
+            kind, rest = self.body
+            self._digest = hashlib.blake2b(f"{kind}{rest}".encode(), digest_size=16).digest()
+        return self._digest
+
+
+class ExecutionSet:
+    """The distinct queries of a round, and which subscription reads which result."""
+
+    def __init__(self) -> None:
+        self.calls: list[QueryCall] = []
+        self._journals: list[str | None] = []
+        self._slot_of: dict[tuple[str, str], int] = {}
+
+    def add(self, plan: SessionPlan, sub: Subscription) -> int:
+        key = (plan.principal_key, sub.key)
+        slot = self._slot_of.get(key)
+        if slot is None:
+            slot = self._slot_of[key] = len(self.calls)
+            identity, admin = plan.principal.identity, plan.principal.admin
+            self.calls.append(QueryCall(sub.path, sub.args, identity, admin, sub.journal))
+            self._journals.append(sub.journal)
+        return slot
+
+    def shared(self, results: list[CallResult]) -> list[SharedResult]:
+        return [SharedResult(r, j) for r, j in zip(results, self._journals, strict=True)]
