@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from debian import ensure_programs
 
 HERE = Path(__file__).resolve().parent
 APP = HERE / "app"
@@ -167,9 +168,7 @@ def _installed(prefix: Path) -> bool:
 @pytest.fixture(scope="session")
 def convex_npm() -> Path:
     """A directory whose ``node_modules`` holds npm ``convex`` at the pinned version."""
-    npm = shutil.which("npm")
-    if shutil.which("node") is None or npm is None:
-        pytest.skip("node and npm are needed for the npm convex client tests (not found)")
+    npm = ensure_programs(["node", "npm"], ["nodejs", "npm"], "the npm convex client tests")["npm"]
     prefix = _npm_prefix()
     if _installed(prefix):
         return prefix

@@ -18,14 +18,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import fcntl
 import json
 import os
 import re
 import shutil
 import signal
 import subprocess
-import tempfile
 import urllib.parse
 import uuid
 from collections.abc import AsyncIterator
@@ -35,6 +33,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from debian import ensure_programs
 
 PAGE = Path(__file__).resolve().parent / "browser" / "live.html"
 BUNDLE = Path("node_modules/convex/dist/browser.bundle.js")
@@ -50,49 +49,13 @@ DEVTOOLS_LINE = re.compile(r"DevTools listening on (ws://\S+)")
 # --- chromium, installed when missing ------------------------------------------------
 
 
-def _apt_get(*args: str) -> None:
-    """Run apt-get non-interactively; waits for a dpkg lock someone else holds."""
-    cmd = ["apt-get", "-q", "-o", "DPkg::Lock::Timeout=300", *args]
-    done = subprocess.run(
-        cmd,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=APT_DEADLINE_S,
-        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-    )
-    if done.returncode != 0:
-        tail = "\n".join((done.stdout + done.stderr).splitlines()[-30:])
-        pytest.fail(f"{' '.join(cmd)} exited {done.returncode}:\n{tail}", pytrace=False)
-
-
 @pytest.fixture(scope="session")
 def chromium_binary() -> str:
     """Debian's ``chromium`` (or ``$OUTPOST_CHROMIUM``); as root, apt-get installs it."""
     configured = os.environ.get(CHROMIUM_ENV)
     if configured:
         return configured
-    found = shutil.which("chromium")
-    if found:
-        return found
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        pytest.fail(
-            "the browser test needs Debian's chromium, which is not installed: run "
-            "`sudo apt-get install chromium` (as root on Debian the test installs it itself), "
-            f"or set {CHROMIUM_ENV} to a Chromium binary",
-            pytrace=False,
-        )
-    lock_path = Path(tempfile.gettempdir()) / "outpost-tests-chromium-install.lock"
-    with open(lock_path, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another test run may be installing it right now
-        if shutil.which("chromium") is None:
-            _apt_get("update")
-            # Headless needs none of the desktop extras it recommends (udev, upower, mesa).
-            _apt_get("install", "-y", "--no-install-recommends", "chromium")
-    found = shutil.which("chromium")
-    if found is None:
-        pytest.fail("apt-get install chromium succeeded but no chromium is on PATH")
-    return found
+    return ensure_programs(["chromium"], ["chromium"], "the browser test")["chromium"]
 
 
 # --- the DevTools protocol ------------------------------------------------------------
