@@ -96,6 +96,7 @@ class SubscriptionEngine:
         self._wake = asyncio.Event()
         self._round_task: asyncio.Task[None] | None = None
         self._closed = False
+        self._write_log = write_log
         self._unsubscribe = write_log.subscribe(self._on_commits)
 
     # --- sessions ----------------------------------------------------------------------
@@ -198,6 +199,30 @@ class SubscriptionEngine:
             shared = executions.shared(results)
         for plan in plans:
             plan.session.finish_round(plan, shared, ts if plan.todo else None)
+        if ts is not None:
+            self._recheck_after(ts, {sub for plan in busy for sub in plan.todo})
+
+    def _recheck_after(self, ts: int, reran: set[Subscription]) -> None:
+        """Check commits after the round's snapshot against the read sets it just tracked.
+
+        The listener checked each of them when it committed, but against the read set a
+        query had then: none at all for a new subscription, a smaller one for a query
+        whose range grew. Without this, a write committed while the round ran would
+        never reach those queries."""
+        later = self._write_log.since(ts)
+        if later is None:  # too many commits since to know: assume they touched all
+            for sub in reran:
+                sub.mark_dirty(self.seen_ts)
+                self._woken.add(sub.session)
+        else:
+            for commit in later:
+                if commit.changed_keys:
+                    for sub in self.index.affected(commit.changed_keys):
+                        if sub in reran:
+                            sub.mark_dirty(commit.ts)
+                            self._woken.add(sub.session)
+        if self._woken:
+            self._wake.set()
 
     # --- the write log -----------------------------------------------------------------
 

@@ -12,11 +12,10 @@ CI tier: 1,000 items + 200 concurrent inserts, in both orders. Soak tier: 10,000
 2,000 concurrent inserts (``pytest -m soak`` or ``OUTPOST_SOAK=1``; ``-s`` shows the
 figures). ``OUTPOST_FEED_SEED`` replays a run's choice of insert positions.
 
-Known server bug (``test_sync_commit_during_a_first_run_reaches_the_subscription``
-reproduces it deterministically): a commit that lands after a new subscription's first
-run took its snapshot, but before its read set is tracked, never reaches it. Here that
-shows as documents missing from a page that was subscribing while they were inserted;
-the npm tests report that symptom as an expected failure (and nothing else).
+This test found a lost invalidation (now fixed; the raw-protocol test below pins it): a
+commit landing after a new subscription's first run took its snapshot, but before the
+round tracked its read set, never reached it. It showed as documents missing from a
+page that was subscribing while they were inserted.
 """
 
 from __future__ import annotations
@@ -34,10 +33,6 @@ from convex.http_client import ConvexHttpClient
 from e2e.conftest import soak_selected
 
 NODE_SCRIPT = Path(__file__).resolve().parent / "node" / "paginated_client.mjs"
-FIRST_RUN_RACE = (
-    "server bug: a commit between a new subscription's first-run snapshot and the "
-    "tracking of its read set is never applied to it (see the module docstring)"
-)
 
 
 @pytest.fixture
@@ -84,16 +79,6 @@ def run_feed(
     assert len(db) == initial + inserts, f"{where}: the batch holds {len(db)} items"
     assert len({item_id for item_id, _ in db}) == len(db)
     shown = [(item_id, n) for item_id, n in final or []]
-    if report.get("failure") and report.get("missing") and not report.get("unexpected"):
-        # What the client shows is in order and all of it is in the database; only some
-        # documents never reached their page: the known race, nothing else.
-        assert report["acked"] == inserts, f"{where}: {summary}"
-        visible = set(shown)
-        assert visible < set(db) and [x for x in db if x in visible] == shown, where
-        pytest.xfail(
-            f"{FIRST_RUN_RACE}: {len(db) - len(shown)} of {len(db)} documents never shown, "
-            f"e.g. {report['missing'][:5]}; {where}"
-        )
     assert "failure" not in report, f"{where}: {summary}\nmissing={report.get('missing')}"
     assert report["status"] == "Exhausted"
     assert report["acked"] == inserts and report["expectedCount"] == len(db)
@@ -162,7 +147,6 @@ def test_sync_npm_paginated_subscription_soak(
 # --- the race, deterministically, on the raw protocol ----------------------------------
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=FIRST_RUN_RACE)
 async def test_sync_commit_during_a_first_run_reaches_the_subscription(
     sync_api: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -174,7 +158,7 @@ async def test_sync_commit_during_a_first_run_reaches_the_subscription(
     ``Runtime.run_queries`` is wrapped so that, the first time, one insert commits
     (acknowledged) after the snapshot was taken and before the round tracks the query's
     read set: the first Transition rightly shows the snapshot (count 0), but a later
-    Transition, at a ts past that commit, must show it (count 1). Today none does.
+    Transition, at a ts past that commit, must show it (count 1).
     """
     gateway = sync_api.gateway
     run_queries = gateway.runtime.run_queries
