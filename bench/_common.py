@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import statistics
 import subprocess
@@ -194,3 +195,54 @@ def stop_process(proc: subprocess.Popen[str]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def raise_fd_limit() -> int:
+    """Raise this process's soft ``RLIMIT_NOFILE`` to its hard limit; returns the new soft
+    limit. Children inherit it, so call it before starting servers and client processes
+    that hold many sockets (each socket is one descriptor)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+def start_listening(
+    cmd: list[str], marker: str, log: Path, timeout: float = 60.0
+) -> tuple[subprocess.Popen[str], str]:
+    """Start a server ``cmd`` (stderr to ``log``) and wait for its ready line holding
+    ``marker`` and ``http://``; returns the process and the base URL from that line.
+    Exits the bench when the line does not come (the process is killed)."""
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=log.open("w"), text=True, start_new_session=True
+    )
+    assert proc.stdout is not None
+    line = first_line_with(proc.stdout, marker, timeout)
+    if line is None or "http://" not in line:
+        proc.kill()
+        sys.exit(f"{cmd!r} did not print {marker!r} within {timeout:.0f} s (log: {log})")
+    return proc, line[line.index("http://") :].split()[0]
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a whole process (all its threads) so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_status_kb(pid: int, field: str = "RssAnon") -> int | None:
+    """A ``kB`` field of ``/proc/PID/status`` (``RssAnon``, ``VmRSS``, ...), or None."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
