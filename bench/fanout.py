@@ -603,9 +603,8 @@ async def probe_frame_size(target: Target, pad: str) -> int:
     ):
         await sub.send_str(connect_frame())
         await sub.send_str(subscribe_frame(QUERY_ID, KEY))
-        # The first value before the mutation, as the client processes do: a commit that
-        # lands while a new subscription's first run is in flight can be missed for good
-        # (a server bug this bench does not measure; see bench/README.md).
+        # The first value before the mutation, as the client processes do: the probe
+        # measures the frame of an update, not of a first run.
         first = await sub.receive(timeout=30)
         if first.type != aiohttp.WSMsgType.TEXT or json.loads(first.data)["type"] != "Transition":
             sys.exit(f"outpost: the subscription's first frame was {first.data!r}")
