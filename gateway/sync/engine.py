@@ -16,13 +16,13 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Final
 
-from gateway.runtime.readset import ReadSet
 from gateway.runtime.runtime import Runtime
 from gateway.store.writelog import WriteLog
 from gateway.store.writer import Committed
 from gateway.sync.auth import TokenVerifier, refuse_user_tokens
-from gateway.sync.intervals import IntervalIndex
-from gateway.sync.rounds import ExecutionSet, SharedResult, query_key
+from gateway.sync.groups import GroupIndex, GroupKey, QueryGroup
+from gateway.sync.outbox import FrameCache
+from gateway.sync.rounds import ExecutionSet, Intervals, SharedResult, query_key
 from gateway.sync.session import SyncSession, Transport
 
 log = logging.getLogger("gateway.sync")
@@ -46,6 +46,8 @@ class Subscription:
     dirty_min: int | None = None  # smallest commit ts not reflected yet (None: clean)
     dirty_max: int = 0  # largest such commit ts
     key: str = ""  # what it runs, as text (``rounds.query_key``): equal keys share a run
+    intervals: Intervals | None = None  # what the index holds for it (None: nothing yet)
+    group: QueryGroup | None = None  # its entry in the index (``groups``)
 
     def __post_init__(self) -> None:
         self.key = query_key(self.path, self.args, self.journal)
@@ -86,7 +88,7 @@ class SubscriptionEngine:
         self.runtime = runtime
         self.verifier = verifier
         self.ping_after_s = 15.0
-        self.index: IntervalIndex[Subscription] = IntervalIndex()
+        self.index = GroupIndex()
         self.sessions: set[SyncSession] = set()
         self.seen_ts = last_ts  # the newest commit the listener has processed
         self.rounds = 0  # rerun rounds run (one snapshot each; for tests and metrics)
@@ -114,7 +116,7 @@ class SubscriptionEngine:
 
     def session_closed(self, session: SyncSession) -> None:
         for sub in session.subs.values():
-            self.index.remove(sub)
+            self.index.forget(sub)
         self.sessions.discard(session)
         self._woken.discard(session)
 
@@ -141,12 +143,12 @@ class SubscriptionEngine:
 
     # --- subscriptions -----------------------------------------------------------------
 
-    def track(self, sub: Subscription, read_set: ReadSet | None) -> None:
-        """``sub`` now depends on exactly what ``read_set`` covers."""
-        self.index.replace(sub, read_set.intervals() if read_set is not None else ())
+    def track(self, sub: Subscription, key: GroupKey, intervals: Intervals) -> None:
+        """``sub`` (which runs as group ``key``) now depends on exactly ``intervals``."""
+        self.index.track(sub, key, intervals)
 
     def forget(self, sub: Subscription) -> None:
-        self.index.remove(sub)
+        self.index.forget(sub)
 
     def invalidate_all(self) -> None:
         """Rerun every subscription on the next round (the app's code changed: results
@@ -197,8 +199,11 @@ class SubscriptionEngine:
                 if not any(stale):
                     break
             shared = executions.shared(results)
+        frames: FrameCache = {}
         for plan in plans:
-            plan.session.finish_round(plan, shared, ts if plan.todo else None)
+            plan.session.finish_round(plan, shared, ts if plan.todo else None, frames)
+        for plan in plans:
+            await plan.session.deliver()
         if ts is not None:
             self._recheck_after(ts, {sub for plan in busy for sub in plan.todo})
 

@@ -161,6 +161,22 @@ class IntervalIndex(Generic[SubId]):
         self.remove(sub_id)
         self.add(sub_id, read_set_intervals)
 
+    def discard(self, sub_id: SubId, read_set_intervals: Iterable[tuple[int, KeyRange]]) -> None:
+        """``sub_id`` no longer reads these intervals (those it does not hold are ignored).
+        It stays known (``in``) even with none left; ``remove`` forgets it."""
+        mine = self._subs.get(sub_id)
+        if mine is None:
+            return
+        for index_id, key_range in read_set_intervals:
+            item = (index_id, key_range.start, key_range.end)
+            if item not in mine:
+                continue
+            mine.discard(item)
+            per = self._indexes[index_id]
+            per.discard(key_range.start, key_range.end, sub_id)
+            if not per.where:
+                del self._indexes[index_id]
+
     def remove(self, sub_id: SubId) -> None:
         """Forget ``sub_id`` and its intervals (no error when unknown)."""
         for index_id, start, end in self._subs.pop(sub_id, ()):

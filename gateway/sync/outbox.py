@@ -19,8 +19,11 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from gateway.sync import protocol as p
+
+FrameCache = dict[tuple[Any, ...], bytes]
 
 
 @dataclass
@@ -29,38 +32,54 @@ class Transition:
 
     start: p.StateVersion
     end: p.StateVersion
-    modifications: dict[int, str] = field(default_factory=dict)  # query id -> frame JSON
+    modifications: dict[int, p.QueryBody] = field(default_factory=dict)
     added: set[int] = field(default_factory=set)  # query ids whose first result this is
+    # Shared by the Transitions of one round: sockets holding the same queries under the
+    # same query ids at the same versions (a hundred screens of one dashboard) get the
+    # very same bytes, built once.
+    cache: FrameCache | None = None
 
     def merged_with(self, later: Transition) -> Transition:
         """This Transition followed by ``later`` (which starts where this one ends)."""
         assert later.start == self.end, "Transitions to merge must chain"
         modifications = dict(self.modifications)
         added = set(self.added)
-        for query_id, frame in later.modifications.items():
-            if query_id in added and query_id not in later.added and _is_removal(frame):
+        for query_id, body in later.modifications.items():
+            if query_id in added and query_id not in later.added and body[0] == "QueryRemoved":
                 # Added and removed while the client was not reading: it never saw it.
                 del modifications[query_id]
                 added.discard(query_id)
                 continue
-            modifications[query_id] = frame
+            modifications[query_id] = body
         added |= later.added
         return Transition(self.start, later.end, modifications, added)
 
-    def json(self) -> str:
-        frames = [self.modifications[q] for q in sorted(self.modifications)]
-        return p.transition(self.start, self.end, frames)
-
-
-def _is_removal(frame: str) -> bool:
-    return frame.startswith('{"type":"QueryRemoved"')
+    def frame(self) -> bytes:
+        """The Transition as the UTF-8 text frame a socket sends."""
+        mods = self.modifications
+        key = (self.start, self.end, *((q, mods[q]) for q in sorted(mods)))
+        cache = self.cache
+        if cache is not None:
+            found = cache.get(key)
+            if found is not None:
+                return found
+        frames = [p.with_query_id(q, mods[q]) for q in sorted(mods)]
+        data = p.transition(self.start, self.end, frames).encode()
+        if cache is not None:
+            cache[key] = data
+        return data
 
 
 class Outbox:
-    """Frames for one socket's sender, in order; Transitions merge while they wait."""
+    """Frames for one socket, in order; Transitions merge while they wait.
+
+    ``put`` only queues: whoever queued decides how the frames leave, either taken at
+    once (``take``, the round sending inline) or by waking the socket's sender task
+    (``wake``, which then ``get``s them).
+    """
 
     def __init__(self) -> None:
-        self._frames: deque[str] = deque()  # responses (and pings), in order
+        self._frames: deque[bytes] = deque()  # responses, pings, a frame put back
         self._transition: Transition | None = None  # always after every frame above
         self._ready = asyncio.Event()
         self.merged = 0  # Transitions folded into a waiting one (for tests and metrics)
@@ -74,23 +93,35 @@ class Outbox:
 
     def put(self, responses: list[str], transition: Transition | None) -> None:
         """One round's output: its responses, then its Transition (if any)."""
-        self._frames.extend(responses)
+        self._frames.extend(text.encode() for text in responses)
         if transition is not None:
             if self._transition is None:
                 self._transition = transition
             else:
                 self._transition = self._transition.merged_with(transition)
                 self.merged += 1
+
+    def wake(self) -> None:
+        """Let the sender task (in ``get``) take what is queued."""
         if len(self):
             self._ready.set()
 
-    async def get(self) -> str:
-        """The next frame to send; a waiting Transition is serialised only now."""
-        while not len(self):
-            self._ready.clear()
-            await self._ready.wait()
+    def take(self) -> bytes | None:
+        """The next frame, or None; a waiting Transition is serialised only now."""
         if self._frames:
             return self._frames.popleft()
         transition, self._transition = self._transition, None
-        assert transition is not None
-        return transition.json()
+        return None if transition is None else transition.frame()
+
+    def put_back(self, frame: bytes) -> None:
+        """A frame just taken that could not go yet: it stays first in line."""
+        self._frames.appendleft(frame)
+
+    async def get(self) -> bytes:
+        """The next frame, once there is one and ``wake`` was called."""
+        while True:
+            frame = self.take()
+            if frame is not None:
+                return frame
+            self._ready.clear()
+            await self._ready.wait()

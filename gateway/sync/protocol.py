@@ -310,8 +310,13 @@ def query_failed_body(
     )
 
 
+QUERY_REMOVED_BODY: Final[QueryBody] = ("QueryRemoved", "")
+
+
 def with_query_id(query_id: int, body: QueryBody) -> str:
     """The whole modification frame of ``body`` for query ``query_id``."""
+    if not body[1]:
+        return f'{{"type":"{body[0]}","queryId":{query_id}}}'
     return f'{{"type":"{body[0]}","queryId":{query_id},{body[1]}'
 
 
@@ -332,7 +337,7 @@ def query_failed(
 
 
 def query_removed(query_id: int) -> str:
-    return f'{{"type":"QueryRemoved","queryId":{query_id}}}'
+    return with_query_id(query_id, QUERY_REMOVED_BODY)
 
 
 def transition(start: StateVersion, end: StateVersion, modifications: list[str]) -> str:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from gateway.runtime.index_range import KeyRange
 from gateway.runtime.runtime import CallResult, QueryCall
 from gateway.sync import protocol as p
 from gateway.sync.auth import Principal
@@ -52,11 +53,19 @@ class SessionPlan:
     slots: list[int] = field(default_factory=list)  # per todo entry: its shared execution
 
 
+Intervals = tuple[tuple[int, KeyRange], ...]
+
+
 class SharedResult:
     """One execution's result, encoded once for every subscription that shares it."""
 
     def __init__(self, result: CallResult, journal_in: str | None) -> None:
         self.result = result
+        read_set = result.read_set
+        # Without duplicates: the index counts each interval once per subscription.
+        self.intervals: Intervals = (
+            tuple(dict.fromkeys(read_set.intervals())) if read_set is not None else ()
+        )
         # A failed run keeps the journal it was given; a good one reports the new one.
         self.journal = result.journal if result.ok else journal_in
         self._body: p.QueryBody | None = None

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 from gateway.runtime.runtime import CallResult
 from gateway.sync import protocol as p
 from gateway.sync.auth import ANONYMOUS, AuthenticationError, Principal, admin_principal
-from gateway.sync.outbox import Outbox, Transition
+from gateway.sync.outbox import FrameCache, Outbox, Transition
 from gateway.sync.rounds import SessionPlan, SharedResult, principal_key
 
 if TYPE_CHECKING:
@@ -39,7 +39,13 @@ MAX_QUERIES: Final = 10_000
 class Transport(Protocol):
     """The socket under a session (aiohttp's WebSocketResponse in production)."""
 
-    async def send(self, text: str) -> None: ...
+    async def send(self, frame: bytes) -> None:
+        """Send one text frame (``frame`` is its UTF-8 encoding)."""
+        ...
+
+    def ready(self, size: int) -> bool:
+        """True if a frame of ``size`` bytes can be written without waiting."""
+        ...
 
     async def close(self, code: int, reason: str) -> None: ...
 
@@ -76,6 +82,9 @@ class SyncSession:
             MAX_QUEUED_MUTATIONS
         )
         self._tasks: list[asyncio.Task[None]] = []
+        self._last_sent = asyncio.get_running_loop().time()
+        self._ping_timer: asyncio.TimerHandle | None = None
+        self._sending = False  # a frame is being written (by the sender or a round)
         self._actions: set[asyncio.Task[None]] = set()
         self._closing = False
         self._closed = asyncio.Event()
@@ -121,7 +130,7 @@ class SyncSession:
             return
         await self._stop_tasks()
         with contextlib.suppress(Exception):
-            await self.transport.send(frame)
+            await self.transport.send(frame.encode())
         await self.close(code, reason)
 
     async def _stop_tasks(self) -> None:
@@ -270,16 +279,61 @@ class SyncSession:
     # --- outgoing ----------------------------------------------------------------------
 
     async def _send_loop(self) -> None:
-        while True:
-            try:
-                frame = await asyncio.wait_for(self.outbox.get(), self.engine.ping_after_s)
-            except TimeoutError:
-                frame = p.PING
+        # No timeout around ``get``: ``wait_for`` costs a task and a timer per frame,
+        # the most expensive part of fanning a change out. Silence is watched by
+        # ``_ping_if_silent``, a timer that runs once per ``ping_after_s`` at most.
+        loop = asyncio.get_running_loop()
+        get, send = self.outbox.get, self.transport.send
+        self._ping_timer = loop.call_later(self.engine.ping_after_s, self._ping_if_silent)
+        try:
+            while True:
+                frame = await get()
+                self._sending = True
+                try:
+                    await send(frame)
+                except Exception as exc:  # noqa: BLE001 - the peer is gone; the socket closes
+                    log.debug("sync send failed: %s", exc)
+                    return
+                finally:
+                    self._sending = False
+                self._last_sent = loop.time()
+        finally:
+            self._ping_timer.cancel()
+
+    async def deliver(self) -> None:
+        """Send what a round queued: from the round itself while the socket takes frames
+        without waiting (no task switch per socket, like a plain broadcast loop), else
+        by waking this socket's sender, so a slow client never holds the round up."""
+        outbox = self.outbox
+        if self._sending or self._closing:
+            outbox.wake()  # the sender is busy with an earlier frame: it goes on in order
+            return
+        while (frame := outbox.take()) is not None:
+            if not self.transport.ready(len(frame)):
+                outbox.put_back(frame)
+                outbox.wake()
+                return
+            self._sending = True
             try:
                 await self.transport.send(frame)
             except Exception as exc:  # noqa: BLE001 - the peer is gone; the socket closes
                 log.debug("sync send failed: %s", exc)
                 return
+            finally:
+                self._sending = False
+            self._last_sent = asyncio.get_running_loop().time()
+
+    def _ping_if_silent(self) -> None:
+        """A JSON Ping after ``ping_after_s`` with nothing sent (wire spec 2.7)."""
+        loop = asyncio.get_running_loop()
+        quiet_for = loop.time() - self._last_sent
+        wait = self.engine.ping_after_s - quiet_for
+        if wait <= 0 and not len(self.outbox):
+            self.outbox.put([p.PING], None)
+            self.outbox.wake()
+            self._last_sent = loop.time()  # what it will be, give or take the send
+            wait = self.engine.ping_after_s
+        self._ping_timer = loop.call_later(max(wait, 0.01), self._ping_if_silent)
 
     # --- rounds (called by the engine) ---------------------------------------------------
 
@@ -317,37 +371,42 @@ class SyncSession:
         plan.todo += stale
         return bool(stale)
 
-    def finish_round(self, plan: SessionPlan, shared: list[SharedResult], ts: int | None) -> None:
+    def finish_round(
+        self, plan: SessionPlan, shared: list[SharedResult], ts: int | None, frames: FrameCache
+    ) -> None:
         """Turn the round's results into this socket's responses and Transition."""
         if self._closing:
             return
-        modifications = {q: p.query_removed(q) for q in plan.removed}
+        modifications = dict.fromkeys(plan.removed, p.QUERY_REMOVED_BODY)
         added: set[int] = set()
         if ts is not None:
             for sub, slot in zip(plan.todo, plan.slots, strict=True):
                 if self.subs.get(sub.query_id) is not sub:
                     continue  # removed while the round ran
                 result = shared[slot]
-                self.engine.track(sub, result.result.read_set)
-                sub.epoch = plan.epoch
-                sub.reran_at(ts)
                 if result.result.ok:
                     # Reactive pagination: the end position of the first run that
                     # paginated stays pinned for every rerun (wire spec 2.6).
                     sub.set_journal(result.journal)
+                group = sub.group
+                key = (plan.principal_key, sub.key)
+                if group is None or group.key != key or sub.intervals != result.intervals:
+                    self.engine.track(sub, key, result.intervals)
+                sub.epoch = plan.epoch
+                sub.reran_at(ts)
                 digest = result.digest
                 if digest != sub.digest:
                     if sub.digest is None:
                         added.add(sub.query_id)
                     sub.digest = digest
-                    modifications[sub.query_id] = p.with_query_id(sub.query_id, result.body)
+                    modifications[sub.query_id] = result.body
         else:
             ts = max(self.engine.seen_ts, self.sent.ts)
         end = p.StateVersion(plan.end_query_set, plan.end_identity, ts)
         versions_moved = (end.query_set, end.identity) != (self.sent.query_set, self.sent.identity)
         if not (modifications or plan.responses or versions_moved):
             return  # nothing a client needs (only ts would move)
-        self.outbox.put(plan.responses, Transition(self.sent, end, modifications, added))
+        self.outbox.put(plan.responses, Transition(self.sent, end, modifications, added, frames))
         self.sent = end
 
 

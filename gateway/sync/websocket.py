@@ -9,6 +9,7 @@ sockets still open when the server shuts down are closed with 1001 (``on_shutdow
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Final
 
@@ -29,11 +30,21 @@ SOCKETS: Final = web.AppKey("outpost_sync_sockets", set[web.WebSocketResponse])
 class _Socket:
     """``Transport`` over an aiohttp WebSocketResponse."""
 
-    def __init__(self, ws: web.WebSocketResponse) -> None:
+    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport | None) -> None:
         self._ws = ws
+        self._transport = transport
+        self._high_water = transport.get_write_buffer_limits()[1] if transport else 0
 
-    async def send(self, text: str) -> None:
-        await self._ws.send_str(text)
+    async def send(self, frame: bytes) -> None:
+        await self._ws.send_frame(frame, WSMsgType.TEXT)
+
+    def ready(self, size: int) -> bool:
+        # Below the high-water mark after this write, asyncio does not pause writing,
+        # so aiohttp's send returns without waiting for the peer to drain.
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return False
+        return transport.get_write_buffer_size() + size <= self._high_water
 
     async def close(self, code: int, reason: str) -> None:
         await self._ws.close(code=code, message=reason.encode()[:120])
@@ -49,7 +60,9 @@ async def sync_socket(request: web.Request) -> web.WebSocketResponse:
     await ws.prepare(request)
     sockets = request.app[SOCKETS]
     sockets.add(ws)
-    session = gateway.sync.open_session(_Socket(ws), admin_key=slot.admin_key)
+    transport = request.transport
+    socket = _Socket(ws, transport if isinstance(transport, asyncio.Transport) else None)
+    session = gateway.sync.open_session(socket, admin_key=slot.admin_key)
     try:
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:

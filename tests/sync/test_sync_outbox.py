@@ -13,8 +13,11 @@ def v(query_set: int, ts: int) -> p.StateVersion:
     return p.StateVersion(query_set, 0, ts)
 
 
-def updated(query_id: int, value: float) -> str:
-    return p.query_updated(query_id, json.dumps(value), [])
+def updated(value: float) -> p.QueryBody:
+    return p.query_updated_body(json.dumps(value), [])
+
+
+REMOVED = p.QUERY_REMOVED_BODY
 
 
 async def drain(box: Outbox) -> list[dict]:
@@ -26,9 +29,9 @@ async def drain(box: Outbox) -> list[dict]:
 
 async def test_a_waiting_transition_absorbs_newer_ones() -> None:
     box = Outbox()
-    box.put([], Transition(v(1, 10), v(1, 20), {1: updated(1, 1.0), 2: updated(2, 1.0)}))
-    box.put(['{"type":"MutationResponse","requestId":0}'], Transition(v(1, 20), v(2, 30), {}))
-    box.put([], Transition(v(2, 30), v(2, 40), {1: updated(1, 3.0)}))
+    box.put([], Transition(v(1, 10), v(1, 20), {1: updated(1.0), 2: updated(1.0)}))
+    box.put(['{"type":"MutationResponse","requestId":0}'], Transition(v(1, 20), v(2, 30)))
+    box.put([], Transition(v(2, 30), v(2, 40), {1: updated(3.0)}))
     assert box.merged == 2 and len(box) == 2
     response, merged = await drain(box)
     assert response["type"] == "MutationResponse"  # responses go first, in order
@@ -39,26 +42,26 @@ async def test_a_waiting_transition_absorbs_newer_ones() -> None:
 
 async def test_a_query_added_and_removed_while_waiting_is_never_mentioned() -> None:
     box = Outbox()
-    box.put([], Transition(v(1, 10), v(1, 20), {5: updated(5, 1.0)}, added={5}))
-    box.put([], Transition(v(1, 20), v(2, 20), {5: p.query_removed(5)}))
+    box.put([], Transition(v(1, 10), v(1, 20), {5: updated(1.0)}, added={5}))
+    box.put([], Transition(v(1, 20), v(2, 20), {5: REMOVED}))
     (merged,) = await drain(box)
     assert merged["modifications"] == []
     # A query the client already had keeps its removal.
-    box.put([], Transition(v(2, 20), v(2, 30), {6: updated(6, 1.0)}))
-    box.put([], Transition(v(2, 30), v(3, 30), {6: p.query_removed(6)}))
+    box.put([], Transition(v(2, 20), v(2, 30), {6: updated(1.0)}))
+    box.put([], Transition(v(2, 30), v(3, 30), {6: REMOVED}))
     (merged,) = await drain(box)
     assert merged["modifications"] == [{"type": "QueryRemoved", "queryId": 6}]
 
 
 async def test_frames_sent_before_a_merge_are_not_touched() -> None:
     box = Outbox()
-    box.put(["r0"], Transition(v(0, 1), v(0, 2), {1: updated(1, 1.0)}))
-    assert await box.get() == "r0"
+    box.put(["r0"], Transition(v(0, 1), v(0, 2), {1: updated(1.0)}))
+    assert await box.get() == b"r0"
     first = json.loads(await box.get())  # the sender took it: nothing left to merge into
-    box.put(["r1"], Transition(v(0, 2), v(0, 3), {1: updated(1, 2.0)}))
+    box.put(["r1"], Transition(v(0, 2), v(0, 3), {1: updated(2.0)}))
     assert box.merged == 0
     assert first["endVersion"]["ts"] == json.loads(v(0, 2).json())["ts"]
-    assert await box.get() == "r1"
+    assert await box.get() == b"r1"
 
 
 async def test_get_waits_for_a_frame() -> None:
@@ -67,4 +70,19 @@ async def test_get_waits_for_a_frame() -> None:
     await asyncio.sleep(0)
     assert not waiter.done()
     box.put(["hello"], None)
-    assert await asyncio.wait_for(waiter, 5) == "hello"
+    box.wake()
+    assert await asyncio.wait_for(waiter, 5) == b"hello"
+
+
+async def test_sockets_in_the_same_state_share_one_encoded_frame() -> None:
+    cache: dict = {}
+    body = updated(7.0)
+    frames = []
+    for _ in range(3):
+        box = Outbox()
+        box.put([], Transition(v(1, 10), v(1, 20), {0: body}, cache=cache))
+        frames.append(await box.get())
+    assert frames[0] is frames[1] is frames[2]  # built once
+    other = Outbox()
+    other.put([], Transition(v(2, 10), v(2, 20), {0: body}, cache=cache))
+    assert await other.get() != frames[0]  # other versions: a frame of its own
