@@ -22,7 +22,7 @@ from gateway.store.writer import Committed
 from gateway.sync.auth import TokenVerifier, refuse_user_tokens
 from gateway.sync.groups import GroupIndex, GroupKey, QueryGroup
 from gateway.sync.outbox import FrameCache
-from gateway.sync.rounds import ExecutionSet, Intervals, SharedResult, query_key
+from gateway.sync.rounds import ExecutionSet, Intervals, SessionPlan, SharedResult, query_key
 from gateway.sync.session import SyncSession, Transport
 
 log = logging.getLogger("gateway.sync")
@@ -93,6 +93,7 @@ class SubscriptionEngine:
         self.seen_ts = last_ts  # the newest commit the listener has processed
         self.rounds = 0  # rerun rounds run (one snapshot each; for tests and metrics)
         self.executions = 0  # query executions in those rounds (shared ones count once)
+        self.marks = 0  # times a commit marked a subscription dirty (rounds compare it)
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._woken: set[SyncSession] = set()
         self._wake = asyncio.Event()
@@ -156,6 +157,7 @@ class SubscriptionEngine:
         for session in self.sessions:
             for sub in session.subs.values():
                 sub.mark_dirty(self.seen_ts)
+                self.marks += 1
             self.wake(session)
 
     # --- rounds ------------------------------------------------------------------------
@@ -180,6 +182,7 @@ class SubscriptionEngine:
 
     async def _round(self, sessions: list[SyncSession]) -> None:
         """Rerun what these sessions need on one snapshot; hand each its Transition."""
+        marks = self.marks
         plans = [session.plan_round() for session in sessions]
         busy = [plan for plan in plans if plan.todo]
         shared: list[SharedResult] = []
@@ -195,6 +198,9 @@ class SubscriptionEngine:
                 await self.caught_up(ts)
                 # A commit inside the snapshot that the listener reported only now may
                 # touch a query this round did not rerun: rerun on a newer snapshot.
+                if self.marks == marks:
+                    break  # no query was marked dirty since the plans were made
+                marks = self.marks
                 stale = [plan.session.add_stale(plan, ts) for plan in busy]
                 if not any(stale):
                     break
@@ -205,9 +211,9 @@ class SubscriptionEngine:
         for plan in plans:
             await plan.session.deliver()
         if ts is not None:
-            self._recheck_after(ts, {sub for plan in busy for sub in plan.todo})
+            self._recheck_after(ts, busy)
 
-    def _recheck_after(self, ts: int, reran: set[Subscription]) -> None:
+    def _recheck_after(self, ts: int, busy: list[SessionPlan]) -> None:
         """Check commits after the round's snapshot against the read sets it just tracked.
 
         The listener checked each of them when it committed, but against the read set a
@@ -215,6 +221,9 @@ class SubscriptionEngine:
         whose range grew. Without this, a write committed while the round ran would
         never reach those queries."""
         later = self._write_log.since(ts)
+        if later == []:
+            return  # the common case: nothing committed since the snapshot
+        reran = {sub for plan in busy for sub in plan.todo}
         if later is None:  # too many commits since to know: assume they touched all
             for sub in reran:
                 sub.mark_dirty(self.seen_ts)
@@ -239,6 +248,7 @@ class SubscriptionEngine:
                     for sub in self.index.affected(commit.changed_keys):
                         sub.mark_dirty(commit.ts)
                         self._woken.add(sub.session)
+                        self.marks += 1
                 if commit.ts > self.seen_ts:
                     self.seen_ts = commit.ts
             if self._woken:

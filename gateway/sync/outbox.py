@@ -57,7 +57,16 @@ class Transition:
     def frame(self) -> bytes:
         """The Transition as the UTF-8 text frame a socket sends."""
         mods = self.modifications
-        key = (self.start, self.end, *((q, mods[q]) for q in sorted(mods)))
+        start, end = self.start, self.end
+        key = (
+            start.query_set,
+            start.identity,
+            start.ts,
+            end.query_set,
+            end.identity,
+            end.ts,
+            *((q, mods[q]) for q in sorted(mods)),
+        )
         cache = self.cache
         if cache is not None:
             found = cache.get(key)

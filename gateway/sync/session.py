@@ -119,6 +119,7 @@ class SyncSession:
         try:
             await self._stop_tasks()
             self.engine.session_closed(self)
+            self.subs.clear()  # each Subscription refers back to us: no cycle left
             with contextlib.suppress(Exception):
                 await self.transport.close(code, reason)
         finally:
