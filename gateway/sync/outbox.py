@@ -26,7 +26,7 @@ from gateway.sync import protocol as p
 FrameCache = dict[tuple[Any, ...], bytes]
 
 
-@dataclass
+@dataclass(slots=True)
 class Transition:
     """A Transition not yet serialised: versions and one modification per query id."""
 

@@ -12,7 +12,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from gateway.errors import ConvexValueError
 from gateway.values import UNSET, decode_json, dumps, to_convex
@@ -56,9 +56,11 @@ def decode_ts(value: object, what: str) -> int:
     raise ProtocolError(f"{what} must be base64 of 8 little-endian bytes, got {_show(value)}")
 
 
-@dataclass(frozen=True)
-class StateVersion:
-    """``{querySet, identity, ts}``: where a socket's client state stands (spec 2.5)."""
+class StateVersion(NamedTuple):
+    """``{querySet, identity, ts}``: where a socket's client state stands (spec 2.5).
+
+    A named tuple, not a frozen dataclass: a round makes one per socket, and a tuple is
+    built, compared and hashed in C."""
 
     query_set: int = 0
     identity: int = 0

@@ -37,7 +37,7 @@ def query_key(path: str, args: Mapping[str, Any], journal: str | None) -> str:
     return f"{path}\x00{dumps(dict(args))}\x00{journal or ''}"
 
 
-@dataclass
+@dataclass(slots=True)
 class SessionPlan:
     """What one session's part of a round covers, captured when the round starts."""
 
