@@ -5,7 +5,8 @@ execution per round (``rounds``); they share one entry per interval in the inter
 index too. Each group counts, per interval, how many of its members read it: the index
 learns of an interval when the first member reads it and forgets it when the last one
 stops. A rerun that moves the range of a "latest reading" query then costs two index
-operations per group instead of two per socket.
+operations per group instead of two per socket, and per member only a count moving
+from one tuple of intervals to the next (members of one run share that tuple object).
 
 Members of a group may have been rerun at different snapshots and read slightly
 different ranges; the group is indexed on the union, so a commit touching any
@@ -25,18 +26,23 @@ if TYPE_CHECKING:
     from gateway.sync.engine import Subscription
 
 Interval = tuple[int, KeyRange]
+Intervals = tuple[Interval, ...]
 GroupKey = tuple[str, str]  # (principal key, query key): see ``rounds``
 
 
 class QueryGroup:
     """The subscriptions that run one query as one principal."""
 
-    __slots__ = ("counts", "key", "members")
+    __slots__ = ("counts", "holders", "key", "members")
 
     def __init__(self, key: GroupKey) -> None:
         self.key = key
         self.members: set[Subscription] = set()
-        self.counts: dict[Interval, int] = {}  # interval -> members reading it
+        # Members hold the very tuple of intervals their shared run produced, so they are
+        # counted per tuple object (a dict of ints: no interval is hashed per member) ...
+        self.holders: dict[int, tuple[Intervals, int]] = {}  # id(tuple) -> (tuple, members)
+        # ... and intervals per tuple holding them: the index has those counted here.
+        self.counts: dict[Interval, int] = {}
 
 
 class GroupIndex:
@@ -49,7 +55,7 @@ class GroupIndex:
     def __len__(self) -> int:
         return len(self.groups)
 
-    def track(self, sub: Subscription, key: GroupKey, intervals: tuple[Interval, ...]) -> None:
+    def track(self, sub: Subscription, key: GroupKey, intervals: Intervals) -> None:
         """``sub`` (in group ``key``) now reads exactly ``intervals`` (no duplicates)."""
         group = sub.group
         if group is not None and group.key != key:  # its journal or identity changed
@@ -61,11 +67,9 @@ class GroupIndex:
                 group = self.groups[key] = QueryGroup(key)
             group.members.add(sub)
             sub.group = group
-            old: tuple[Interval, ...] = ()
-        else:
-            old = sub.intervals or ()
-        self._count(group, [i for i in intervals if i not in old], +1)
-        self._count(group, [i for i in old if i not in intervals], -1)
+        elif sub.intervals is not None:
+            self._release(group, sub.intervals)
+        self._hold(group, intervals)
         sub.intervals = intervals
 
     def forget(self, sub: Subscription) -> None:
@@ -73,7 +77,8 @@ class GroupIndex:
         group = sub.group
         if group is None:
             return
-        self._count(group, sub.intervals or (), -1)
+        if sub.intervals is not None:
+            self._release(group, sub.intervals)
         group.members.discard(sub)
         sub.group = None
         sub.intervals = None
@@ -85,6 +90,22 @@ class GroupIndex:
         """Every subscription whose group reads one of these keys."""
         for group in self.index.affected(changed_keys):
             yield from group.members
+
+    def _hold(self, group: QueryGroup, intervals: Intervals) -> None:
+        held = group.holders.get(id(intervals))
+        if held is not None:
+            group.holders[id(intervals)] = (intervals, held[1] + 1)
+            return
+        group.holders[id(intervals)] = (intervals, 1)
+        self._count(group, intervals, +1)
+
+    def _release(self, group: QueryGroup, intervals: Intervals) -> None:
+        held = group.holders[id(intervals)]
+        if held[1] > 1:
+            group.holders[id(intervals)] = (intervals, held[1] - 1)
+            return
+        del group.holders[id(intervals)]
+        self._count(group, intervals, -1)
 
     def _count(self, group: QueryGroup, intervals: Iterable[Interval], delta: int) -> None:
         first: list[Interval] = []

@@ -391,7 +391,7 @@ class SyncSession:
                     sub.set_journal(result.journal)
                 group = sub.group
                 key = (plan.principal_key, sub.key)
-                if group is None or group.key != key or sub.intervals != result.intervals:
+                if group is None or sub.intervals is not result.intervals or group.key != key:
                     self.engine.track(sub, key, result.intervals)
                 sub.epoch = plan.epoch
                 sub.reran_at(ts)
