@@ -246,3 +246,33 @@ def proc_status_kb(pid: int, field: str = "RssAnon") -> int | None:
     except OSError:
         return None
     return None
+
+
+def proc_tcp_queues(pid: int) -> list[tuple[int, int]]:
+    """``(send queue, receive queue)`` in bytes of each TCP socket that process ``pid``
+    holds, as the kernel reports them in ``/proc/PID/net/tcp`` and ``tcp6``: bytes written
+    but not yet acknowledged by the peer, and bytes received but not yet read."""
+    inodes = set()
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return []
+    for fd in fds:
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue  # closed meanwhile
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    queues = []
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 9 and fields[9] in inodes:
+                tx, rx = fields[4].split(":")
+                queues.append((int(tx, 16), int(rx, 16)))
+    return queues

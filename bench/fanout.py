@@ -23,9 +23,17 @@ sends one frame of exactly the size of Outpost's Transition frames to every sock
 plain loop, and answers the stamp. The same client processes, connected the same way,
 measure it the same way. The sides take turns within each round; medians over rounds.
 
+``--stopped N`` (issue 4: a stopped client raises the others' p99 by < 10%, RSS stays
+bounded) runs Outpost alone, twice per round back to back: without and with one more
+client process holding N sockets on the same query, sent SIGSTOP once they have their
+first value and SIGCONT once the others caught up. It prints the others' p50/p99 both
+ways and the ratio, the server's RssAnon before SIGSTOP and before SIGCONT, and what each
+stopped socket was offered and got after SIGCONT.
+
     .venv/bin/python bench/fanout.py
     .venv/bin/python bench/fanout.py --subscribers 100 --processes 2 --duration 3 --rounds 1
     .venv/bin/python bench/fanout.py --dir /dev/shm      # the COMMIT's fsync out of the way
+    .venv/bin/python bench/fanout.py --interval-ms 50 --stopped 1
 """
 
 # ruff: noqa: E402  (the sys.path line below must run before the other imports)
@@ -44,8 +52,11 @@ import array
 import asyncio
 import contextlib
 import json
+import os
 import resource
 import shutil
+import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -62,6 +73,8 @@ from _common import (
     median,
     outpost_command,
     proc_cpu_seconds,
+    proc_status_kb,
+    proc_tcp_queues,
     raise_fd_limit,
     start_listening,
     stop_process,
@@ -71,6 +84,24 @@ from _common import (
 from aiohttp import web
 
 P99_GOAL: Final = 2.0  # outpost p99 / baseline p99: at most
+STOPPED_P99_GOAL: Final = 1.10  # --stopped: the others' p99 with / without: below
+RSS_GROWTH_GOAL_MB: Final = 4.0  # --stopped: RssAnon growth while stopped: below
+PAYLOAD: Final = 100  # --payload without --stopped
+# --stopped: the stopped sockets announce an Ethernet MSS and take a small receive buffer,
+# so the kernel holds ~100 kB for each of them (measured: ~6 kB received, ~95 kB in the
+# server's send queue). With loopback's defaults (64 KB MSS, 128 KB receive buffer) the
+# server's send buffer autotunes to tcp_wmem's maximum (4 MB) and ~4.2 MB wait in the
+# kernel before the server itself has to hold anything back: at 20 updates/s that takes
+# frames over 21 kB, which the 1,000 others on a 2-core box cannot carry (20 kB: p50
+# 110 ms, 18% merged, no client stopped). --stopped-loopback-buffers keeps the defaults.
+STOPPED_MSS: Final = 1460
+STOPPED_RCVBUF: Final = 4096  # the kernel doubles it
+# --payload with --stopped: ~5.3 kB frames, 200 of them (1 MB) offered to each stopped
+# socket in 10 s at 20/s. Measured: it gets 49 frames (262 kB) after SIGCONT, what the
+# kernel and the server's transport held, so the server merges from ~2.5 s on. Bigger
+# frames load the 1,000 others more (on a 2-core box, p50 5.3 kB: ~35 ms, 446 B: ~26 ms).
+STOPPED_PAYLOAD: Final = 5000
+STOPPED_SETTLE_S: Final = 2.0  # --stopped: others subscribed -> drive, in both runs
 SYNC_PATH: Final = "/api/1.48.0/sync"
 MUTATION: Final = "ticks:bump"
 QUERY: Final = "ticks:latest"
@@ -178,6 +209,7 @@ class Subscriber:
     version: dict[str, Any] = field(default_factory=initial_version)
     version_errors: int = 0  # a Transition whose startVersion is not the last endVersion
     frame_bytes: int = 0
+    first_bytes: int = 0  # of the first value (a stopped socket's, before the stop)
     first: asyncio.Event = field(default_factory=asyncio.Event)  # a value arrived
     last: int | None = None  # the newest commit's sequence number, once the driver is done
     reached: asyncio.Event = field(default_factory=asyncio.Event)  # ``last`` arrived / closed
@@ -194,6 +226,8 @@ class Subscriber:
         self.seqs.append(seq)
         self.recvs.append(recv_ns)
         self.frame_bytes += len(text)
+        if not self.first.is_set():
+            self.first_bytes = len(text)
         self.first.set()
         if seq == self.last:
             self.reached.set()
@@ -260,12 +294,28 @@ def write_receipts(path: Path, subs: Sequence[Subscriber]) -> None:
             sub.recvs.tofile(out)
 
 
-async def client_process(url: str, sockets: int, first_index: int, out: Path) -> dict[str, Any]:
+def small_buffered(addr_info: Any) -> socket.socket:
+    """aiohttp's ``socket_factory`` for the stopped sockets: set before ``connect``, the
+    MSS goes out in the SYN (the server's send buffer autotunes by segment size) and the
+    receive buffer bounds the window the socket offers."""
+    family, kind, proto, _, _ = addr_info
+    sock = socket.socket(family=family, type=kind, proto=proto)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, STOPPED_MSS)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, STOPPED_RCVBUF)
+    return sock
+
+
+async def client_process(
+    url: str, sockets: int, first_index: int, out: Path, small_buffers: bool = False
+) -> dict[str, Any]:
     """The body of one client process: ``ready`` on stdout once subscribed, then wait
-    for ``stop LAST`` on stdin, wait for LAST to arrive, write the receipts."""
+    for ``stop LAST`` on stdin, wait for LAST to arrive, write the receipts. ``small_buffers``:
+    its sockets are the stopped client's (``small_buffered``)."""
     subs = [Subscriber(first_index + i) for i in range(sockets)]
     gate = asyncio.Semaphore(CONNECT_PARALLEL)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+    factory = small_buffered if small_buffers else None
+    connector = aiohttp.TCPConnector(limit=0, socket_factory=factory)
+    async with aiohttp.ClientSession(connector=connector) as session:
         tasks = [asyncio.create_task(listen(session, url, s, gate)) for s in subs]
         await all_subscribed(subs, tasks)
         print("ready", flush=True)
@@ -281,6 +331,8 @@ async def client_process(url: str, sockets: int, first_index: int, out: Path) ->
         "cpu_s": usage.ru_utime + usage.ru_stime,
         "frames": frames,
         "frame_bytes": sum(s.frame_bytes for s in subs) / max(1, frames),
+        "bytes": sum(s.frame_bytes for s in subs),
+        "first_bytes": sum(s.first_bytes for s in subs),
         "version_errors": sum(s.version_errors for s in subs),
     }
 
@@ -418,7 +470,27 @@ async def drive(target: Target, seqs: range, interval_s: float) -> Drive:
 
 # --- one side of one round -----------------------------------------------------------------
 
-Clients = list[tuple[subprocess.Popen[str], Path]]
+Client = tuple[subprocess.Popen[str], Path]
+Clients = list[Client]
+
+
+def start_client(
+    target: Target, work: Path, tag: str, sockets: int, first: int, small_buffers: bool = False
+) -> Client:
+    """One client process holding ``sockets`` sockets, numbered from ``first``."""
+    out = work / f"{target.name}-{tag}.bin"
+    cmd = [
+        sys.executable,
+        __file__,
+        *("--role", "client", "--url", target.sub_url, "--sockets", str(sockets)),
+        *("--first-index", str(first), "--out", str(out)),
+        *(["--small-buffers"] if small_buffers else []),
+    ]
+    log = (work / f"{target.name}-{tag}.log").open("w")
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True
+    )
+    return proc, out
 
 
 def start_clients(args: argparse.Namespace, target: Target, work: Path) -> Clients:
@@ -429,18 +501,7 @@ def start_clients(args: argparse.Namespace, target: Target, work: Path) -> Clien
     clients = []
     first = 0
     for k, share in enumerate(shares):
-        out = work / f"{target.name}-client-{k}.bin"
-        cmd = [
-            sys.executable,
-            __file__,
-            *("--role", "client", "--url", target.sub_url, "--sockets", str(share)),
-            *("--first-index", str(first), "--out", str(out)),
-        ]
-        log = (work / f"{target.name}-client-{k}.log").open("w")
-        proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True
-        )
-        clients.append((proc, out))
+        clients.append(start_client(target, work, f"client-{k}", share, first))
         first += share
     return clients
 
@@ -527,6 +588,27 @@ def pct(ordered: Sequence[float], q: float) -> float:
 
 
 @dataclass
+class Stall:
+    """The stopped client process of one run (``--stopped``): what its sockets were
+    offered while it was stopped, what the kernel held for them, what came after SIGCONT."""
+
+    sockets: int
+    stopped_s: float  # SIGSTOP -> SIGCONT
+    offered: int  # updates committed while stopped: the frames a socket gets unmerged
+    rx_queue: list[int]  # bytes in each socket's kernel receive queue just before SIGCONT
+    frames: int  # frames carrying a value received after SIGCONT, all sockets
+    bytes_after: int  # their bytes
+    caught_up: int  # sockets whose last frame carried the newest commit
+    version_errors: int
+
+    @property
+    def merged_pct(self) -> float:
+        """Updates the stopped sockets never got as their own frame: the server merged
+        them, which it only does once a socket's buffers are full."""
+        return 100 * (1 - self.frames / max(1, self.offered * self.sockets))
+
+
+@dataclass
 class SideResult:
     """One side in one round: the score and the figures around it."""
 
@@ -540,6 +622,14 @@ class SideResult:
     frames: int  # frames carrying a value that all clients received (first values too)
     frame_bytes: float
     version_errors: int
+    # The server's RssAnon (kB) once every socket is subscribed (with --stopped: just
+    # before SIGSTOP) and once the clients caught up (just before SIGCONT).
+    rss_kb: tuple[int, int] = (0, 0)
+    stall: Stall | None = None  # with --stopped, in the run that has the stopped client
+
+    @property
+    def rss_growth_mb(self) -> float:
+        return (self.rss_kb[1] - self.rss_kb[0]) / 1024
 
     def p(self, q: float) -> float:
         return pct(self.score.latencies, q)
@@ -557,19 +647,66 @@ class SideResult:
         return 100 * self.score.merged / max(1, self.expected)
 
 
-def run_side(args: argparse.Namespace, target: Target, work: Path, seqs: range) -> SideResult:
+def resume_stalled(client: Client, newest: int, stopped_at: float, offered: int) -> Stall:
+    """The end of the stopped period: read the kernel's receive queues of the stopped
+    sockets, SIGCONT, then let them catch up with ``newest`` (after the scored part, so
+    their draining does not load the others) and count what came after the stop."""
+    proc, out = client
+    rx_queue = [rx for _, rx in proc_tcp_queues(proc.pid)]
+    stopped_s = time.monotonic() - stopped_at
+    os.kill(proc.pid, signal.SIGCONT)
+    (report,) = stop_clients([client], newest, "stopped client")
+    sockets = read_receipts(out)
+    return Stall(
+        sockets=len(sockets),
+        stopped_s=stopped_s,
+        offered=offered,
+        rx_queue=rx_queue,
+        frames=sum(len(seqs) - 1 for seqs, _ in sockets),  # all but the first value
+        bytes_after=report["bytes"] - report["first_bytes"],
+        caught_up=sum(bool(seqs) and seqs[-1] == newest for seqs, _ in sockets),
+        version_errors=report["version_errors"],
+    )
+
+
+def run_side(
+    args: argparse.Namespace, target: Target, work: Path, seqs: range, stopped: int = 0
+) -> SideResult:
+    """One side's run; with ``stopped`` > 0 one more client process holds that many
+    sockets on the same query and is stopped (SIGSTOP) for the drive and the catch-up."""
     clients = start_clients(args, target, work)
+    held: Clients = []
+    stall = None
     try:
         wait_ready(clients, target.name)
+        ready_at = time.monotonic()
+        if stopped:
+            # Started once the others are subscribed, so its sockets stay stopped for the
+            # drive alone (~12 s): the server pings a socket 20 s after its last message
+            # and drops it 10 s later without a pong, which would end the stall early.
+            small = not args.stopped_loopback_buffers
+            held.append(start_client(target, work, "stopped", stopped, args.subscribers, small))
+            wait_ready(held, target.name)
+        if args.stopped:
+            # Both runs of a --stopped round start the drive as long after the others
+            # subscribed, whether or not the stopped client was started meanwhile.
+            time.sleep(max(0.0, ready_at + STOPPED_SETTLE_S - time.monotonic()))
+        rss_before = proc_status_kb(target.pid) or 0
+        stopped_at = time.monotonic()
+        for proc, _ in held:
+            os.kill(proc.pid, signal.SIGSTOP)
         cpu0 = proc_cpu_seconds(target.pid)
         got = asyncio.run(drive(target, seqs, args.interval_ms / 1000))
         newest = max(got.committed, key=got.committed.__getitem__)
         reports = stop_clients(clients, newest, target.name)
         server_cpu = proc_cpu_seconds(target.pid) - cpu0
+        rss_after = proc_status_kb(target.pid) or 0
+        if held:
+            stall = resume_stalled(held[0], newest, stopped_at, len(got.committed))
     finally:
-        for proc, _ in clients:
+        for proc, _ in clients + held:
             if proc.poll() is None:
-                proc.kill()
+                proc.kill()  # SIGKILL ends a stopped process too
                 proc.wait()
     sockets = [s for _, out in clients for s in read_receipts(out)]
     warmup = min(len(seqs) - 1, int(args.warmup * 1000 / args.interval_ms))
@@ -588,6 +725,8 @@ def run_side(args: argparse.Namespace, target: Target, work: Path, seqs: range) 
         frames=frames,
         frame_bytes=sum(r["frame_bytes"] * r["frames"] for r in reports) / max(1, frames),
         version_errors=sum(r["version_errors"] for r in reports),
+        rss_kb=(rss_before, rss_after),
+        stall=stall,
     )
 
 
@@ -623,9 +762,10 @@ async def probe_frame_size(target: Target, pad: str) -> int:
     sys.exit("outpost: no Transition carried the probe mutation")
 
 
-def start_servers(
+def start_outpost(
     args: argparse.Namespace, work: Path, servers: list[subprocess.Popen[str]]
-) -> tuple[Target, Target, int]:
+) -> tuple[Target, int]:
+    """``outpost serve`` on the app; returns it and the length of its Transition frame."""
     app_dir = write_app(work, APP)
     outpost_cmd = [
         *outpost_command(),
@@ -640,7 +780,11 @@ def start_servers(
     outpost = Target(
         "outpost", ws_url + SYNC_PATH, url + "/api/mutation", proc.pid, outpost_body(pad)
     )
-    size = asyncio.run(probe_frame_size(outpost, pad))
+    return outpost, asyncio.run(probe_frame_size(outpost, pad))
+
+
+def start_baseline(work: Path, servers: list[subprocess.Popen[str]], size: int) -> Target:
+    """The bare broadcaster, sending frames of ``size`` bytes."""
     baseline_cmd = [
         sys.executable,
         __file__,
@@ -653,8 +797,7 @@ def start_servers(
     proc, url = start_listening(baseline_cmd, "listening on", work / "baseline.log")
     servers.append(proc)
     ws_url = "ws" + url[len("http") :]
-    baseline = Target("baseline", ws_url + "/sub", url + "/tick", proc.pid, baseline_body)
-    return outpost, baseline, size
+    return Target("baseline", ws_url + "/sub", url + "/tick", proc.pid, baseline_body)
 
 
 def show_round(r: int, results: dict[str, SideResult]) -> None:
@@ -675,7 +818,25 @@ def main() -> None:
     p.add_argument("--duration", type=float, default=10.0, help="seconds of mutations (10)")
     p.add_argument("--warmup", type=float, default=1.0, help="first seconds not scored (1)")
     p.add_argument("--rounds", type=int, default=3, help="rounds; medians are reported (3)")
-    p.add_argument("--payload", type=int, default=100, help="pad string in each doc (100)")
+    p.add_argument(
+        "--payload",
+        type=int,
+        default=None,
+        help=f"pad string in each doc ({PAYLOAD}; with --stopped {STOPPED_PAYLOAD})",
+    )
+    p.add_argument(
+        "--stopped",
+        type=int,
+        default=0,
+        help="outpost only: run each round without and with one more client process\n"
+        "holding this many sockets, stopped (SIGSTOP) while the mutations run (0)",
+    )
+    p.add_argument(
+        "--stopped-loopback-buffers",
+        action="store_true",
+        help="the stopped sockets keep loopback's kernel buffers (~4.2 MB each, filled\n"
+        "only by frames over ~21 kB at 20/s) instead of ~100 kB (MSS 1460, 4 KB SO_RCVBUF)",
+    )
     p.add_argument("--dir", default=None, help="where the database goes (default: $TMPDIR)")
     p.add_argument("--check", action="store_true", help="exit 1 when the goal is missed")
     # The same file runs as the client processes and as the baseline server.
@@ -685,17 +846,24 @@ def main() -> None:
     p.add_argument("--first-index", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
     p.add_argument("--frame-size", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--small-buffers", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.payload is None:
+        args.payload = STOPPED_PAYLOAD if args.stopped else PAYLOAD
     raise_fd_limit()  # inherited by the servers and the client processes
     if args.role == "client":
         out = Path(args.out)
-        report = asyncio.run(client_process(args.url, args.sockets, args.first_index, out))
+        report = asyncio.run(
+            client_process(args.url, args.sockets, args.first_index, out, args.small_buffers)
+        )
         print(json.dumps(report), flush=True)
     elif args.role == "baseline-server":
         with contextlib.suppress(asyncio.CancelledError, KeyboardInterrupt):
             asyncio.run(baseline_server(args.frame_size))
     elif args.subscribers < args.processes or args.duration * 1000 < 4 * args.interval_ms:
         p.error("need at least one socket per process and four mutations")
+    elif args.stopped < 0:
+        p.error("--stopped counts sockets: 0 or more")
     else:
         run_main(args)
 
@@ -707,42 +875,112 @@ def run_main(args: argparse.Namespace) -> None:
         f"{args.subscribers} subscribers in {args.processes} processes, "
         f"1 mutation/{args.interval_ms:g} ms"
     )
+    stopped = ""
+    if args.stopped:
+        label += f", {args.stopped} stopped socket(s), {args.payload}-character pad"
+        stopped = f" stopped={args.stopped} payload={args.payload}"
     print(
         f"bench/fanout.py  subscribers={args.subscribers} processes={args.processes} "
         f"interval={args.interval_ms:g} ms duration={args.duration:g} s ({count} mutations, "
-        f"first {args.warmup:g} s not scored) rounds={args.rounds}"
+        f"first {args.warmup:g} s not scored) rounds={args.rounds}{stopped}"
     )
     print(f"python {sys.version.split()[0]}, aiohttp {aiohttp.__version__}, {affinity_text()}")
     print(f"files in {work} on {filesystem_of(work)}; open files limit {raise_fd_limit()}")
     servers: list[subprocess.Popen[str]] = []
-    rounds: list[dict[str, SideResult]] = []
     try:
-        outpost, baseline, size = start_servers(args, work, servers)
-        print(f"frames: outpost's Transition is {size} bytes; the baseline sends {size} bytes")
-        seq = 1
-        for r in range(1, args.rounds + 1):
-            order = [outpost, baseline] if r % 2 else [baseline, outpost]
-            results: dict[str, SideResult] = {}
-            for target in order:
-                results[target.name] = run_side(args, target, work, range(seq, seq + count))
-                seq += count
-            rounds.append({"outpost": results["outpost"], "baseline": results["baseline"]})
-            show_round(r, rounds[-1])
+        outpost, size = start_outpost(args, work, servers)
+        if args.stopped:
+            print(f"frames: outpost's Transition is {size} bytes")
+            rounds = stopped_rounds(args, work, outpost, count)
+        else:
+            baseline = start_baseline(work, servers, size)
+            print(f"frames: outpost's Transition is {size} bytes; the baseline sends {size} bytes")
+            rounds = baseline_rounds(args, work, (outpost, baseline), count)
     finally:
         for proc in servers:
             stop_process(proc)
         shutil.rmtree(work, ignore_errors=True)
-    report(args, label, rounds)
+    if args.stopped:
+        report_stopped(args, label, rounds, size)
+    else:
+        report(args, label, rounds)
 
 
 Rounds = list[dict[str, SideResult]]
+ALONE: Final = "alone"  # --stopped: the run without the stopped client
+STOPPED: Final = "stopped"  # --stopped: the run with it
+
+
+def baseline_rounds(
+    args: argparse.Namespace, work: Path, targets: tuple[Target, Target], count: int
+) -> Rounds:
+    """Outpost and the baseline back to back in each round, the first alternating."""
+    outpost, baseline = targets
+    rounds: Rounds = []
+    seq = 1  # the probe's mutation was 0
+    for r in range(1, args.rounds + 1):
+        order = [outpost, baseline] if r % 2 else [baseline, outpost]
+        results: dict[str, SideResult] = {}
+        for target in order:
+            results[target.name] = run_side(args, target, work, range(seq, seq + count))
+            seq += count
+        rounds.append({"outpost": results["outpost"], "baseline": results["baseline"]})
+        show_round(r, rounds[-1])
+    return rounds
+
+
+def stopped_rounds(args: argparse.Namespace, work: Path, outpost: Target, count: int) -> Rounds:
+    """Outpost without and with the stopped client back to back in each round, the first
+    alternating, so load from elsewhere and the growing table affect both alike."""
+    rounds: Rounds = []
+    seq = 1  # the probe's mutation was 0
+    for r in range(1, args.rounds + 1):
+        order = [0, args.stopped] if r % 2 else [args.stopped, 0]
+        results: dict[str, SideResult] = {}
+        for stopped in order:
+            seqs = range(seq, seq + count)
+            results[STOPPED if stopped else ALONE] = run_side(args, outpost, work, seqs, stopped)
+            seq += count
+        rounds.append({ALONE: results[ALONE], STOPPED: results[STOPPED]})
+        show_stopped_round(r, rounds[-1])
+    return rounds
+
+
+def the_stall(result: SideResult) -> Stall:
+    assert result.stall is not None, "the run with the stopped client has its figures"
+    return result.stall
+
+
+def show_stopped_round(r: int, results: dict[str, SideResult]) -> None:
+    alone, with_stopped = results[ALONE], results[STOPPED]
+    stall = the_stall(with_stopped)
+    parts = [
+        f"{name} p50 {res.p(0.5):6.1f} ms p99 {res.p(0.99):7.1f} ms "
+        f"({res.commit_rate:.0f}/s, RssAnon {res.rss_growth_mb:+.2f} MB)"
+        for name, res in (("without", alone), (f"with {stall.sockets} stopped", with_stopped))
+    ]
+    ratio = with_stopped.p(0.99) / alone.p(0.99)
+    print(f"round {r}: others " + " | ".join(parts) + f" | p99 ratio {ratio:.2f}", flush=True)
+    rx = median(stall.rx_queue) or 0
+    print(
+        f"  stopped {stall.stopped_s:.1f} s: RssAnon {with_stopped.rss_kb[0] / 1024:.1f} -> "
+        f"{with_stopped.rss_kb[1] / 1024:.1f} MB; each stopped socket was offered "
+        f"{stall.offered} updates, got {stall.frames / stall.sockets:.0f} frames "
+        f"({stall.bytes_after / stall.sockets / 1e3:,.0f} kB) after SIGCONT, merged "
+        f"{stall.merged_pct:.0f}%; kernel receive queue {rx / 1e3:,.0f} kB",
+        flush=True,
+    )
 
 
 def med(rounds: Rounds, side: str, value: Callable[[SideResult], float]) -> float:
     return median(value(r[side]) for r in rounds) or 0.0
 
 
-def print_table(rounds: Rounds) -> None:
+BASELINE_ROWS: Final = (("outpost", "outpost serve"), ("baseline", "bare aiohttp broadcast"))
+
+
+def print_table(rounds: Rounds, rows: Sequence[tuple[str, str]] = BASELINE_ROWS) -> None:
+    """One row per side (``rows``: its key in a round, its name), medians over rounds."""
     print(
         f"  {'':24} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'p99 own':>8} {'merged':>7} "
         f"{'lost':>5} {'commits/s':>9} {'answer':>6} {'srv cpu':>7} {'cli cpu':>7} {'frame':>5}"
@@ -760,7 +998,7 @@ def print_table(rounds: Rounds) -> None:
         ("6.1f", "s", lambda s: s.client_cpu_s),
         ("5.0f", "", lambda s: s.frame_bytes),
     ]
-    for side, name in (("outpost", "outpost serve"), ("baseline", "bare aiohttp broadcast")):
+    for side, name in rows:
         cells = [format(med(rounds, side, value), spec) + unit for spec, unit, value in columns]
         print(f"  {name:24} " + " ".join(cells))
     print(
@@ -826,6 +1064,116 @@ def report(args: argparse.Namespace, label: str, rounds: Rounds) -> None:
     )
     if args.check and (not ok or errors):
         sys.exit(1)
+
+
+@dataclass
+class StallFigures:
+    """``--stopped``: the stopped sockets over all rounds (medians, per socket)."""
+
+    sockets: int
+    stopped_s: float
+    offered: float  # updates committed while stopped
+    frames: float  # received after SIGCONT
+    received: float  # bytes received after SIGCONT
+    merged_pct: float
+    rx_queue: float  # bytes in the kernel receive queue just before SIGCONT
+    caught_up: int  # (round, socket) pairs that reached the newest commit
+    pairs: int
+    filled: bool  # in every round the server merged: the buffers were full
+    version_errors: int
+
+
+def stall_figures(rounds: Rounds) -> StallFigures:
+    stalls = [the_stall(r[STOPPED]) for r in rounds]
+    sockets = stalls[0].sockets
+    return StallFigures(
+        sockets=sockets,
+        stopped_s=median(st.stopped_s for st in stalls) or 0.0,
+        offered=median(st.offered for st in stalls) or 0.0,
+        frames=(median(st.frames for st in stalls) or 0.0) / sockets,
+        received=(median(st.bytes_after for st in stalls) or 0.0) / sockets,
+        merged_pct=median(st.merged_pct for st in stalls) or 0.0,
+        rx_queue=median(median(st.rx_queue) for st in stalls) or 0.0,
+        caught_up=sum(st.caught_up for st in stalls),
+        pairs=sum(st.sockets for st in stalls),
+        # The server merges a socket's Transitions only while the socket cannot take
+        # them: a stopped socket that got every update as its own frame was never full.
+        filled=all(st.frames < st.offered * st.sockets for st in stalls),
+        version_errors=sum(st.version_errors for st in stalls),
+    )
+
+
+def report_stopped(args: argparse.Namespace, label: str, rounds: Rounds, size: int) -> None:
+    """The others' latency without and with the stopped client; the server's RssAnon and
+    what the stopped sockets were offered and got."""
+    a, s = ALONE, STOPPED
+    ratio = median(r[s].p(0.99) / r[a].p(0.99) for r in rounds) or 0.0
+    growth = med(rounds, s, lambda x: x.rss_growth_mb)
+    st = stall_figures(rounds)
+    ok_p99 = ratio < STOPPED_P99_GOAL
+    ok_rss = growth < RSS_GROWTH_GOAL_MB
+    # An unbounded queue would grow by about what the stopped sockets were offered: below
+    # twice the goal, the RSS figure cannot tell it from a bounded one.
+    offered_mb = st.offered * size * st.sockets / 1e6
+    rss_verdict = verdict(ok_rss)
+    if offered_mb < 2 * RSS_GROWTH_GOAL_MB:
+        rss_verdict += f", not telling: {offered_mb:.1f} MB offered in all"
+    p99_verdict = verdict(ok_p99) + ("" if st.filled else ", buffers never filled")
+    errors = sum(r[x].version_errors + r[x].score.out_of_order for r in rounds for x in (a, s))
+    errors += st.version_errors
+    print()
+    print(
+        f"medians over {len(rounds)} rounds; latency = commit ts -> receipt of the "
+        f"{args.subscribers} other sockets, without and with {st.sockets} stopped socket(s):"
+    )
+    print_table(rounds, ((a, "no stopped client"), (s, f"{st.sockets} socket(s) stopped")))
+    print(
+        f"  others' p99 with/without the stopped client {ratio:.2f} (goal < "
+        f"{STOPPED_P99_GOAL:.2f}: {p99_verdict}; median of per-round ratios "
+        + ", ".join(f"{r[s].p(0.99) / r[a].p(0.99):.2f}" for r in rounds)
+        + f"); protocol errors (start version, order) {errors}"
+    )
+    print(
+        f"  outpost serve RssAnon {med(rounds, s, lambda x: x.rss_kb[0]) / 1024:.1f} MB before "
+        f"SIGSTOP -> {med(rounds, s, lambda x: x.rss_kb[1]) / 1024:.1f} MB at the end of the "
+        f"stopped period: {growth:+.2f} MB (goal < {RSS_GROWTH_GOAL_MB:g} MB: "
+        f"{rss_verdict}); the same moments without it: "
+        f"{med(rounds, a, lambda x: x.rss_growth_mb):+.2f} MB"
+    )
+    print_stall(st, size, offered_mb)
+    print(
+        f"SUMMARY fanout --stopped [{label}]: others' commit->receipt p99 "
+        f"{med(rounds, a, lambda x: x.p(0.99)):.1f} ms without vs "
+        f"{med(rounds, s, lambda x: x.p(0.99)):.1f} ms with the stopped client = ratio "
+        f"{ratio:.2f} (goal < {STOPPED_P99_GOAL:.2f}: {p99_verdict}); outpost RssAnon "
+        f"{growth:+.2f} MB while stopped (goal < {RSS_GROWTH_GOAL_MB:g} MB: {rss_verdict}); "
+        f"each stopped socket offered {st.offered * size / 1e6:.1f} MB, got "
+        f"{st.received / 1e3:,.0f} kB after SIGCONT"
+    )
+    if args.check and (not (ok_p99 and ok_rss and st.filled) or errors):
+        sys.exit(1)
+
+
+def print_stall(st: StallFigures, size: int, offered_mb: float) -> None:
+    """What each stopped socket was offered and got, and notes when it proves little."""
+    print(
+        f"  each stopped socket, stopped {st.stopped_s:.1f} s: offered {st.offered:.0f} updates "
+        f"x {size:,} B = {st.offered * size / 1e6:.1f} MB; got {st.frames:.0f} frames, "
+        f"{st.received / 1e3:,.0f} kB after SIGCONT ({st.merged_pct:.0f}% of the updates "
+        f"merged); its kernel receive queue held {st.rx_queue / 1e3:,.0f} kB just before "
+        f"SIGCONT; {st.caught_up} of {st.pairs} reached the newest commit"
+    )
+    if not st.filled:
+        print(
+            "  note: the stopped sockets got every update as its own frame: their buffers "
+            "never filled, so the server held nothing back; a larger --payload fills them"
+        )
+    if offered_mb < 2 * RSS_GROWTH_GOAL_MB:
+        print(
+            f"  note: the stopped sockets were offered {offered_mb:.1f} MB in all: an unbounded "
+            "queue would grow RssAnon by about that much, too little to tell it from a bounded "
+            "one; more --stopped sockets (each is offered as much) make the figure telling"
+        )
 
 
 if __name__ == "__main__":
