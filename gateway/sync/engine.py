@@ -208,8 +208,9 @@ class SubscriptionEngine:
         frames: FrameCache = {}
         for plan in plans:
             plan.session.finish_round(plan, shared, ts if plan.todo else None, frames)
+        now = asyncio.get_running_loop().time()
         for plan in plans:
-            await plan.session.deliver()
+            await plan.session.deliver(now)
         if ts is not None:
             self._recheck_after(ts, busy)
 

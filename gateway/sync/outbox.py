@@ -57,22 +57,14 @@ class Transition:
     def frame(self) -> bytes:
         """The Transition as the UTF-8 text frame a socket sends."""
         mods = self.modifications
-        start, end = self.start, self.end
-        key = (
-            start.query_set,
-            start.identity,
-            start.ts,
-            end.query_set,
-            end.identity,
-            end.ts,
-            *((q, mods[q]) for q in sorted(mods)),
-        )
+        order = sorted(mods) if len(mods) > 1 else list(mods)
+        key = (*self.start, *self.end, *((q, mods[q]) for q in order))
         cache = self.cache
         if cache is not None:
             found = cache.get(key)
             if found is not None:
                 return found
-        frames = [p.with_query_id(q, mods[q]) for q in sorted(mods)]
+        frames = [p.with_query_id(q, mods[q]) for q in order]
         data = p.transition(self.start, self.end, frames).encode()
         if cache is not None:
             cache[key] = data

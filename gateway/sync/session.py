@@ -301,28 +301,30 @@ class SyncSession:
         finally:
             self._ping_timer.cancel()
 
-    async def deliver(self) -> None:
+    async def deliver(self, now: float) -> None:
         """Send what a round queued: from the round itself while the socket takes frames
         without waiting (no task switch per socket, like a plain broadcast loop), else
-        by waking this socket's sender, so a slow client never holds the round up."""
+        by waking this socket's sender, so a slow client never holds the round up.
+        ``now`` is the loop's time (for the silence timer), read once per round."""
         outbox = self.outbox
         if self._sending or self._closing:
             outbox.wake()  # the sender is busy with an earlier frame: it goes on in order
             return
+        transport = self.transport
         while (frame := outbox.take()) is not None:
-            if not self.transport.ready(len(frame)):
+            if not transport.ready(len(frame)):
                 outbox.put_back(frame)
                 outbox.wake()
                 return
             self._sending = True
             try:
-                await self.transport.send(frame)
+                await transport.send(frame)
             except Exception as exc:  # noqa: BLE001 - the peer is gone; the socket closes
                 log.debug("sync send failed: %s", exc)
                 return
             finally:
                 self._sending = False
-            self._last_sent = asyncio.get_running_loop().time()
+            self._last_sent = now
 
     def _ping_if_silent(self) -> None:
         """A JSON Ping after ``ping_after_s`` with nothing sent (wire spec 2.7)."""
@@ -378,7 +380,7 @@ class SyncSession:
         """Turn the round's results into this socket's responses and Transition."""
         if self._closing:
             return
-        modifications = dict.fromkeys(plan.removed, p.QUERY_REMOVED_BODY)
+        modifications = dict.fromkeys(plan.removed, p.QUERY_REMOVED_BODY) if plan.removed else {}
         added: set[int] = set()
         if ts is not None:
             for sub, slot in zip(plan.todo, plan.slots, strict=True):
