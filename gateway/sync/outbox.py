@@ -94,7 +94,8 @@ class Outbox:
 
     def put(self, responses: list[str], transition: Transition | None) -> None:
         """One round's output: its responses, then its Transition (if any)."""
-        self._frames.extend(text.encode() for text in responses)
+        if responses:
+            self._frames.extend(text.encode() for text in responses)
         if transition is not None:
             if self._transition is None:
                 self._transition = transition

@@ -59,6 +59,8 @@ Intervals = tuple[tuple[int, KeyRange], ...]
 class SharedResult:
     """One execution's result, encoded once for every subscription that shares it."""
 
+    __slots__ = ("body", "digest", "intervals", "journal", "ok", "result")
+
     def __init__(self, result: CallResult, journal_in: str | None) -> None:
         self.result = result
         read_set = result.read_set
@@ -67,29 +69,20 @@ class SharedResult:
             tuple(dict.fromkeys(read_set.intervals())) if read_set is not None else ()
         )
         # A failed run keeps the journal it was given; a good one reports the new one.
-        self.journal = result.journal if result.ok else journal_in
-        self._body: p.QueryBody | None = None
-        self._digest: bytes | None = None
-
-    @property
-    def body(self) -> p.QueryBody:
-        if self._body is None:
-            r = self.result
-            if r.ok:
-                self._body = p.query_updated_body(p.value_json(r.value), r.log_lines, self.journal)
-            else:
-                self._body = p.query_failed_body(
-                    r.error_message, p.error_data_json(r.error_data), r.log_lines, self.journal
-                )
-        return self._body
-
-    @property
-    def digest(self) -> bytes:
-        """Equal digests: the client already holds this result (nothing to resend)."""
-        if self._digest is None:
-            kind, rest = self.body
-            self._digest = hashlib.blake2b(f"{kind}{rest}".encode(), digest_size=16).digest()
-        return self._digest
+        self.ok = result.ok
+        self.journal = result.journal if self.ok else journal_in
+        if self.ok:
+            body = p.query_updated_body(p.value_json(result.value), result.log_lines, self.journal)
+        else:
+            body = p.query_failed_body(
+                result.error_message,
+                p.error_data_json(result.error_data),
+                result.log_lines,
+                self.journal,
+            )
+        self.body: p.QueryBody = body
+        # Equal digests: the client already holds this result (nothing to resend).
+        self.digest = hashlib.blake2b(f"{body[0]}{body[1]}".encode(), digest_size=16).digest()
 
 
 class ExecutionSet:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from gateway.runtime.runtime import CallResult
 from gateway.sync import protocol as p
@@ -344,8 +344,11 @@ class SyncSession:
         """What the next round covers for this session: new, re-identified and dirty
         queries, plus the responses and removals since the last round."""
         epoch = self.identity_epoch
-        removed, self._removed = self._removed, []
-        responses, self._responses = self._responses, []
+        removed = responses = _NONE
+        if self._removed:
+            removed, self._removed = self._removed, []
+        if self._responses:
+            responses, self._responses = self._responses, []
         todo = [s for s in self.subs.values() if s.epoch != epoch or s.dirty_min is not None]
         return SessionPlan(
             self,
@@ -387,16 +390,21 @@ class SyncSession:
                 if self.subs.get(sub.query_id) is not sub:
                     continue  # removed while the round ran
                 result = shared[slot]
-                if result.result.ok:
+                if result.ok and result.journal != sub.journal:
                     # Reactive pagination: the end position of the first run that
                     # paginated stays pinned for every rerun (wire spec 2.6).
                     sub.set_journal(result.journal)
                 group = sub.group
-                key = (plan.principal_key, sub.key)
-                if group is None or sub.intervals is not result.intervals or group.key != key:
-                    self.engine.track(sub, key, result.intervals)
+                if (
+                    group is None
+                    or sub.intervals is not result.intervals
+                    or group.key[1] != sub.key
+                    or group.key[0] != plan.principal_key
+                ):
+                    self.engine.track(sub, (plan.principal_key, sub.key), result.intervals)
                 sub.epoch = plan.epoch
-                sub.reran_at(ts)
+                if sub.dirty_min is not None:
+                    sub.reran_at(ts)
                 digest = result.digest
                 if digest != sub.digest:
                     if sub.digest is None:
@@ -405,12 +413,16 @@ class SyncSession:
                     modifications[sub.query_id] = result.body
         else:
             ts = max(self.engine.seen_ts, self.sent.ts)
-        end = p.StateVersion(plan.end_query_set, plan.end_identity, ts)
-        versions_moved = (end.query_set, end.identity) != (self.sent.query_set, self.sent.identity)
+        sent = self.sent
+        versions_moved = plan.end_query_set != sent.query_set or plan.end_identity != sent.identity
         if not (modifications or plan.responses or versions_moved):
             return  # nothing a client needs (only ts would move)
-        self.outbox.put(plan.responses, Transition(self.sent, end, modifications, added, frames))
+        end = p.StateVersion(plan.end_query_set, plan.end_identity, ts)
+        self.outbox.put(plan.responses, Transition(sent, end, modifications, added, frames))
         self.sent = end
+
+
+_NONE: list[Any] = []  # shared by plans with no removals or responses: never mutated
 
 
 def _failure(kind: str, request_id: int, result: CallResult) -> str:
