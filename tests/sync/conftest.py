@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -201,10 +202,16 @@ def sync_app(make_app: Any) -> Path:
     return make_app(schema=SCHEMA, notes=NOTES)  # type: ignore[no-any-return]
 
 
-@pytest.fixture
-async def sync_api(sync_app: Path, tmp_path: Path) -> AsyncIterator[SyncApi]:
-    data = tmp_path / "data"
-    async with Gateway.open(sync_app, data) as gw, HttpServer(gw) as http:
+@asynccontextmanager
+async def serving(app: Path, data: Path) -> AsyncIterator[SyncApi]:
+    """A gateway on ``app`` served on an ephemeral port, with an HTTP session to it."""
+    async with Gateway.open(app, data) as gw, HttpServer(gw) as http:
         port = await http.start("127.0.0.1", 0)
         async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as session:
             yield SyncApi(gw, http, session, load_or_create_admin_key(data), port)
+
+
+@pytest.fixture
+async def sync_api(sync_app: Path, tmp_path: Path) -> AsyncIterator[SyncApi]:
+    async with serving(sync_app, tmp_path / "data") as api:
+        yield api

@@ -7,12 +7,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
-from conftest import SyncApi, add  # type: ignore[import-not-found]
-
-from gateway import Gateway
-from gateway.http import HttpServer, load_or_create_admin_key
+from conftest import SyncApi, add, serving  # type: ignore[import-not-found]
 
 SCHEMA = """
     from gateway import define_schema, define_table, v
@@ -47,12 +43,8 @@ ITEMS = """
 
 @pytest.fixture
 async def pages_api(make_app: Any, tmp_path: Path) -> AsyncIterator[SyncApi]:
-    app = make_app(schema=SCHEMA, items=ITEMS)
-    data = tmp_path / "data"
-    async with Gateway.open(app, data) as gw, HttpServer(gw) as http:
-        port = await http.start("127.0.0.1", 0)
-        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as session:
-            yield SyncApi(gw, http, session, load_or_create_admin_key(data), port)
+    async with serving(make_app(schema=SCHEMA, items=ITEMS), tmp_path / "data") as api:
+        yield api
 
 
 def opts(cursor: str | None, num: int = 5) -> dict[str, Any]:

@@ -20,12 +20,11 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
-from sync.conftest import SyncApi, add
+from sync.conftest import SyncApi, add, serving
 
 from gateway import Gateway
-from gateway.http import HttpServer, load_or_create_admin_key
+from gateway.http import HttpServer
 from gateway.sync import websocket
 
 HERE = Path(__file__).resolve().parent
@@ -51,12 +50,8 @@ BLOBS = """
 
 @pytest.fixture
 async def blob_api(make_app: Any, tmp_path: Path) -> AsyncIterator[SyncApi]:
-    app = make_app(schema=SCHEMA, blobs=BLOBS)
-    data = tmp_path / "data"
-    async with Gateway.open(app, data) as gw, HttpServer(gw) as http:
-        port = await http.start("127.0.0.1", 0)
-        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as session:
-            yield SyncApi(gw, http, session, load_or_create_admin_key(data), port)
+    async with serving(make_app(schema=SCHEMA, blobs=BLOBS), tmp_path / "data") as api:
+        yield api
 
 
 class Printer:
