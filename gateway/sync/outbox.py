@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,7 +93,7 @@ class Outbox:
     def waiting_transition(self) -> Transition | None:
         return self._transition
 
-    def put(self, responses: list[str], transition: Transition | None) -> None:
+    def put(self, responses: Sequence[str], transition: Transition | None) -> None:
         """One round's output: its responses, then its Transition (if any)."""
         if responses:
             self._frames.extend(text.encode() for text in responses)

@@ -11,7 +11,7 @@ one execution per change, not a hundred.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -47,8 +47,8 @@ class SessionPlan:
     principal_key: str
     end_query_set: int
     end_identity: int
-    removed: list[int]
-    responses: list[str]
+    removed: Sequence[int]
+    responses: Sequence[str]
     todo: list[Subscription]
     slots: list[int] = field(default_factory=list)  # per todo entry: its shared execution
 

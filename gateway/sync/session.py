@@ -18,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Final, Protocol
 
 from gateway.runtime.runtime import CallResult
 from gateway.sync import protocol as p
@@ -344,7 +345,8 @@ class SyncSession:
         """What the next round covers for this session: new, re-identified and dirty
         queries, plus the responses and removals since the last round."""
         epoch = self.identity_epoch
-        removed = responses = _NONE
+        removed: Sequence[int] = ()
+        responses: Sequence[str] = ()
         if self._removed:
             removed, self._removed = self._removed, []
         if self._responses:
@@ -420,9 +422,6 @@ class SyncSession:
         end = p.StateVersion(plan.end_query_set, plan.end_identity, ts)
         self.outbox.put(plan.responses, Transition(sent, end, modifications, added, frames))
         self.sent = end
-
-
-_NONE: list[Any] = []  # shared by plans with no removals or responses: never mutated
 
 
 def _failure(kind: str, request_id: int, result: CallResult) -> str:
