@@ -1,4 +1,4 @@
-"""Bare aiohttp baseline for ``bench/http.py``, run as its own process (not a benchmark).
+"""Bare aiohttp baseline for ``bench/http_api.py``, run as its own process (not a benchmark).
 
 ``POST /api/query`` with ``{"path", "args": {"group", "limit"}, "format"}`` runs the
 SELECT Outpost's ``items:page`` amounts to (``indexes`` joined to ``documents`` over
@@ -12,16 +12,7 @@ file the bench writes (hex of ``gateway.values.encode_index_key([group])``). Pri
 ``listening on http://HOST:PORT`` when ready; stops on SIGTERM or SIGINT.
 """
 
-# ruff: noqa: E402  (the sys.path line below must run before the other imports)
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# bench/ holds http.py, which would shadow the standard library's ``http`` (imported by
-# aiohttp) while bench/ is first on sys.path; this script needs nothing from bench/.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 import argparse
 import asyncio

@@ -1,4 +1,4 @@
-"""HTTP load generator for ``bench/http.py``, run as its own process (not a benchmark).
+"""HTTP load generator for ``bench/http_api.py``, run as its own process (not a benchmark).
 
 ``N`` concurrent keep-alive connections (one aiohttp session, ``limit=N``) send
 ``POST`` requests with prepared JSON bodies. Every target named with ``--target
@@ -13,20 +13,12 @@ turns, latency percentiles (ms) and failures; and the client's own CPU seconds.
         --body '{"path":"items:page","args":{"group":"g","limit":100}}' --requests 2000
 """
 
-# ruff: noqa: E402  (the sys.path line below must run before the other imports)
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# bench/ holds http.py, which would shadow the standard library's ``http`` (imported by
-# aiohttp) while bench/ is first on sys.path; this script needs nothing from bench/.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 import argparse
 import asyncio
 import json
+import sys
 import time
 from typing import Any
 

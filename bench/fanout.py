@@ -36,16 +36,7 @@ stopped socket was offered and got after SIGCONT.
     .venv/bin/python bench/fanout.py --interval-ms 50 --stopped 1
 """
 
-# ruff: noqa: E402  (the sys.path line below must run before the other imports)
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# bench/ holds http.py, which would shadow the standard library's ``http`` (imported by
-# aiohttp) while bench/ is first on sys.path: search bench/ last (``_common`` still loads).
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(_HERE)]
 
 import argparse
 import array
@@ -58,10 +49,12 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 import aiohttp

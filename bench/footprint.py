@@ -19,26 +19,19 @@ are printed, so the heavy ones can be made lazy.
     .venv/bin/python bench/footprint.py --runs 9 --importtime
 """
 
-# ruff: noqa: E402  (the sys.path line below must run before the other imports)
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# bench/http.py would shadow the standard library's ``http`` (imported by urllib) while
-# bench/ is first on sys.path: search bench/ last (``_common`` still loads from it).
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(_HERE)]
 
 import argparse
 import os
 import shutil
 import statistics
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 
 from _common import (
     affinity_text,
@@ -49,6 +42,8 @@ from _common import (
     stop_process,
     verdict,
 )
+
+_HERE = Path(__file__).resolve().parent
 
 ROOT = _HERE.parent
 START_GOAL_S = 1.5

@@ -22,24 +22,17 @@ idle connection. The client is this process (aiohttp), on loopback. Medians of r
     .venv/bin/python bench/sync_memory.py --connections 2000 --subscriptions 4000
 """
 
-# ruff: noqa: E402  (the sys.path line below must run before the other imports)
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# bench/ holds http.py, which would shadow the standard library's ``http`` (imported by
-# aiohttp) while bench/ is first on sys.path: search bench/ last (``_common`` still loads).
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(_HERE)]
 
 import argparse
 import asyncio
 import json
 import shutil
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 import aiohttp
@@ -56,6 +49,8 @@ from _common import (
     write_app,
 )
 from fanout import APP, KEY, QUERY, SYNC_PATH, connect_frame, initial_version
+
+_HERE = Path(__file__).resolve().parent
 
 CONNECT_PARALLEL: Final = 64  # handshakes in flight (the listen backlog is 128)
 ANSWER_TIMEOUT_S: Final = 120.0

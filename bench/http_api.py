@@ -16,21 +16,11 @@ Each round starts ``bench/_loadgen.py`` (another process: asyncio + aiohttp, N k
 connections), which sends the same number of requests to each server in alternating
 slices and reports requests/s and latency percentiles. Medians over rounds are printed.
 
-    .venv/bin/python bench/http.py
-    .venv/bin/python bench/http.py --connections 64 --requests 4000
+    .venv/bin/python bench/http_api.py
+    .venv/bin/python bench/http_api.py --connections 64 --requests 4000
 """
 
-# ruff: noqa: E402  (the sys.path line below must run before the other imports)
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# This file is bench/http.py and bench/ is first on sys.path, so ``import http`` (from
-# urllib or aiohttp) would load this file instead of the standard library's package:
-# search bench/ last, after the standard library (``_common`` and ``queries`` still load).
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(_HERE)]
 
 import argparse
 import asyncio
@@ -39,8 +29,10 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import sys
 import time
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 from _common import (
@@ -60,6 +52,8 @@ from queries import APP, INDEX, PATH, TABLE, group_name, make_docs
 from gateway import Gateway, Settings
 from gateway.store.layout import DB_FILENAME
 from gateway.values import encode_index_key
+
+_HERE = Path(__file__).resolve().parent
 
 RATIO_GOAL = 0.5
 START_TIMEOUT_S = 60.0
@@ -135,7 +129,7 @@ def main() -> None:
 
     work = make_workdir(args.dir)
     label = f"limit={args.limit} connections={args.connections}"
-    print(f"bench/http.py  {label}  requests={args.requests} rounds={args.rounds}")
+    print(f"bench/http_api.py  {label}  requests={args.requests} rounds={args.rounds}")
     print(f"python {sys.version.split()[0]}, sqlite {sqlite3.sqlite_version}, {affinity_text()}")
     print(f"files in {work} on {filesystem_of(work)}; {args.groups * args.per_group} documents")
     servers: list[subprocess.Popen[str]] = []
