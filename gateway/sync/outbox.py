@@ -89,10 +89,6 @@ class Outbox:
     def __len__(self) -> int:
         return len(self._frames) + (self._transition is not None)
 
-    @property
-    def waiting_transition(self) -> Transition | None:
-        return self._transition
-
     def put(self, responses: Sequence[str], transition: Transition | None) -> None:
         """One round's output: its responses, then its Transition (if any)."""
         if responses:

@@ -322,26 +322,6 @@ def with_query_id(query_id: int, body: QueryBody) -> str:
     return f'{{"type":"{body[0]}","queryId":{query_id},{body[1]}'
 
 
-def query_updated(
-    query_id: int, value: str, log_lines: list[str], journal: str | None = None
-) -> str:
-    return with_query_id(query_id, query_updated_body(value, log_lines, journal))
-
-
-def query_failed(
-    query_id: int,
-    message: str,
-    error_data: str | None,
-    log_lines: list[str],
-    journal: str | None = None,
-) -> str:
-    return with_query_id(query_id, query_failed_body(message, error_data, log_lines, journal))
-
-
-def query_removed(query_id: int) -> str:
-    return with_query_id(query_id, QUERY_REMOVED_BODY)
-
-
 def transition(start: StateVersion, end: StateVersion, modifications: list[str]) -> str:
     return (
         f'{{"type":"Transition","startVersion":{start.json()},"endVersion":{end.json()},'
