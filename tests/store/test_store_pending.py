@@ -139,31 +139,27 @@ async def test_a_job_failing_after_a_read_keeps_the_earlier_jobs_rows(
     assert index_rows_per_doc(data) == {2}  # by_creation_time and by_tag, nothing else
 
 
-async def test_a_job_failing_without_reading_drops_its_held_rows(make_app, tmp_path) -> None:
-    def insert_twice_fail(tx: Transaction) -> None:
-        insert("b1")(tx)
-        insert("b2")(tx)
-        raise Boom
-
-    data = tmp_path / "d"
-    async with Gateway.open(make_app(**APP), data, SETTINGS) as gw:
-        results = await one_batch(gw, insert("a"), insert_twice_fail, insert("c"))
-        assert isinstance(results[1], Boom)
-    assert stored(data) == (["a", "c"], 0, ["a", "c"])
+def insert_twice_fail(tx: Transaction) -> None:
+    insert("b1")(tx)
+    insert("b2")(tx)
+    raise Boom
 
 
-async def test_a_job_reading_its_own_insert_then_failing_leaves_no_trace(
-    make_app, tmp_path
+def read_own_insert_fail(tx: Transaction) -> None:
+    doc_id = insert("b")(tx)
+    assert tx.get(doc_id) is not None  # read-your-writes: flushed inside its savepoint
+    insert("b-after-read")(tx)
+    raise Boom
+
+
+@pytest.mark.parametrize("failing", [insert_twice_fail, read_own_insert_fail])
+async def test_a_failing_job_leaves_no_trace_and_its_neighbours_stay(
+    make_app, tmp_path, failing: Callable[[Transaction], None]
 ) -> None:
-    def own(tx: Transaction) -> None:
-        doc_id = insert("b")(tx)
-        assert tx.get(doc_id) is not None  # read-your-writes: flushed inside its savepoint
-        insert("b-after-read")(tx)
-        raise Boom
-
+    """Its rows still held (no read) or already flushed (it read its own insert)."""
     data = tmp_path / "d"
     async with Gateway.open(make_app(**APP), data, SETTINGS) as gw:
-        results = await one_batch(gw, insert("a"), own, insert("c"))
+        results = await one_batch(gw, insert("a"), failing, insert("c"))
         assert isinstance(results[1], Boom)
     assert stored(data) == (["a", "c"], 0, ["a", "c"])
 
