@@ -50,6 +50,24 @@ class Settings:
     site_url: str = "http://127.0.0.1:3210"
     """The origin clients reach this gateway at (used in ``ctx.storage.get_url``); when
     not set, the command line derives it from ``host`` and ``port``."""
+    max_request_bytes_in_flight: int = 64 * 1024 * 1024
+    """Bytes of request bodies being read at once, over all connections; a request whose
+    body would pass it is refused with 503 and ``Retry-After`` (a Pi has little RAM)."""
+    request_header_timeout_s: float = 10.0
+    """Time a client has to send a request's line and headers once it starts one (or
+    opens its connection); past it the connection is closed."""
+    request_body_timeout_s: float = 30.0
+    """Longest wait for the next part of a request body; past it the request is refused
+    with 408 and its buffer freed."""
+    max_connections: int = 0
+    """Open HTTP and WebSocket connections at once (0 = the open-file limit less room
+    for the store, files and logs); past it new connections are closed at once."""
+    max_socket_query_bytes: int = 16 * 1024 * 1024
+    """Bytes of query arguments one sync socket's subscriptions may hold together; past
+    it the socket gets a FatalError naming the limit."""
+    shutdown_timeout_s: float = 10.0
+    """Longest wait on stop for in-flight requests and open sockets before they are cut
+    (keep it below systemd's TimeoutStopSec)."""
     env: Mapping[str, str] = field(default_factory=dict)
     """Values app code reads as ``ctx.env`` (an ``[env]`` table in ``outpost.toml``; a
     JSON object in ``OUTPOST_ENV``)."""

@@ -219,8 +219,18 @@ _POSITIVE = (
     "query_budget_ms",
     "mutation_budget_ms",
     "action_budget_s",
+    "max_request_bytes_in_flight",
+    "request_header_timeout_s",
+    "request_body_timeout_s",
+    "max_socket_query_bytes",
+    "shutdown_timeout_s",
 )
-_NON_NEGATIVE = ("commit_interval_ms", "retention_interval_s", "gc_young_threshold")
+_NON_NEGATIVE = (
+    "commit_interval_ms",
+    "retention_interval_s",
+    "gc_young_threshold",
+    "max_connections",
+)
 
 
 def _check_rules(name: str, value: Any, where: str) -> None:
