@@ -71,6 +71,11 @@ class DamagedStoreError(StoreError):
     """The database file failed its integrity check and was moved aside."""
 
 
+class StoreUnavailableError(StoreError):
+    """The store cannot be opened now (locked, in use, read-only, no permission, I/O);
+    every file was left as it was. ``str()`` is one line: the cause and what to do."""
+
+
 class LayoutTooNewError(StoreError):
     """The data directory was written by a newer Outpost than this one."""
 

@@ -43,9 +43,10 @@ class BlobDirectory:
     def write_stream(self, storage_id: str, src: IO[bytes], *, sync_dir: bool = True) -> None:
         """Copy ``src`` into the blob's file, fsynced (and the directory, unless the
         caller syncs it once after a batch with ``sync_dir()``)."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)  # private, as the store
         tmp = self.root / f".{storage_id}.tmp"
-        with open(tmp, "wb") as out:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+        with os.fdopen(os.open(tmp, flags, 0o600), "wb") as out:
             shutil.copyfileobj(src, out, 1 << 20)
             out.flush()
             os.fsync(out.fileno())

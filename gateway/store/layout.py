@@ -14,13 +14,21 @@ import os
 import sqlite3
 import time
 from pathlib import Path
+from typing import Protocol
 
-from gateway.errors import DamagedStoreError, LayoutTooNewError
+from gateway.errors import DamagedStoreError, LayoutTooNewError, StoreUnavailableError
 
 log = logging.getLogger("gateway.store")
 
 LAYOUT_VERSION = 1
 DB_FILENAME = "outpost.sqlite3"
+
+# SQLite primary result codes (https://sqlite.org/rescode.html); extended codes carry
+# the primary one in their low byte.
+_SQLITE_PERM, _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY = 3, 5, 6, 8
+_SQLITE_IOERR, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_CANTOPEN = 10, 11, 13, 14
+_SQLITE_AUTH, _SQLITE_NOTADB = 23, 26
+
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -62,14 +70,27 @@ CREATE TABLE IF NOT EXISTS change_log (
 """
 
 
-def configure(conn: sqlite3.Connection, *, readonly: bool = False) -> None:
+BUSY_TIMEOUT_MS = 5000
+
+
+class ConnectFn(Protocol):
+    """How the store opens a connection (a seam: tests pass one that fails)."""
+
+    def __call__(
+        self, path: Path, *, readonly: bool = False, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+    ) -> sqlite3.Connection: ...
+
+
+def configure(
+    conn: sqlite3.Connection, *, readonly: bool = False, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+) -> None:
     """Pragmas every connection of the store uses.
 
     ``synchronous=FULL`` in WAL mode fsyncs the WAL at every COMMIT: a caller is
     answered only after its batch is durable, and that is the promise. NORMAL would
     only sync at checkpoints and could lose acknowledged batches on power loss.
     """
-    conn.execute("PRAGMA busy_timeout = 5000")
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     if readonly:
         conn.execute("PRAGMA query_only = ON")
         return
@@ -77,7 +98,9 @@ def configure(conn: sqlite3.Connection, *, readonly: bool = False) -> None:
     conn.execute("PRAGMA synchronous = FULL")
 
 
-def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+def connect(
+    path: Path, *, readonly: bool = False, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+) -> sqlite3.Connection:
     """A connection in autocommit mode: transactions are always explicit."""
     if readonly:
         conn = sqlite3.connect(
@@ -85,34 +108,98 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
         )
     else:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    configure(conn, readonly=readonly)
-    return conn
-
-
-def open_checked(path: Path) -> sqlite3.Connection:
-    """Open (or create) the store file: integrity-checked, layout current.
-
-    A file that fails ``PRAGMA quick_check`` is moved aside with its WAL, never
-    deleted, and ``DamagedStoreError`` says where it went.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn: sqlite3.Connection | None = None
     try:
-        conn = connect(path)
-        row = conn.execute("PRAGMA quick_check").fetchone()
-        detail = str(row[0]) if row else "no answer"
-    except sqlite3.DatabaseError as exc:
-        detail = str(exc)
-    if conn is None or detail != "ok":
-        if conn is not None:
-            conn.close()
-        raise DamagedStoreError(_move_aside(path, detail))
-    try:
-        _ensure_layout(conn, path)
+        configure(conn, readonly=readonly, busy_timeout_ms=busy_timeout_ms)
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def open_checked(
+    path: Path, *, connect: ConnectFn = connect, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+) -> sqlite3.Connection:
+    """Open the store file (``path`` exists): integrity-checked, layout current.
+
+    Only damage moves the file aside (with its WAL, never deleted; the
+    ``DamagedStoreError`` says where): ``SQLITE_CORRUPT``, ``SQLITE_NOTADB`` or a
+    ``quick_check`` that is not "ok". Anything else (locked, busy, read-only, I/O,
+    permission) raises ``StoreUnavailableError`` and leaves every file as it is: a
+    healthy store moved aside would restart as an empty gateway that nobody notices.
+    """
+    conn: sqlite3.Connection | None = None
+    try:
+        conn = connect(path, busy_timeout_ms=busy_timeout_ms)
+        detail = _quick_check(conn)
+        if detail == "ok":
+            _ensure_layout(conn, path)
+            return conn
+    except sqlite3.Error as exc:
+        _close(conn)
+        raise refusal(path, exc) from exc
+    except BaseException:
+        _close(conn)
+        raise
+    conn.close()
+    raise DamagedStoreError(_move_aside(path, detail))
+
+
+def refusal(path: Path, exc: sqlite3.Error) -> DamagedStoreError | StoreUnavailableError:
+    """The error for a SQLite failure while opening; damage is moved aside first.
+
+    Call it with every connection to ``path`` closed."""
+    if is_corruption(exc):
+        return DamagedStoreError(_move_aside(path, str(exc)))
+    return store_unavailable(path, exc)
+
+
+def is_corruption(exc: sqlite3.Error) -> bool:
+    """Whether SQLite says the file itself is damaged (the only case to move it aside)."""
+    return _primary_code(exc) in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
+
+
+def store_unavailable(path: Path, exc: sqlite3.Error) -> StoreUnavailableError:
+    """One line for a SQLite failure that is not damage: the cause and what to do."""
+    code = _primary_code(exc)
+    if code in (_SQLITE_BUSY, _SQLITE_LOCKED):
+        text = (
+            f"the store {path} is locked by another process ({exc}); stop that process "
+            f"(`fuser -v {path}` names it) and start again"
+        )
+    elif code == _SQLITE_READONLY:
+        text = (
+            f"cannot write the store {path} ({exc}); check that its filesystem is mounted "
+            "read-write and that this user may write the file"
+        )
+    elif code in (_SQLITE_PERM, _SQLITE_AUTH):
+        text = f"no permission to open the store {path} ({exc}); run Outpost as its owner"
+    elif code == _SQLITE_IOERR:
+        text = f"I/O error on the store {path} ({exc}); check the storage device (dmesg)"
+    elif code == _SQLITE_FULL:
+        text = f"the disk holding the store {path} is full; free some space and start again"
+    elif code == _SQLITE_CANTOPEN:
+        text = (
+            f"cannot open the store {path} ({exc}); check that this user may read and "
+            "write it and its directory"
+        )
+    else:
+        text = f"cannot open the store {path} ({exc})"
+    return StoreUnavailableError(f"{text} (the store was left as it is)")
+
+
+def _primary_code(exc: sqlite3.Error) -> int | None:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return None if code is None else int(code) & 0xFF
+
+
+def _quick_check(conn: sqlite3.Connection) -> str:
+    row = conn.execute("PRAGMA quick_check").fetchone()
+    return str(row[0]) if row else "no answer"
+
+
+def _close(conn: sqlite3.Connection | None) -> None:
+    if conn is not None:
+        conn.close()
 
 
 def _ensure_layout(conn: sqlite3.Connection, path: Path) -> None:
@@ -134,7 +221,8 @@ def _ensure_layout(conn: sqlite3.Connection, path: Path) -> None:
             )
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # BEGIN itself may be what failed (busy)
+            conn.execute("ROLLBACK")
         raise
 
 

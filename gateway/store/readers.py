@@ -8,18 +8,18 @@ every batch writes. The event loop never touches SQLite.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import queue
 import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from gateway.errors import StoreClosedError
 from gateway.store.catalog import Catalog, load_catalog
-from gateway.store.layout import connect
 from gateway.store.transaction import Transaction
+from gateway.store.writer import ready_slot
 
 T = TypeVar("T")
 
@@ -35,8 +35,14 @@ class _ReadJob(Generic[T]):
 class ReaderPool:
     """``size`` reader threads sharing one queue of read jobs."""
 
-    def __init__(self, path: Path, catalog: Callable[[], Catalog], *, size: int = 2) -> None:
-        self._path = path
+    def __init__(
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        catalog: Callable[[], Catalog],
+        *,
+        size: int = 2,
+    ) -> None:
+        self._connect = connect
         self._catalog = catalog
         self._size = size
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -47,16 +53,21 @@ class ReaderPool:
         self.connections: dict[int, sqlite3.Connection] = {}
         self.handoffs = 0
 
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+    async def start(self) -> None:
+        """Start every thread; returns once all connections are open, or raises the
+        first failure (``close()`` then joins the threads that did start)."""
+        self._loop = asyncio.get_running_loop()
+        readies = []
         for n in range(self._size):
-            ready = threading.Event()
+            ready = ready_slot()
             thread = threading.Thread(
                 target=self._main, args=(ready,), name=f"outpost-reader-{n}", daemon=True
             )
             thread.start()
-            ready.wait()
             self._threads.append(thread)
+            readies.append(ready)
+        for ready in readies:  # in turn: a failure leaves no unawaited future behind
+            await asyncio.wrap_future(ready)
 
     async def submit(self, work: Callable[[Transaction], T]) -> tuple[T, int]:
         """Run ``work`` on a snapshot; returns (result, snapshot ts)."""
@@ -77,12 +88,16 @@ class ReaderPool:
         for thread in self._threads:
             await asyncio.to_thread(thread.join)
 
-    def _main(self, ready: threading.Event) -> None:
+    def _main(self, ready: concurrent.futures.Future[None]) -> None:
         ident = threading.get_ident()
+        try:
+            conn = self._connect()
+        except BaseException as exc:  # noqa: BLE001 - reported to start(), which raises it
+            ready.set_exception(exc)
+            return
         self.thread_ids.add(ident)
-        conn = connect(self._path, readonly=True)
         self.connections[ident] = conn
-        ready.set()
+        ready.set_result(None)
         try:
             while True:
                 job = self._queue.get()

@@ -1,8 +1,15 @@
-"""The store: one SQLite file, one writer thread, a few reader threads."""
+"""The store: one SQLite file, one writer thread, a few reader threads.
+
+Opening claims the data directory (``datadir.claim``: one process per directory),
+checks the file, then starts the threads; a failure at any step raises one
+``StoreError`` after undoing the steps before it (threads joined, lock released), so
+a failed open leaves nothing running and no file changed (damage aside).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 import time
 import uuid
@@ -12,8 +19,18 @@ from types import TracebackType
 from typing import TypeVar
 
 from gateway.store.catalog import Catalog, Replication, load_catalog
+from gateway.store.datadir import claim
 from gateway.store.hlc import HybridClock, ntp_synchronised
-from gateway.store.layout import DB_FILENAME, open_checked
+from gateway.store.layout import (
+    BUSY_TIMEOUT_MS,
+    DB_FILENAME,
+    ConnectFn,
+    connect,
+    open_checked,
+    refusal,
+    store_unavailable,
+)
+from gateway.store.lock import StoreLock
 from gateway.store.readers import ReaderPool
 from gateway.store.transaction import Transaction
 from gateway.store.writelog import WriteLog
@@ -25,12 +42,20 @@ T = TypeVar("T")
 class Store:
     """Owns the database file and every thread and connection on it."""
 
-    def __init__(self, path: Path, writer: Writer, readers: ReaderPool, gateway_id: str) -> None:
+    def __init__(
+        self,
+        path: Path,
+        writer: Writer,
+        readers: ReaderPool,
+        gateway_id: str,
+        lock: StoreLock | None = None,
+    ) -> None:
         self.path = path
         self.writer = writer
         self.readers = readers
         self.gateway_id = gateway_id
         self.write_log = WriteLog()
+        self._lock = lock
         self._closed = False
 
     @classmethod
@@ -45,26 +70,54 @@ class Store:
         wall_ns: Callable[[], int] = time.time_ns,
         synced: Callable[[], bool] = ntp_synchronised,
         commit_fn: CommitFn = _default_commit,
+        connect: ConnectFn = connect,
+        busy_timeout_ms: int = BUSY_TIMEOUT_MS,
     ) -> Store:
-        """Open (creating if needed) the store in ``data_dir``; threads started."""
-        path = Path(data_dir) / DB_FILENAME
-        gateway_id, last_ts, catalog = await asyncio.to_thread(_prepare, path, replication or {})
-        clock = HybridClock(last_ts, wall_ns=wall_ns, synced=synced)
-        writer = Writer(
-            path,
-            catalog,
-            clock,
-            commit_interval_ms=commit_interval_ms,
-            max_batch_jobs=max_batch_jobs,
-            commit_fn=commit_fn,
-        )
-        readers = ReaderPool(path, lambda: writer.catalog, size=reader_threads)
-        store = cls(path, writer, readers, gateway_id)
-        writer._on_commit = store._published  # noqa: SLF001 - wiring, set once
-        loop = asyncio.get_running_loop()
-        writer.start(loop)
-        readers.start(loop)
+        """Open (creating if needed) the store in ``data_dir``; threads started.
+
+        Raises ``StoreUnavailableError`` (another process has it, locked, read-only...:
+        nothing changed) or ``DamagedStoreError`` (moved aside); ``connect`` opens
+        every connection (a seam for tests)."""
+        data_dir = Path(data_dir)
+        path = data_dir / DB_FILENAME
+        lock = await asyncio.to_thread(claim, data_dir)
+        try:
+            gateway_id, last_ts, catalog = await asyncio.to_thread(
+                _prepare, path, replication or {}, connect, busy_timeout_ms
+            )
+            opener = functools.partial(connect, path, busy_timeout_ms=busy_timeout_ms)
+            writer = Writer(
+                functools.partial(opener, readonly=False),
+                catalog,
+                HybridClock(last_ts, wall_ns=wall_ns, synced=synced),
+                commit_interval_ms=commit_interval_ms,
+                max_batch_jobs=max_batch_jobs,
+                commit_fn=commit_fn,
+            )
+            readers = ReaderPool(
+                functools.partial(opener, readonly=True),
+                lambda: writer.catalog,
+                size=reader_threads,
+            )
+            store = cls(path, writer, readers, gateway_id, lock)
+            writer._on_commit = store._published  # noqa: SLF001 - wiring, set once
+            await store._start_threads()
+        except BaseException:
+            lock.release()
+            raise
         return store
+
+    async def _start_threads(self) -> None:
+        """Start the writer, then the readers; on failure stop (join) what started."""
+        try:
+            await self.writer.start()
+            await self.readers.start()
+        except BaseException as exc:
+            await self.readers.close()
+            await self.writer.close()
+            if isinstance(exc, sqlite3.Error):
+                raise store_unavailable(self.path, exc) from exc
+            raise
 
     @property
     def catalog(self) -> Catalog:
@@ -96,6 +149,8 @@ class Store:
         # into the main file and removes it (a read-only connection cannot).
         await self.readers.close()
         await self.writer.close()
+        if self._lock is not None:  # last: no thread of ours touches the file any more
+            self._lock.release()
 
     async def __aenter__(self) -> Store:
         return self
@@ -112,22 +167,34 @@ class Store:
         self.write_log.append(commits)
 
 
-def _prepare(path: Path, replication: dict[str, Replication]) -> tuple[str, int, Catalog]:
-    conn = open_checked(path)
+def _prepare(
+    path: Path, replication: dict[str, Replication], connect: ConnectFn, busy_timeout_ms: int
+) -> tuple[str, int, Catalog]:
+    conn = open_checked(path, connect=connect, busy_timeout_ms=busy_timeout_ms)
     try:
-        conn.execute("BEGIN IMMEDIATE")
+        try:
+            gateway_id, last_ts = _init_meta(conn)
+            catalog = load_catalog(conn, replication)
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:  # past quick_check: still only damage is moved aside
+        raise refusal(path, exc) from exc
+    return gateway_id, last_ts, catalog
+
+
+def _init_meta(conn: sqlite3.Connection) -> tuple[str, int]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
         conn.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('gateway_id', ?)", (uuid.uuid4().hex,)
         )
         conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('last_ts', '0')")
         conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('catalog_version', '0')")
         conn.execute("COMMIT")
-        gateway_id = _meta(conn, "gateway_id")
-        last_ts = int(_meta(conn, "last_ts"))
-        catalog = load_catalog(conn, replication)
     finally:
-        conn.close()
-    return gateway_id, last_ts, catalog
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+    return _meta(conn, "gateway_id"), int(_meta(conn, "last_ts"))
 
 
 def _meta(conn: sqlite3.Connection, key: str) -> str:

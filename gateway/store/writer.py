@@ -14,6 +14,7 @@ moves forward, and an id skipped by a failed batch is harmless.)
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import queue
 import sqlite3
@@ -22,13 +23,11 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from gateway.errors import CommitError, StoreClosedError
 from gateway.store.catalog import Catalog
 from gateway.store.hlc import HybridClock
-from gateway.store.layout import connect
 from gateway.store.pending import PendingWrites
 from gateway.store.transaction import DocChange, Transaction
 from gateway.values import IdGenerator, encode_id
@@ -82,12 +81,22 @@ def _default_commit(conn: sqlite3.Connection) -> None:
     conn.execute("COMMIT")
 
 
+def ready_slot() -> concurrent.futures.Future[None]:
+    """The slot a new thread fills with "connection open" or the exception why not.
+
+    Marked running at once, so a cancelled ``start()`` cannot cancel it under the
+    thread (which would then fail to set it)."""
+    ready: concurrent.futures.Future[None] = concurrent.futures.Future()
+    ready.set_running_or_notify_cancel()
+    return ready
+
+
 class Writer:
     """Owns the write connection and its thread; ``submit`` runs work in a batch."""
 
     def __init__(
         self,
-        path: Path,
+        connect: Callable[[], sqlite3.Connection],
         catalog: Catalog,
         clock: HybridClock,
         *,
@@ -100,7 +109,7 @@ class Writer:
         self.clock = clock
         self.stats = WriterStats()
         self.commit_fn = commit_fn
-        self._path = path
+        self._connect = connect
         self._interval_s = commit_interval_ms / 1000.0
         self._max_batch = max_batch_jobs
         self._on_commit = on_commit
@@ -113,14 +122,16 @@ class Writer:
         self._open_jobs: list[_Job[Any]] = []
         self.connection: sqlite3.Connection | None = None
 
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        ready = threading.Event()
+    async def start(self) -> None:
+        """Start the thread; returns once its connection is open, or raises why not
+        (the thread has then ended)."""
+        self._loop = asyncio.get_running_loop()
+        ready = ready_slot()
         self._thread = threading.Thread(
             target=self._main, args=(ready,), name="outpost-writer", daemon=True
         )
         self._thread.start()
-        ready.wait()
+        await asyncio.wrap_future(ready)
 
     async def submit(self, work: Work[T], *, origin: str = "local") -> tuple[T, int]:
         """Run ``work`` in the next batch; returns (result, commit ts) once durable."""
@@ -143,11 +154,15 @@ class Writer:
 
     # --- the writer thread --------------------------------------------------------------
 
-    def _main(self, ready: threading.Event) -> None:
+    def _main(self, ready: concurrent.futures.Future[None]) -> None:
         self.thread_id = threading.get_ident()
-        conn = connect(self._path)
+        try:
+            conn = self._connect()
+        except BaseException as exc:  # noqa: BLE001 - reported to start(), which raises it
+            ready.set_exception(exc)
+            return
         self.connection = conn
-        ready.set()
+        ready.set_result(None)
         try:
             while True:
                 item = self._queue.get()
