@@ -123,6 +123,15 @@ class ConfigError(OutpostError, ValueError):
     """``outpost.toml``, the environment or a flag holds a setting that cannot be used."""
 
 
+class StartError(OutpostError):
+    """A start step failed and every step started before it was stopped; ``str()`` is
+    one line, ``cannot start: <step>: <reason>``, and ``__cause__`` is the step's error."""
+
+    def __init__(self, step: str, reason: str) -> None:
+        super().__init__(f"cannot start: {step}: {reason}")
+        self.step = step
+
+
 class HandlerAborted(BaseException):
     """Delivered into a runaway handler's thread by the watchdog.
 

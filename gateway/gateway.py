@@ -1,8 +1,32 @@
 """The ``Gateway``: one object that owns every part of a running Outpost.
 
-Start order: store (threads) -> app -> schema applied (indexes built) -> runtime.
-Stop order is the reverse; every thread is joined before ``close`` returns, and
-closing twice is safe.
+Its start is a ``Lifecycle`` (``gateway.lifecycle``) of named steps, each owning one
+part; a failing step stops every step before it, in reverse, so a failed start leaves
+no thread, task or open file behind. In start order (stop is the reverse):
+
+=================  ==============================================  ====================
+step               starts                                          stop
+=================  ==============================================  ====================
+app                the app's modules (last good copy if broken)    unload the modules
+store              the SQLite file, writer and reader threads      close (no-op if done)
+system tables      scheduler, session-request and storage tables   -
+schema             the app's schema (last good copy if refused)    -
+last good copy     ``app-last-good`` in the data dir (serve only)  -
+app logs           the handler copying app logs into calls         remove it
+runtime            the function runtime and its watchdog thread    close the store (the
+                                                                   writer drains queued
+                                                                   mutations under the
+                                                                   watchdog), then stop
+                                                                   the watchdog
+stored files       sweep of files no ``_storage`` document names   -
+scheduler          due jobs and crons (its loop task)              cancel, await
+live queries       the sync subscription engine                    close its sessions
+retention          the retention task (when a table has a policy)  cancel, await
+=================  ==============================================  ====================
+
+``close`` runs the stops, bounded by ``settings.shutdown_timeout_s``; closing twice is
+safe. The process owner above this (``gateway.service``) adds the HTTP server and the
+subsystems to come around these steps; ``docs/lifecycle.md`` has the whole order.
 """
 
 from __future__ import annotations
@@ -24,8 +48,10 @@ from gateway.errors import (
     AppLoadError,
     SchemaDefinitionError,
     SchemaEnforcementError,
+    StartError,
     StoreClosedError,
 )
+from gateway.lifecycle import Lifecycle, StepHook
 from gateway.runtime import logs
 from gateway.runtime.functions import Kind
 from gateway.runtime.loader import App, load_app
@@ -45,24 +71,35 @@ LAST_GOOD_DIR = "app-last-good"
 
 
 class Gateway:
-    """A running gateway: its store, its app and the runtime between them."""
+    """A running gateway: its store, its app and the runtime between them.
+
+    Built by ``start`` (or ``open``); the parts are set by its start steps."""
+
+    store: Store
+    app: App
+    runtime: Runtime
+    scheduler: Scheduler
+    sync: SubscriptionEngine  # live queries: sync sessions' subscriptions
 
     def __init__(
-        self, settings: Settings, store: Store, app: App, runtime: Runtime, scheduler: Scheduler
+        self,
+        app_dir: Path,
+        data_dir: Path,
+        settings: Settings,
+        *,
+        commit_fn: CommitFn = _default_commit,
+        keep_last_good: bool = False,
+        step_hook: StepHook | None = None,
     ) -> None:
         self.settings = settings
-        self.scheduler = scheduler
-        self.store = store
-        self.app = app
-        self.runtime = runtime
-        self._closed = False
-        self.app_dir: Path = app.directory.parent
+        self.app_dir = app_dir
+        self.data_dir = data_dir
         self.app_error: str | None = None  # why the app dir is not what is served
-        self._tasks: list[asyncio.Task[None]] = []
-        # Live queries: the sync sessions' subscriptions, kept current from the write log.
-        self.sync = SubscriptionEngine(runtime, store.write_log, store.clock.last_ts_ns)
-        if settings.retention_interval_s > 0 and _has_retention(app.schema):
-            self._tasks.append(asyncio.create_task(self._retention_loop(), name="retention"))
+        self._commit_fn = commit_fn
+        self._keep_last_good = keep_last_good
+        self._life = Lifecycle("gateway", stop_budget_s=settings.shutdown_timeout_s, hook=step_hook)
+        self._retention: asyncio.Task[None] | None = None
+        self._closed = False
 
     @classmethod
     @asynccontextmanager
@@ -74,10 +111,16 @@ class Gateway:
         *,
         commit_fn: CommitFn = _default_commit,
         keep_last_good: bool = False,
+        step_hook: StepHook | None = None,
     ) -> AsyncIterator[Gateway]:
         """``async with Gateway.open(app_dir, data_dir) as gw:`` a started gateway."""
         gateway = await cls.start(
-            app_dir, data_dir, settings, commit_fn=commit_fn, keep_last_good=keep_last_good
+            app_dir,
+            data_dir,
+            settings,
+            commit_fn=commit_fn,
+            keep_last_good=keep_last_good,
+            step_hook=step_hook,
         )
         try:
             yield gateway
@@ -93,69 +136,183 @@ class Gateway:
         *,
         commit_fn: CommitFn = _default_commit,
         keep_last_good: bool = False,
+        step_hook: StepHook | None = None,
     ) -> Gateway:
         """Load the app, open the store, apply the schema; ready to serve.
+
+        A failing step raises its own error (``AppLoadError``, ``DamagedStoreError``,
+        a schema error...) after every earlier step was stopped; ``launch`` raises a
+        ``StartError`` naming the step instead.
 
         With ``keep_last_good`` (what ``outpost serve`` uses), an app that loads and
         applies is copied into the data directory; when a later version does not load
         or its schema is refused, that copy is served instead and ``app_error`` says
         why, so a bad upgrade never stops ingest in a restart loop.
         """
+        try:
+            return await cls.launch(
+                app_dir,
+                data_dir,
+                settings,
+                commit_fn=commit_fn,
+                keep_last_good=keep_last_good,
+                step_hook=step_hook,
+            )
+        except StartError as exc:
+            failure = exc
+        # Raised outside the handler so the step's error keeps its own chain.
+        cause = failure.__cause__
+        if cause is None:
+            raise failure
+        cause.add_note(f"(while starting the gateway: {failure.step}; earlier steps stopped)")
+        raise cause
+
+    @classmethod
+    async def launch(
+        cls,
+        app_dir: Path | str,
+        data_dir: Path | str,
+        settings: Settings | None = None,
+        *,
+        commit_fn: CommitFn = _default_commit,
+        keep_last_good: bool = False,
+        step_hook: StepHook | None = None,
+    ) -> Gateway:
+        """``start`` for a process owner: a failure is one ``StartError`` naming the step
+        (``cannot start: <step>: <reason>``), every earlier step stopped."""
         settings = settings or Settings()
         _tune_gc(settings.gc_young_threshold)
-        app_dir, data_dir = Path(app_dir), Path(data_dir)
-        saved = data_dir / LAST_GOOD_DIR
-        app_error: str | None = None
+        gateway = cls(
+            Path(app_dir),
+            Path(data_dir),
+            settings,
+            commit_fn=commit_fn,
+            keep_last_good=keep_last_good,
+            step_hook=step_hook,
+        )
+        await gateway._start_steps()
+        log.info(
+            "gateway %s ready: %d functions", gateway.store.gateway_id, len(gateway.app.functions)
+        )
+        return gateway
+
+    async def _start_steps(self) -> None:
+        life = self._life
+        await life.start("app", self._load_app, lambda _: self.app.unload())
+        await life.start("store", self._open_store, Store.close)
+        await life.start("system tables", self._ensure_system_tables)
+        await life.start("schema", self._apply_schema)
+        await life.start("last good copy", self._save_last_good)
+        await life.start("app logs", self._install_logs, lambda _: logs.uninstall())
+        await life.start("runtime", self._start_runtime, self._stop_runtime)
+        await life.start("stored files", self._sweep_stored_files)
+        await life.start("scheduler", self._start_scheduler, Scheduler.close)
+        await life.start("live queries", self._start_sync, SubscriptionEngine.close)
+        await life.start("retention", self._start_retention, _cancel)
+
+    # --- the start steps, in order ------------------------------------------------------
+
+    @property
+    def _saved(self) -> Path:
+        return self.data_dir / LAST_GOOD_DIR
+
+    async def _load_app(self) -> None:
         try:
-            app = load_app(app_dir, print_fn=logs.app_print)
+            self.app = load_app(self.app_dir, print_fn=logs.app_print)
         except AppLoadError as exc:
-            if not (keep_last_good and (saved / "convex").is_dir()):
+            if not (self._keep_last_good and (self._saved / "convex").is_dir()):
                 raise
-            app_error = str(exc)
-            app = load_app(saved, print_fn=logs.app_print)
-        store = await Store.open(
-            data_dir,
+            self.app = load_app(self._saved, print_fn=logs.app_print)
+            self.app_error = str(exc)
+
+    async def _open_store(self) -> Store:
+        settings = self.settings
+        self.store = await Store.open(
+            self.data_dir,
             commit_interval_ms=settings.commit_interval_ms,
             max_batch_jobs=settings.max_batch_mutations,
             reader_threads=settings.reader_threads,
-            replication=replication_of(app.schema),
-            commit_fn=commit_fn,
+            replication=replication_of(self.app.schema),
+            commit_fn=self._commit_fn,
         )
+        return self.store
+
+    async def _ensure_system_tables(self) -> None:
+        await self.store.write(ensure_system_tables)
+        await self.store.write(ensure_session_requests_table)
+        await self.store.write(ensure_storage_table)
+
+    async def _apply_schema(self) -> None:
+        """Apply the app's schema; if it is refused, the last good copy's instead."""
         try:
-            await store.write(ensure_system_tables)
-            await store.write(ensure_session_requests_table)
-            await store.write(ensure_storage_table)
-            app, app_error = await _apply_or_fall_back(store, app, app_error, saved, keep_last_good)
-        except BaseException:
-            await store.close()
-            app.unload()
-            raise
-        if app_error is not None:
+            await _write_schema(self.store, self.app)
+        except (SchemaEnforcementError, SchemaDefinitionError) as exc:
+            saved = self._saved
+            if not self._keep_last_good or self.app_error is not None:
+                raise
+            if not (saved / "convex").is_dir():
+                raise
+            self.app.unload()
+            self.app = load_app(saved, print_fn=logs.app_print)
+            self.app_error = str(exc)
+            await _write_schema(self.store, self.app)
+
+    async def _save_last_good(self) -> None:
+        if self.app_error is not None:
             log.error(
                 "the app in %s cannot be served (%s); serving the last good copy from %s",
-                app_dir,
-                app_error,
-                saved,
+                self.app_dir,
+                self.app_error,
+                self._saved,
             )
-        elif keep_last_good:
-            await asyncio.to_thread(_save_last_good, app_dir, saved)
-        logs.install(app.package)
+        elif self._keep_last_good:
+            await asyncio.to_thread(_save_last_good, self.app_dir, self._saved)
+
+    async def _install_logs(self) -> None:
+        logs.install(self.app.package)
+
+    async def _start_runtime(self) -> Runtime:
+        settings = self.settings
         budgets = Budgets(
             settings.query_budget_ms / 1000,
             settings.mutation_budget_ms / 1000,
             settings.action_budget_s,
         )
-        runtime = Runtime(store, app, env=settings.env, budgets=budgets, site_url=settings.site_url)
-        live, _ = await store.read(live_ids)
-        swept = await asyncio.to_thread(runtime.blobs.sweep, live)
+        self.runtime = Runtime(
+            self.store, self.app, env=settings.env, budgets=budgets, site_url=settings.site_url
+        )
+        return self.runtime
+
+    async def _stop_runtime(self, runtime: Runtime) -> None:
+        # The store closes here, before the watchdog stops: mutations still queued run
+        # during the writer's drain and a runaway one must still be aborted.
+        try:
+            await self.store.close()
+        finally:
+            runtime.close()
+
+    async def _sweep_stored_files(self) -> None:
+        live, _ = await self.store.read(live_ids)
+        swept = await asyncio.to_thread(self.runtime.blobs.sweep, live)
         if swept:
             log.info("removed %d stored files that no _storage document names", swept)
-        scheduler = Scheduler(runtime)
+
+    async def _start_scheduler(self) -> Scheduler:
+        scheduler = Scheduler(self.runtime)
         await scheduler.start()
-        log.info("gateway %s ready: %d functions", store.gateway_id, len(app.functions))
-        gateway = cls(settings, store, app, runtime, scheduler)
-        gateway.app_dir, gateway.app_error = app_dir, app_error
-        return gateway
+        self.scheduler = scheduler
+        return scheduler
+
+    async def _start_sync(self) -> SubscriptionEngine:
+        store = self.store
+        self.sync = SubscriptionEngine(self.runtime, store.write_log, store.clock.last_ts_ns)
+        return self.sync
+
+    async def _start_retention(self) -> asyncio.Task[None] | None:
+        if self.settings.retention_interval_s <= 0 or not _has_retention(self.app.schema):
+            return None
+        self._retention = asyncio.create_task(self._retention_loop(), name="retention")
+        return self._retention
 
     async def reload_app(self) -> App:
         """Load the app again and swap it in atomically (what ``outpost dev`` does on save).
@@ -182,21 +339,11 @@ class Gateway:
         return new_app
 
     async def close(self) -> None:
-        """Stop accepting calls, drain the writer, stop every thread. Idempotent."""
-        if self._closed:
-            return
+        """Refuse new calls, then stop every step in reverse (``sync`` sessions first,
+        the store's drain before the watchdog, the app last), within
+        ``settings.shutdown_timeout_s``. Idempotent."""
         self._closed = True
-        await self.sync.close()  # sync sessions first: they call into the runtime
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await self.scheduler.close()
-        await self.store.close()
-        self.runtime.close()
-        logs.uninstall()
-        self.app.unload()
+        await self._life.stop()
 
     async def apply_retention(self) -> int:
         """Apply every table's retention policy once; returns documents deleted."""
@@ -246,22 +393,18 @@ class Gateway:
         return (await self.call("action", path, args, admin=True)).unwrap()
 
 
-async def _apply_or_fall_back(
-    store: Store, app: App, app_error: str | None, saved: Path, keep_last_good: bool
-) -> tuple[App, str | None]:
-    """Apply ``app``'s schema; if it is refused, apply the last good copy's instead."""
-    try:
-        if app.schema is not None:
-            await store.write(lambda tx: apply_schema(tx, app.schema))
-        return app, app_error
-    except (SchemaEnforcementError, SchemaDefinitionError) as exc:
-        if not keep_last_good or app_error is not None or not (saved / "convex").is_dir():
-            raise
-        app.unload()
-        fallback = load_app(saved, print_fn=logs.app_print)
-        if fallback.schema is not None:
-            await store.write(lambda tx: apply_schema(tx, fallback.schema))
-        return fallback, str(exc)
+async def _write_schema(store: Store, app: App) -> None:
+    schema = app.schema
+    if schema is not None:
+        await store.write(lambda tx: apply_schema(tx, schema))
+
+
+async def _cancel(task: asyncio.Task[None] | None) -> None:
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _save_last_good(app_dir: Path, saved: Path) -> None:
