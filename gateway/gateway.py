@@ -32,7 +32,6 @@ subsystems to come around these steps; ``docs/lifecycle.md`` has the whole order
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import os
@@ -51,7 +50,7 @@ from gateway.errors import (
     StartError,
     StoreClosedError,
 )
-from gateway.lifecycle import Lifecycle, StepHook
+from gateway.lifecycle import Lifecycle, StepHook, cancel_task
 from gateway.runtime import logs
 from gateway.runtime.functions import Kind
 from gateway.runtime.loader import App, load_app
@@ -208,7 +207,7 @@ class Gateway:
         await life.start("stored files", self._sweep_stored_files)
         await life.start("scheduler", self._start_scheduler, Scheduler.close)
         await life.start("live queries", self._start_sync, SubscriptionEngine.close)
-        await life.start("retention", self._start_retention, _cancel)
+        await life.start("retention", self._start_retention, cancel_task)
 
     # --- the start steps, in order ------------------------------------------------------
 
@@ -397,14 +396,6 @@ async def _write_schema(store: Store, app: App) -> None:
     schema = app.schema
     if schema is not None:
         await store.write(lambda tx: apply_schema(tx, schema))
-
-
-async def _cancel(task: asyncio.Task[None] | None) -> None:
-    if task is None:
-        return
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 def _save_last_good(app_dir: Path, saved: Path) -> None:

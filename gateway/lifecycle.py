@@ -33,6 +33,7 @@ This module is the lowest layer of process life: it imports nothing from the res
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import inspect
 import logging
@@ -161,6 +162,15 @@ class Lifecycle:
                 await result
         elapsed_ms = (time.monotonic() - started) * 1000
         log.debug("%s: stopped %s in %.1f ms", self.owner, step.name, elapsed_ms)
+
+
+async def cancel_task(task: asyncio.Task[None] | None) -> None:
+    """The stop of a step whose part is one task (or none): cancel it, await its end."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def describe(exc: BaseException) -> str:

@@ -2,17 +2,24 @@
 
 Exit status: 0 done, 1 the command failed (message on stderr), 2 a usage or
 configuration error (one line naming the flag, the variable or the file and line).
+
+A failure whose cause is expected (an ``OutpostError``: a broken app, a store that
+cannot open, a bad setting; an ``OSError``: a data directory that is a file, no
+permission, a port in use) is one line on stderr, never a traceback: the user can act
+on it. A start that fails on anything else is a bug in Outpost: the one line comes
+after the traceback, which is what whoever fixes it needs.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from importlib.metadata import PackageNotFoundError, version
 
 from gateway.cli import call, check, config_cmd, data, dev, scaffold, serve, snapshot_cmd
 from gateway.cli.common import CommandError, UsageError, common_flags
-from gateway.errors import ConfigError, OutpostError
+from gateway.errors import ConfigError, OutpostError, StartError
 
 
 def _version() -> str:
@@ -47,15 +54,35 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         status: int = args.handler(args)
+    except StartError as exc:
+        return _start_failed(exc)
     except (ConfigError, UsageError) as exc:
         print(f"outpost: {exc}", file=sys.stderr)
         return 2
     except (CommandError, OutpostError) as exc:
         print(f"outpost: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        print(f"outpost: {_os_error(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return status
+
+
+def _start_failed(exc: StartError) -> int:
+    """One line (after the traceback if the cause is a bug); 2 for a setting, else 1."""
+    cause = exc.__cause__
+    if cause is not None and not isinstance(cause, OutpostError | OSError):
+        traceback.print_exception(cause, file=sys.stderr)
+    print(f"outpost: {exc}", file=sys.stderr)
+    return 2 if isinstance(cause, ConfigError) else 1
+
+
+def _os_error(exc: OSError) -> str:
+    if exc.strerror is None:
+        return str(exc)
+    return exc.strerror if exc.filename is None else f"{exc.strerror}: {exc.filename}"
 
 
 if __name__ == "__main__":

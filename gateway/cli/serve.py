@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
 import sys
@@ -13,12 +12,12 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gateway.cli.common import CommandError, settings_for, setup_logging
+from gateway.cli.common import settings_for, setup_logging
 from gateway.config import Settings
 from gateway.gateway import Gateway
 
 if TYPE_CHECKING:
-    from gateway.http import HttpServer
+    from gateway.service import Service
 
 log = logging.getLogger("gateway.cli")
 
@@ -51,68 +50,60 @@ async def serve(
     keep_last_good: bool = True,
     while_serving: Callable[[Gateway], Coroutine[Any, Any, None]] | None = None,
 ) -> int:
-    """Open the gateway, listen, print the ready line; on a signal close HTTP, then it.
+    """Start the service, print the ready line, and on SIGTERM/SIGINT stop it.
 
-    ``while_serving`` runs beside the server until the stop signal (``outpost dev``'s
-    file watcher); it is cancelled first on the way down.
+    A signal during the start cancels it: the steps already started are stopped and
+    the command exits 0 (a stop was asked for, and done). ``while_serving`` runs beside
+    the server until the stop (``outpost dev``'s file watcher). The service and its
+    order of steps are in ``gateway.service``.
     """
-    from gateway.http import HttpServer  # noqa: F811 - aiohttp only for the commands that serve
+    from gateway.service import Service  # aiohttp only for the commands that serve
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    # Listen first, answering 503 on /health/ready while the store opens and new
-    # indexes backfill; the ready line is printed once calls are served.
-    server = HttpServer()
-    try:
-        port = await _listen(server, settings)
-        async with Gateway.open(
-            app_dir, settings.data_dir, settings, keep_last_good=keep_last_good
-        ) as gateway:
-            _report_fallback(gateway)
-            server.attach(gateway)
-            if while_serving is None:  # ``outpost dev`` reloads: its old apps must go
-                _freeze_startup_objects()
-            side: asyncio.Task[None] | None = (
-                asyncio.create_task(while_serving(gateway)) if while_serving else None
-            )
-            host = f"[{settings.host}]" if ":" in settings.host else settings.host
-            print(f"Outpost listening on http://{host}:{port}", flush=True)
-            await stop.wait()
-            log.info("stopping")
-            if side is not None:
-                side.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await side
-            await server.close()  # stop accepting and finish in-flight calls first
-    finally:
-        await server.close()
+    service = Service(
+        app_dir,
+        settings,
+        keep_last_good=keep_last_good,
+        while_serving=while_serving,
+        on_ready=_announce,
+        freeze=while_serving is None,
+    )
+    if not await _start_unless_stopped(service.start(), stop):
+        log.info("stopped before it was ready")
+        return 0
+    await stop.wait()
+    log.info("stopping")
+    await service.stop()
     log.info("stopped")
     return 0
 
 
-def _freeze_startup_objects() -> None:
-    """Keep what startup built (modules, the app, the store) out of every later garbage
-    collection: a full collection scans every tracked object, and these ~100k never
-    become garbage. With a thousand sockets open (bench/fanout.py) a full collection
-    took ~250 ms before and ~125 ms after. Not for ``outpost dev``, whose reloads
-    leave old app generations to collect."""
-    gc.collect()
-    gc.freeze()
+async def _start_unless_stopped(start: Coroutine[Any, Any, None], stop: asyncio.Event) -> bool:
+    """Run ``start`` unless ``stop`` is set first (then cancel it: it unwinds itself).
+    True once started; a start failure is raised."""
+    starting = asyncio.create_task(start, name="outpost-start")
+    stopping = asyncio.create_task(stop.wait(), name="outpost-stop-signal")
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not starting.done():
+        starting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await stopping
+    try:
+        await starting
+    except asyncio.CancelledError:
+        return False
+    return True
 
 
-def _report_fallback(gateway: Gateway) -> None:
+def _announce(service: Service) -> None:
+    """The ready step's output: a fallback warning, then the line scripts wait for."""
+    gateway, settings = service.gateway, service.settings
     if gateway.app_error is not None:
         print(f"outpost: {gateway.app_error}", file=sys.stderr, flush=True)
         print("outpost: serving the last good copy of the app instead", file=sys.stderr)
-
-
-async def _listen(server: HttpServer, settings: Settings) -> int:
-    try:
-        return await server.start(settings.host, settings.port)
-    except OSError as exc:
-        raise CommandError(
-            f"cannot listen on {settings.host}:{settings.port} ({exc.strerror or exc}); "
-            "pick another --port or stop the process using it"
-        ) from None
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    print(f"Outpost listening on http://{host}:{service.port}", flush=True)

@@ -218,5 +218,5 @@ def test_serve_refuses_a_broken_app_and_a_busy_port(make_app, tmp_path: Path) ->
             timeout=60,
         )
     assert done.returncode == 1 and done.stdout == ""
-    assert f"outpost: cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert f"outpost: cannot start: http: cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr
