@@ -45,7 +45,10 @@ def admin_principal(
     key: str, admin_key: str | None, acting_as: Mapping[str, Any] | None
 ) -> Principal:
     """An ``Admin`` token: the gateway's admin key, optionally impersonating someone."""
-    if admin_key is None or not hmac.compare_digest(key.encode(), admin_key.encode()):
+    # ``surrogatepass``: a client's JSON may carry a lone surrogate ("\\ud800"), which
+    # plain UTF-8 cannot encode; such a key is simply not ours (AuthError, not a crash).
+    given = key.encode("utf-8", "surrogatepass")
+    if admin_key is None or not hmac.compare_digest(given, admin_key.encode()):
         raise AuthenticationError(
             "the admin key is not this gateway's; the key is in the data directory's "
             "'admin_key' file"

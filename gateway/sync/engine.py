@@ -23,7 +23,7 @@ from gateway.sync.auth import TokenVerifier, refuse_user_tokens
 from gateway.sync.groups import GroupIndex, GroupKey, QueryGroup
 from gateway.sync.outbox import FrameCache
 from gateway.sync.rounds import ExecutionSet, Intervals, SessionPlan, SharedResult, query_key
-from gateway.sync.session import SyncSession, Transport
+from gateway.sync.session import MAX_QUERY_BYTES, SyncSession, Transport
 
 log = logging.getLogger("gateway.sync")
 
@@ -48,9 +48,13 @@ class Subscription:
     key: str = ""  # what it runs, as text (``rounds.query_key``): equal keys share a run
     intervals: Intervals | None = None  # what the index holds for it (None: nothing yet)
     group: QueryGroup | None = None  # its entry in the index (``groups``)
+    size: int = 0  # UTF-8 bytes of its encoded path and arguments (the socket's cap)
 
     def __post_init__(self) -> None:
-        self.key = query_key(self.path, self.args, self.journal)
+        key = self.key = query_key(self.path, self.args, self.journal)
+        # The key holds the arguments as encoded JSON: its length is their size as
+        # received, without encoding them again (``isascii`` is the common, free case).
+        self.size = len(key) if key.isascii() else len(key.encode("utf-8", "surrogatepass"))
 
     def set_journal(self, journal: str | None) -> None:
         if journal != self.journal:
@@ -104,13 +108,20 @@ class SubscriptionEngine:
 
     # --- sessions ----------------------------------------------------------------------
 
-    def open_session(self, transport: Transport, *, admin_key: str | None) -> SyncSession:
-        """A new session on ``transport``, its tasks started; ``close`` stops them."""
+    def open_session(
+        self,
+        transport: Transport,
+        *,
+        admin_key: str | None,
+        max_query_bytes: int = MAX_QUERY_BYTES,
+    ) -> SyncSession:
+        """A new session on ``transport``, its tasks started; ``close`` stops them.
+        ``max_query_bytes`` caps the encoded paths and arguments of its query set."""
         if self._closed:
             raise RuntimeError("the subscription engine is closed")
         if self._round_task is None:
             self._round_task = asyncio.create_task(self._round_loop(), name="outpost-sync-rounds")
-        session = SyncSession(self, transport, admin_key=admin_key)
+        session = SyncSession(self, transport, admin_key=admin_key, max_query_bytes=max_query_bytes)
         self.sessions.add(session)
         session.start()
         return session
@@ -132,8 +143,9 @@ class SubscriptionEngine:
             return
         self._closed = True
         self._unsubscribe()
-        for session in list(self.sessions):
-            await session.close(1001, "ServerShutdown")
+        # All at once: each close may wait on its peer (bounded by its transport).
+        sessions = list(self.sessions)
+        await asyncio.gather(*(s.close(1001, "ServerShutdown") for s in sessions))
         if self._round_task is not None:
             self._round_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -169,16 +181,21 @@ class SubscriptionEngine:
             # just before it answers the mutation's caller; let that answer join.
             await asyncio.sleep(0)
             self._wake.clear()
-            woken, self._woken = self._woken, set()
-            sessions = [s for s in woken if s.open]
-            if not sessions:
-                continue
-            try:
-                await self._round(sessions)
-            except Exception:
-                log.exception("a sync round failed; closing its sockets")
-                for session in sessions:
-                    session.abort("InternalServerError")
+            await self._serve_woken()
+
+    async def _serve_woken(self) -> None:
+        # A function of its own so that its locals (the sessions of the round) go when
+        # it returns: a closed session must not wait in them until the next wake.
+        woken, self._woken = self._woken, set()
+        sessions = [s for s in woken if s.open]
+        if not sessions:
+            return
+        try:
+            await self._round(sessions)
+        except Exception:
+            log.exception("a sync round failed; closing its sockets")
+            for session in sessions:
+                session.abort("InternalServerError")
 
     async def _round(self, sessions: list[SyncSession]) -> None:
         """Rerun what these sessions need on one snapshot; hand each its Transition."""

@@ -100,6 +100,11 @@ class Outbox:
                 self._transition = self._transition.merged_with(transition)
                 self.merged += 1
 
+    def clear(self) -> None:
+        """Drop every waiting frame (the socket closed)."""
+        self._frames.clear()
+        self._transition = None
+
     def wake(self) -> None:
         """Let the sender task (in ``get``) take what is queued."""
         if len(self):

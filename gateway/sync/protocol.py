@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
@@ -141,6 +142,8 @@ def parse_client_message(text: str) -> ClientMessage:
     if not isinstance(body, dict):
         raise ProtocolError(f"a message must be a JSON object, not {_kind(body)}")
     kind = body.get("type")
+    if _SURROGATE_ESCAPE.search(text) is not None:
+        _require_unicode(body, kind)
     if kind == "Connect":
         return _connect(body)
     if kind == "ModifyQuerySet":
@@ -155,6 +158,28 @@ def parse_client_message(text: str) -> ClientMessage:
     if not isinstance(kind, str):
         raise ProtocolError(f"a message needs a string 'type', got {_show(kind)}")
     raise ProtocolError(f"unknown message type {_show(kind)}")
+
+
+# A lone surrogate reaches a parsed string only through a ``\\uD800``-``\\uDFFF`` escape
+# (aiohttp decodes frames as strict UTF-8). Most frames have none, so the full check
+# below runs only when the text holds such an escape (a valid escaped pair too).
+_SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89abcdefABCDEF]")
+_encode_check = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
+
+
+def _require_unicode(body: dict[str, Any], kind: object) -> None:
+    """Refuse strings that are not valid Unicode (a lone surrogate), as Convex does:
+    they cannot be encoded as UTF-8, so they would fail later in a path lookup, a
+    frame or a SQLite write. An ``Authenticate`` value is exempt: a bad token is
+    refused with ``AuthError`` like any other wrong token."""
+    checked = body if kind != "Authenticate" else {k: v for k, v in body.items() if k != "value"}
+    try:
+        _encode_check(checked).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ProtocolError(
+            "the message holds a string that is not valid Unicode (a lone UTF-16 surrogate "
+            "such as \\ud800); send text as valid UTF-8, or binary data as bytes"
+        ) from None
 
 
 def _connect(body: dict[str, Any]) -> Connect:
@@ -356,12 +381,17 @@ def call_failure(
     )
 
 
+# The last frames of a socket may quote what a client sent: ASCII escapes keep them
+# encodable whatever that was.
+_encode_ascii = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+
+
 def fatal_error(message: str) -> str:
-    return _encode({"type": "FatalError", "error": message})
+    return _encode_ascii({"type": "FatalError", "error": message})
 
 
 def auth_error(message: str, base_version: int) -> str:
-    return _encode(
+    return _encode_ascii(
         {
             "type": "AuthError",
             "error": message,

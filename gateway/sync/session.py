@@ -35,6 +35,10 @@ log = logging.getLogger("gateway.sync")
 MAX_QUEUED_MUTATIONS: Final = 1000
 MAX_RUNNING_ACTIONS: Final = 1000
 MAX_QUERIES: Final = 10_000
+# Bytes of encoded query path + arguments one socket's query set may hold (the
+# ``max_socket_query_bytes`` setting's default): 30 subscriptions of 10 MB arguments
+# once took a gateway to 1.3 GB.
+MAX_QUERY_BYTES: Final = 16 * 1024 * 1024
 
 
 class Transport(Protocol):
@@ -63,11 +67,18 @@ class SyncSession:
     """A client's query set, identity and versions on one socket."""
 
     def __init__(
-        self, engine: SubscriptionEngine, transport: Transport, *, admin_key: str | None
+        self,
+        engine: SubscriptionEngine,
+        transport: Transport,
+        *,
+        admin_key: str | None,
+        max_query_bytes: int = MAX_QUERY_BYTES,
     ) -> None:
         self.engine = engine
         self.transport = transport
         self.admin_key = admin_key
+        self.max_query_bytes = max_query_bytes
+        self.query_bytes = 0  # the ``size`` of every subscription in ``subs``
         self.session_id: str | None = None
         self.query_set_version = 0  # the last newVersion received
         self.identity_version = 0  # Authenticates accepted
@@ -120,11 +131,24 @@ class SyncSession:
         try:
             await self._stop_tasks()
             self.engine.session_closed(self)
-            self.subs.clear()  # each Subscription refers back to us: no cycle left
+            self._release()
             with contextlib.suppress(Exception):
                 await self.transport.close(code, reason)
         finally:
             self._closed.set()
+
+    def _release(self) -> None:
+        """Drop what a closed session holds, so it is freed by reference counting the
+        moment the socket's handler returns, not at some later garbage collection:
+        subscriptions (arguments up to ``max_query_bytes``) refer back to the session,
+        and a cancelled task keeps its CancelledError, whose traceback holds the
+        task's frame and so ``self``."""
+        self.subs.clear()
+        self.query_bytes = 0
+        self._tasks = []
+        self._removed = []
+        self._responses = []
+        self.outbox.clear()
 
     async def fail(self, frame: str, code: int, reason: str) -> None:
         """Send ``frame`` (FatalError / AuthError) as the last message, then close."""
@@ -186,17 +210,28 @@ class SyncSession:
                     raise p.ProtocolError(
                         f"too many subscribed queries on one socket (at most {MAX_QUERIES})"
                     )
-                self.subs[mod.query_id] = Subscription(
-                    self, mod.query_id, mod.path, mod.args, mod.journal
-                )
+                sub = Subscription(self, mod.query_id, mod.path, mod.args, mod.journal)
+                self._count_bytes(sub.size)
+                self.subs[mod.query_id] = sub
             else:
-                sub = self.subs.pop(mod.query_id, None)
-                if sub is None:
+                gone = self.subs.pop(mod.query_id, None)
+                if gone is None:
                     raise p.ProtocolError(f"Remove of query id {mod.query_id}, not subscribed")
-                self.engine.forget(sub)
+                self.query_bytes -= gone.size
+                self.engine.forget(gone)
                 self._removed.append(mod.query_id)
         self.query_set_version = message.new_version
         self.wake()
+
+    def _count_bytes(self, size: int) -> None:
+        total = self.query_bytes + size
+        if total > self.max_query_bytes:
+            raise p.ProtocolError(
+                f"too many query bytes on one socket: its subscriptions' paths and arguments "
+                f"would take {total} bytes (at most {self.max_query_bytes}, the setting "
+                "max_socket_query_bytes); subscribe to fewer or smaller queries"
+            )
+        self.query_bytes = total
 
     def _call(self, message: p.Call) -> None:
         if message.kind == "Mutation":
@@ -246,31 +281,42 @@ class SyncSession:
     # --- calls ---------------------------------------------------------------------------
 
     async def _mutation_loop(self) -> None:
-        runtime = self.engine.runtime
         while True:
             call, principal = await self._mutations.get()
-            assert self.session_id is not None  # Connect comes first
-            result = await runtime.run(
-                "mutation",
-                call.path,
-                call.args,
-                identity=principal.identity,
-                admin=principal.admin,
-                request_key=(self.session_id, call.request_id),
-            )
-            if result.ok and result.ts is not None:
-                frame = p.mutation_success(
-                    call.request_id, p.value_json(result.value), result.ts, result.log_lines
-                )
-            else:
-                frame = _failure("Mutation", call.request_id, result)
+            try:
+                frame = await self._run_mutation(call, principal)
+            except Exception:  # a bug: never leave the socket open with no one to answer
+                log.exception("a sync mutation failed unexpectedly; closing its socket")
+                self.abort("InternalServerError")
+                return
             self._responses.append(frame)
             self.wake()
 
-    async def _run_action(self, call: p.Call, principal: Principal) -> None:
+    async def _run_mutation(self, call: p.Call, principal: Principal) -> str:
+        assert self.session_id is not None  # Connect comes first
         result = await self.engine.runtime.run(
-            "action", call.path, call.args, identity=principal.identity, admin=principal.admin
+            "mutation",
+            call.path,
+            call.args,
+            identity=principal.identity,
+            admin=principal.admin,
+            request_key=(self.session_id, call.request_id),
         )
+        if result.ok and result.ts is not None:
+            return p.mutation_success(
+                call.request_id, p.value_json(result.value), result.ts, result.log_lines
+            )
+        return _failure("Mutation", call.request_id, result)
+
+    async def _run_action(self, call: p.Call, principal: Principal) -> None:
+        try:
+            result = await self.engine.runtime.run(
+                "action", call.path, call.args, identity=principal.identity, admin=principal.admin
+            )
+        except Exception:  # a bug: the client would wait for an answer forever
+            log.exception("a sync action failed unexpectedly; closing its socket")
+            self.abort("InternalServerError")
+            return
         if result.ok:
             frame = p.action_success(call.request_id, p.value_json(result.value), result.log_lines)
         else:

@@ -4,19 +4,27 @@ aiohttp's defaults do not fit (DESIGN decision 8): frames up to the HTTP API's b
 limit (16 MiB + 2000 bytes) instead of 4 MiB, no permessage-deflate (the spec makes it
 optional; CPU on a Pi is dearer than LAN bandwidth), protocol pings every 20 s with a
 peer that misses the pong dropped. Each socket's frames go to its ``SyncSession``; the
-sockets still open when the server shuts down are closed with 1001 (``on_shutdown``).
+sockets still open when the server shuts down are closed with 1001 (``on_shutdown``),
+all at once, within the gateway's ``shutdown_timeout_s``.
+
+A close never waits on the peer for long: aiohttp's close drains the write buffer
+(forever, for a peer that stopped reading) and then waits for the peer's close frame.
+Past ``CLOSE_TIMEOUT_S`` the connection is cut, and whatever is still unsent when the
+session ends is dropped (``transport.abort``): otherwise asyncio keeps the descriptor
+and the buffer until the stopped peer reads again, which may be never.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Final
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from gateway.http.errors import MAX_BODY_BYTES
-from gateway.http.state import slot_of
+from gateway.http.state import SLOT, slot_of
 from gateway.sync import protocol as p
 from gateway.sync.session import AuthRefused
 
@@ -24,7 +32,8 @@ log = logging.getLogger("gateway.sync")
 
 MAX_FRAME_BYTES: Final = MAX_BODY_BYTES
 PROTOCOL_PING_S: Final = 20.0
-SOCKETS: Final = web.AppKey("outpost_sync_sockets", set[web.WebSocketResponse])
+CLOSE_TIMEOUT_S: Final = 5.0  # a close's drain plus the wait for the peer's close frame
+SHUTDOWN_TIMEOUT_S: Final = 10.0  # when no gateway is attached to read the setting from
 
 
 class _Socket:
@@ -47,7 +56,21 @@ class _Socket:
         return transport.get_write_buffer_size() + size <= self._high_water
 
     async def close(self, code: int, reason: str) -> None:
-        await self._ws.close(code=code, message=reason.encode()[:120])
+        """Close within ``CLOSE_TIMEOUT_S``; a peer that does not take it is cut."""
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                await self._ws.close(code=code, message=reason.encode()[:120])
+        finally:
+            self.cut_if_stuck()
+
+    def cut_if_stuck(self) -> None:
+        """Drop the connection if bytes are still waiting for the peer to read them."""
+        transport = self._transport
+        if transport is not None and transport.get_write_buffer_size() > 0:
+            transport.abort()
+
+
+SOCKETS: Final = web.AppKey("outpost_sync_sockets", set[_Socket])
 
 
 async def sync_socket(request: web.Request) -> web.WebSocketResponse:
@@ -55,14 +78,21 @@ async def sync_socket(request: web.Request) -> web.WebSocketResponse:
     slot = slot_of(request)
     gateway = slot.require()  # 503 before the gateway is ready (clients retry)
     ws = web.WebSocketResponse(
-        max_msg_size=MAX_FRAME_BYTES, compress=False, heartbeat=PROTOCOL_PING_S
+        max_msg_size=MAX_FRAME_BYTES,
+        compress=False,
+        heartbeat=PROTOCOL_PING_S,
+        timeout=CLOSE_TIMEOUT_S,
     )
     await ws.prepare(request)
-    sockets = request.app[SOCKETS]
-    sockets.add(ws)
     transport = request.transport
     socket = _Socket(ws, transport if isinstance(transport, asyncio.Transport) else None)
-    session = gateway.sync.open_session(socket, admin_key=slot.admin_key)
+    sockets = request.app[SOCKETS]
+    sockets.add(socket)
+    session = gateway.sync.open_session(
+        socket,
+        admin_key=slot.admin_key,
+        max_query_bytes=gateway.settings.max_socket_query_bytes,
+    )
     try:
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
@@ -84,15 +114,40 @@ async def sync_socket(request: web.Request) -> web.WebSocketResponse:
                 break
     finally:
         await session.close()
-        sockets.discard(ws)
+        sockets.discard(socket)
     return ws
 
 
 async def close_sync_sockets(app: web.Application) -> None:
-    """``on_shutdown``: close every open sync socket (1001, going away)."""
-    sockets = app[SOCKETS]
-    for ws in list(sockets):
-        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"ServerShutdown")
+    """``on_shutdown``: close every open sync socket (1001, going away), all at once;
+    those not closed within the shutdown timeout are cut."""
+    sockets: set[_Socket] = app[SOCKETS]
+    await close_all(list(sockets), _shutdown_timeout_s(app))
+
+
+async def close_all(sockets: list[_Socket], timeout_s: float) -> None:
+    """Close ``sockets`` concurrently; cut the ones still closing after ``timeout_s``."""
+    if not sockets:
+        return
+    tasks = {
+        asyncio.create_task(
+            s.close(WSCloseCode.GOING_AWAY, "ServerShutdown"), name="outpost-sync-shutdown"
+        ): s
+        for s in sockets
+    }
+    _, pending = await asyncio.wait(tasks, timeout=timeout_s)
+    for task in pending:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await task  # a cancelled close cuts its connection itself (``cut_if_stuck``)
+    if pending:
+        log.info("%d sync sockets did not close within %.1f s: cut", len(pending), timeout_s)
+
+
+def _shutdown_timeout_s(app: web.Application) -> float:
+    gateway = app[SLOT].gateway
+    return SHUTDOWN_TIMEOUT_S if gateway is None else gateway.settings.shutdown_timeout_s
 
 
 def add_sync_routes(app: web.Application) -> None:

@@ -1,0 +1,164 @@
+"""A socket's query bytes are capped; a closed session is freed at once; client text
+that is not valid Unicode is refused plainly (issue 8, sections 2 and 4).
+
+30 subscriptions with 10 MB arguments on one socket once took a gateway to 1.34 GB
+(``bench/hostile_sync.py`` reproduces it against a real ``outpost serve``)."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import weakref
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sync.conftest import SyncApi, SyncClient, add
+from sync.hostile_kit import bystander, serving_with, still_live, until
+
+from gateway import Settings
+from gateway.sync.session import MAX_QUERY_BYTES, SyncSession
+
+LIMIT = 1_000_000
+BIG = 300_000  # three fit under LIMIT, four do not
+
+
+def big_add(query_id: int) -> dict[str, Any]:
+    return add(query_id, "notes:count", {"topic": f"{query_id}:" + "x" * BIG})
+
+
+def only_session(api: SyncApi, client_count: int) -> SyncSession:
+    (session,) = [s for s in api.gateway.sync.sessions if len(s.subs) == client_count]
+    return session
+
+
+def test_sync_the_default_cap_is_the_settings_default() -> None:
+    assert MAX_QUERY_BYTES == Settings().max_socket_query_bytes == 16 * 1024 * 1024
+
+
+async def test_sync_query_bytes_past_the_setting_get_a_fatal_error(
+    sync_app: Path, tmp_path: Path
+) -> None:
+    settings = Settings(max_socket_query_bytes=LIMIT)
+    async with serving_with(sync_app, tmp_path / "data", settings) as api:
+        calm = await bystander(api)
+        client = await api.open()
+        await client.modify(*(big_add(i) for i in range(3)))
+        await client.transition()
+        session = only_session(api, 3)
+        assert 3 * BIG < session.query_bytes <= LIMIT
+        # Removing queries gives their bytes back: two more fit again.
+        await client.modify({"type": "Remove", "queryId": 0}, {"type": "Remove", "queryId": 1})
+        await client.transition()
+        assert BIG < session.query_bytes < 2 * BIG
+        await client.modify(big_add(3), big_add(4))
+        await client.transition()
+        assert set(client.results) == {2, 3, 4}
+        # One more passes the cap: FatalError naming the limit and the setting, then close.
+        await client.modify(big_add(5))
+        fatal = await client.recv_type("FatalError")
+        assert f"at most {LIMIT}" in fatal["error"], fatal
+        assert "max_socket_query_bytes" in fatal["error"], fatal
+        await client.closed()
+        await until(lambda: len(api.gateway.sync.sessions) == 1, "the refused session ends")
+        assert len(api.gateway.sync.index) == 1  # only the bystander's query is indexed
+        await still_live(calm)
+        await calm.close()
+
+
+async def fatal_close(client: SyncClient) -> None:
+    """The server ends the session: a query set past the cap."""
+    await client.modify(*(big_add(i) for i in range(3, 7)))
+    await client.recv_type("FatalError")
+    await client.closed()
+
+
+async def client_close(client: SyncClient) -> None:
+    await client.close()
+
+
+@pytest.mark.parametrize("ending", [client_close, fatal_close], ids=["client", "fatal"])
+async def test_sync_a_closed_session_is_freed_without_a_garbage_collection(
+    sync_app: Path, tmp_path: Path, ending: Any
+) -> None:
+    """Its subscriptions (arguments and all) and the session itself go the moment the
+    socket's handler returns: reference counting frees them, no cycle waits for the
+    collector (which runs on object counts and may not come for a long time)."""
+    settings = Settings(max_socket_query_bytes=LIMIT)
+    async with serving_with(sync_app, tmp_path / "data", settings) as api:
+        client = await api.open()
+        await client.modify(*(big_add(i) for i in range(3)))
+        await client.transition()
+        session = only_session(api, 3)
+        refs = [weakref.ref(session), *(weakref.ref(s) for s in session.subs.values())]
+        del session
+        gc.collect()
+        gc.disable()
+        try:
+            await ending(client)
+            await until(lambda: not api.gateway.sync.sessions, "the session ends")
+            await until(lambda: all(r() is None for r in refs), "session and queries freed", 5)
+        finally:
+            gc.enable()
+
+
+async def test_sync_an_admin_key_that_is_not_unicode_gets_an_auth_error(
+    sync_api: SyncApi,
+) -> None:
+    calm = await bystander(sync_api)
+    client = await sync_api.open()
+    # "\ud800" in JSON: a lone surrogate, which UTF-8 cannot encode.
+    await client.ws.send_str(
+        '{"type":"Authenticate","baseVersion":0,"tokenType":"Admin","value":"k\\ud800"}'
+    )
+    refusal = await client.recv_type("AuthError")
+    assert "admin key is not this gateway's" in refusal["error"], refusal
+    assert refusal["baseVersion"] == 0
+    msg = await client.closed()
+    assert msg.data == 1000, msg
+    await still_live(calm)
+    await calm.close()
+
+
+BAD_UNICODE = {
+    "path of a query": '{"type":"ModifyQuerySet","baseVersion":0,"newVersion":1,"modifications":'
+    '[{"type":"Add","queryId":0,"udfPath":"notes:co\\ud800unt","args":[{}]}]}',
+    "journal": '{"type":"ModifyQuerySet","baseVersion":0,"newVersion":1,"modifications":'
+    '[{"type":"Add","queryId":0,"udfPath":"notes:count","args":[{"topic":"t"}],'
+    '"journal":"\\udfff"}]}',
+    "path of a mutation": '{"type":"Mutation","requestId":0,"udfPath":"notes:a\\udc00dd",'
+    '"args":[{}]}',
+    "path of an action": '{"type":"Action","requestId":0,"udfPath":"notes:\\ud83dshout",'
+    '"args":[{"text":"a"}]}',
+    "impersonated identity": '{"type":"Authenticate","baseVersion":0,"tokenType":"Admin",'
+    '"value":"k","impersonating":{"subject":"\\ud800"}}',
+}
+
+
+@pytest.mark.parametrize("frame", BAD_UNICODE.values(), ids=BAD_UNICODE.keys())
+async def test_sync_a_lone_surrogate_gets_a_fatal_error_and_nobody_else_notices(
+    sync_api: SyncApi, frame: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: a lone surrogate in a query's path or journal failed the whole round
+    (every socket in it was closed with 1011); in a mutation's path it killed the
+    socket's mutation task and left the client waiting forever."""
+    caplog.set_level(logging.DEBUG, logger="gateway")
+    calm = await bystander(sync_api)
+    client = await sync_api.open()
+    await client.ws.send_str(frame)
+    fatal = await client.recv_type("FatalError")
+    assert "not valid Unicode" in fatal["error"], fatal
+    await client.closed()
+    await still_live(calm)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    await calm.close()
+
+
+async def test_sync_escaped_surrogate_pairs_are_fine(sync_api: SyncApi) -> None:
+    client = await sync_api.open()
+    # ``client.send`` uses Python's json, which escapes every non-ASCII character: the
+    # emoji goes as the escaped pair "\ud83c\udf31", which is valid.
+    await client.modify(add(0, "notes:count", {"topic": "🌱"}))
+    await client.transition()
+    assert client.results[0] == ("ok", 0.0)
+    await client.close()
