@@ -10,6 +10,8 @@ from pathlib import Path
 
 from gateway.config import Settings
 from gateway.config_file import LOG_LEVELS, Resolved, resolve_settings
+from gateway.log_limits import RateLimitFilter
+from gateway.redact import REDACTING_FILTER
 
 
 class UsageError(Exception):
@@ -49,10 +51,15 @@ def settings_for(args: argparse.Namespace, app_dir: Path) -> Settings:
 
 
 def setup_logging(level: str) -> None:
-    """Readable lines on stderr (the journal under systemd)."""
+    """Readable lines on stderr (the journal under systemd): repeated warnings and
+    errors rate-limited, admin keys redacted from every line."""
     logging.basicConfig(
         level=level.upper(),
         stream=sys.stderr,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    for handler in logging.getLogger().handlers:
+        # Redact first: a suppressed record needs no redaction, a passed one does.
+        handler.addFilter(REDACTING_FILTER)
+        handler.addFilter(RateLimitFilter())

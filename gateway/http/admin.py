@@ -97,7 +97,10 @@ def caller_of(request: web.Request, admin_key: str | None) -> Caller:
 
 def _admin(credentials: str, admin_key: str | None) -> Caller:
     key, _, acting_as = credentials.partition(":")
-    if admin_key is None or not hmac.compare_digest(key.encode(), admin_key.encode()):
+    # aiohttp decodes header bytes that are not UTF-8 as surrogates; they encode back
+    # to the bytes sent (and never match a key), instead of raising.
+    sent = key.encode("utf-8", "surrogateescape")
+    if admin_key is None or not hmac.compare_digest(sent, admin_key.encode()):
         raise RequestError(
             403,
             "BadAdminKey",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gateway.config import Settings
 from gateway.gateway import Gateway
 from gateway.http import functions
 from gateway.http.cors import add_cors_headers, preflight_middleware
@@ -15,16 +16,26 @@ from gateway.http.errors import MAX_BODY_BYTES, error_middleware
 from gateway.http.routing import fold_repeated_slashes
 from gateway.http.state import SLOT, GatewaySlot, slot_of
 from gateway.http.storage import get_stored_file
+from gateway.http.upload import LIMITS, BodyBudget, BodyLimits
 from gateway.sync.websocket import add_sync_routes
 
 
-def build_app(gateway: Gateway | None = None, *, admin_key: str | None = None) -> web.Application:
+def build_app(
+    gateway: Gateway | None = None,
+    *,
+    admin_key: str | None = None,
+    settings: Settings | None = None,
+) -> web.Application:
     """The HTTP API for ``gateway`` (None: attach it later through the ``SLOT``)."""
+    settings = settings or Settings()
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
         middlewares=[preflight_middleware, error_middleware],
     )
     app[SLOT] = GatewaySlot(gateway, admin_key=admin_key)
+    app[LIMITS] = BodyLimits(
+        BodyBudget(settings.max_request_bytes_in_flight), settings.request_body_timeout_s
+    )
     app.on_response_prepare.append(add_cors_headers)
     _add_routes(app.router)
     add_sync_routes(app)  # WebSocket sync (wire spec 2); before the slash fold

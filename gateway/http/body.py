@@ -6,29 +6,56 @@ runtime until the whole request has been read and checked.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from aiohttp import web
 
 from gateway.errors import ConvexValueError
 from gateway.http.errors import bad_request
 from gateway.http.formats import Format, choose_format
+from gateway.http.upload import LIMITS, request_body
 from gateway.values import VALUE_MAX_DEPTH, decode_json, to_convex
 
 # module path segments (files may carry a .js suffix), then an optional export name
 _PATH = re.compile(r"^[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*(:[A-Za-z_][A-Za-z0-9_]*)?$")
 _MAX_PATH_CHARS: Final = 1024
+_T = TypeVar("_T")
+
+
+BIG_BODY_BYTES: Final = 256 * 1024
+"""From this size on a body is parsed, and its args converted, on a worker thread."""
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _same(value: dict[str, Any]) -> dict[str, Any]:
+    return value
+
+
+def _to_float(text: str) -> float:
+    return float(text)
+
+
+def _to_int(text: str) -> int:
+    return int(text)
+
+
 _decode = json.JSONDecoder(parse_constant=_reject_constant).decode
+# The same values, but each object and number passes through a Python function: the C
+# scanner never lets go of the GIL by itself, so parsing 14 MB on a thread would still
+# stall the event loop for the whole parse (0.3 s here); a Python call is a point where
+# the loop gets its turn (worst stall measured: ~20-40 ms). Strings have no hook; a
+# body of millions of tiny strings still parses in one piece (~0.2 s for 14 MB).
+_decode_yielding = json.JSONDecoder(
+    parse_constant=_reject_constant, object_hook=_same, parse_float=_to_float, parse_int=_to_int
+).decode
 
 
 @dataclass(frozen=True)
@@ -40,10 +67,31 @@ class FunctionCall:
     format: Format
 
 
-async def read_json_object(request: web.Request, *, empty_ok: bool = False) -> dict[str, Any]:
+@dataclass(frozen=True)
+class JsonBody:
+    """A request's JSON object; ``big`` ones were parsed off the event loop."""
+
+    fields: dict[str, Any]
+    big: bool = False
+
+
+async def read_json_object(request: web.Request, *, empty_ok: bool = False) -> JsonBody:
     """The body as a JSON object (413 past the size limit, 400 for anything else)."""
-    raw = await request.read()
-    if not raw.strip():
+    async with request_body(request) as raw:
+        if len(raw) < BIG_BODY_BYTES:
+            return JsonBody(_json_object(raw, empty_ok, _decode))
+        fields = await off_loop(request, _json_object, raw, empty_ok, _decode_yielding)
+        return JsonBody(fields, big=True)
+
+
+async def off_loop(request: web.Request, fn: Callable[..., _T], *args: Any) -> _T:
+    """``fn(*args)`` on a worker thread, one at a time per server (bounded CPU and memory)."""
+    async with request.app[LIMITS].parse_slots:
+        return await asyncio.to_thread(fn, *args)
+
+
+def _json_object(raw: bytearray, empty_ok: bool, decode: Callable[[str], Any]) -> dict[str, Any]:
+    if not raw or raw.isspace():
         if empty_ok:
             return {}
         raise bad_request("BadJsonBody", "the request body is empty; send a JSON object")
@@ -53,7 +101,7 @@ async def read_json_object(request: web.Request, *, empty_ok: bool = False) -> d
         raise bad_request(
             "BadJsonBody", f"the request body is not valid UTF-8 (byte {exc.start})"
         ) from None
-    body = parse_json(text, "the request body")
+    body = parse_json(text, "the request body", decode)
     if not isinstance(body, dict):
         raise bad_request(
             "BadJsonBody", f"the request body must be a JSON object, not {_json_type(body)}"
@@ -61,29 +109,33 @@ async def read_json_object(request: web.Request, *, empty_ok: bool = False) -> d
     return body
 
 
-def parse_json(text: str, what: str) -> Any:
+def parse_json(text: str, what: str, decode: Callable[[str], Any] = _decode) -> Any:
     try:
-        return _decode(text)
+        return decode(text)
     except RecursionError:
         raise _too_deep(what) from None
     except ValueError as exc:  # JSONDecodeError and the constants NaN/Infinity
+        # str(exc) quotes a position, never the document; exc.doc would hold all of it.
         raise bad_request("BadJsonBody", f"{what} is not valid JSON: {exc}") from None
 
 
-def function_call(
-    body: Mapping[str, Any],
+async def function_call(
+    body: JsonBody,
     request: web.Request,
     *,
     path: object = None,
     default_format: Format = "clean",
 ) -> FunctionCall:
     """Path, args and format out of a parsed body (``path`` given for /api/run)."""
-    fmt = choose_format(body.get("format"), request.headers.get("Convex-Client"), default_format)
-    return FunctionCall(
-        function_path(body.get("path") if path is None else path),
-        function_args(body.get("args")),
-        fmt,
-    )
+    fields = body.fields
+    fmt = choose_format(fields.get("format"), request.headers.get("Convex-Client"), default_format)
+    function = function_path(fields.get("path") if path is None else path)
+    raw_args = fields.get("args")
+    if body.big:
+        args = await off_loop(request, function_args, raw_args)
+    else:
+        args = function_args(raw_args)
+    return FunctionCall(function, args, fmt)
 
 
 def function_path(path: object) -> str:

@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from gateway.errors import OutpostError, StoreClosedError
+from gateway.redact import redact
 
 log = logging.getLogger("gateway.http")
 
@@ -33,11 +34,14 @@ _CODES = {
 class RequestError(OutpostError):
     """A request the API refuses before any function runs."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, *, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers
 
 
 def bad_request(code: str, message: str) -> RequestError:
@@ -47,8 +51,8 @@ def bad_request(code: str, message: str) -> RequestError:
 def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> web.Response:
-    """The JSON body every official client reads from a non-2xx answer."""
-    body = json.dumps({"code": code, "message": message}, ensure_ascii=False)
+    """The JSON body every official client reads from a non-2xx answer (never a key)."""
+    body = json.dumps({"code": code, "message": redact(message)}, ensure_ascii=False)
     return web.Response(status=status, text=body, content_type="application/json", headers=headers)
 
 
@@ -58,18 +62,34 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except RequestError as exc:
-        return error_response(exc.status, exc.code, exc.message)
+        return error_response(exc.status, exc.code, exc.message, exc.headers)
     except StoreClosedError:
         return error_response(503, "Unavailable", "the gateway is shutting down; retry shortly")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         return _http_error(exc)
+    except ConnectionError as exc:
+        if _client_gone(request):
+            # Normal churn (a closed tab, a dropped upload): nobody reads an answer.
+            log.debug("client left during %s %s: %s", request.method, request.path, exc)
+            return error_response(400, "ClientDisconnected", "the client closed the connection")
+        return _internal_error(request)
     except Exception:
-        log.exception("unexpected error serving %s %s", request.method, request.path)
-        return error_response(
-            500, "InternalServerError", "the gateway failed to handle this request (see its log)"
-        )
+        return _internal_error(request)
+
+
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+def _internal_error(request: web.Request) -> web.Response:
+    """A bug: logged with its traceback (rate-limited, redacted), answered 500."""
+    log.exception("unexpected error serving %s %s", request.method, request.path)
+    return error_response(
+        500, "InternalServerError", "the gateway failed to handle this request (see its log)"
+    )
 
 
 def _http_error(exc: web.HTTPException) -> web.Response:

@@ -15,7 +15,13 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from gateway.http.admin import caller_of
-from gateway.http.body import FunctionCall, function_call, parse_json, read_json_object
+from gateway.http.body import (
+    FunctionCall,
+    JsonBody,
+    function_call,
+    parse_json,
+    read_json_object,
+)
 from gateway.http.errors import bad_request
 from gateway.http.formats import outcome_body
 from gateway.http.state import slot_of
@@ -38,7 +44,7 @@ def _outcome(result: CallResult, call: FunctionCall) -> web.Response:
 
 def _kind_handler(kind: Kind) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:
-        call = function_call(await read_json_object(request), request)
+        call = await function_call(await read_json_object(request), request)
         return _outcome(await _call(request, kind, call), call)
 
     handle.__name__ = f"post_{kind}"
@@ -59,7 +65,7 @@ async def get_query(request: web.Request) -> web.Response:
         "args": None if args is None else parse_json(args, "'args'"),
         "format": params.get("format"),
     }
-    call = function_call(body, request)
+    call = await function_call(JsonBody(body), request)
     return _outcome(await _call(request, "query", call), call)
 
 
@@ -68,20 +74,20 @@ async def post_run(request: web.Request) -> web.Response:
     body = await read_json_object(request, empty_ok=True)
     module, _, name = request.match_info["path"].strip("/").rpartition("/")
     path = f"{module}:{name}" if module else name
-    call = function_call(body, request, path=path or None, default_format="clean")
+    call = await function_call(body, request, path=path or None, default_format="clean")
     return _outcome(await _call(request, None, call), call)
 
 
 async def post_function(request: web.Request) -> web.Response:
     """``POST /api/function``: any kind; only the root component exists here."""
     body = await read_json_object(request)
-    component = body.get("componentPath")
+    component = body.fields.get("componentPath")
     if component not in (None, ""):
         raise bad_request(
             "ComponentsNotSupported",
             f"componentPath {str(component)[:64]!r}: this gateway has only the root component",
         )
-    call = function_call(body, request)
+    call = await function_call(body, request)
     return _outcome(await _call(request, None, call), call)
 
 
@@ -94,8 +100,8 @@ async def post_query_ts(request: web.Request) -> web.Response:
 async def post_query_at_ts(request: web.Request) -> web.Response:
     """A query at ``ts``; only the newest timestamp is kept, so only it is served."""
     body = await read_json_object(request)
-    wanted = decode_ts(body.get("ts"))
-    call = function_call(body, request)
+    wanted = decode_ts(body.fields.get("ts"))
+    call = await function_call(body, request)
     gateway = slot_of(request).require()
     latest = gateway.store.clock.last_ts_ns
     if wanted != latest:

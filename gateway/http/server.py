@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from types import TracebackType
-from typing import Final
+from typing import Any, Final
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 
+from gateway.config import Settings
 from gateway.gateway import Gateway
 from gateway.http.app import build_app
+from gateway.http.protocol import (
+    ConnectionGuard,
+    HttpSite,
+    OutpostProtocol,
+    default_max_connections,
+)
 from gateway.http.state import SLOT, GatewaySlot
+from gateway.redact import install_redaction
 
 access_log = logging.getLogger("gateway.http.access")
 
-# Below systemd's TimeoutStopSec (90 s) with room for the writer to drain after us.
-SHUTDOWN_TIMEOUT_S: Final = 10.0
+# An idle keep-alive connection is closed after this long (aiohttp's default is an
+# hour, sized for reverse proxies; nginx's 75 s suits dashboards and SDK clients,
+# which reconnect transparently, and frees descriptors of clients that went away).
+KEEPALIVE_IDLE_S: Final = 75.0
 
 
 class _AccessLogger(AbstractAccessLogger):
@@ -32,8 +43,17 @@ class _AccessLogger(AbstractAccessLogger):
 class HttpServer:
     """The HTTP API on one address; ``close`` is idempotent."""
 
-    def __init__(self, gateway: Gateway | None = None, *, admin_key: str | None = None) -> None:
-        self.app = build_app(gateway, admin_key=admin_key)
+    def __init__(
+        self,
+        gateway: Gateway | None = None,
+        *,
+        admin_key: str | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        install_redaction()
+        self.app = build_app(gateway, admin_key=admin_key, settings=self.settings)
+        self.guard: ConnectionGuard | None = None
         self._runner: web.AppRunner | None = None
         self._closed = False
 
@@ -53,30 +73,55 @@ class HttpServer:
         """Listen on ``host:port`` (0: an ephemeral port); returns the bound port."""
         if self._closed or self._runner is not None:
             raise RuntimeError("an HttpServer starts once")
+        handler_args: dict[str, Any] = {
+            "access_log_class": _AccessLogger,
+            "access_log": access_log,
+            "keepalive_timeout": KEEPALIVE_IDLE_S,
+        }
         runner = web.AppRunner(
             self.app,
             handle_signals=False,
-            access_log_class=_AccessLogger,
-            access_log=access_log,
-            shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+            shutdown_timeout=self.settings.shutdown_timeout_s,
+            **handler_args,
         )
         await runner.setup()
         self._runner = runner
         try:
-            await web.TCPSite(runner, host, port).start()
+            await self._listen(runner, host, port, handler_args)
         except BaseException:
             await self.close()
             raise
         bound = runner.addresses[0]
         return int(bound[1])
 
+    async def _listen(
+        self, runner: web.AppRunner, host: str, port: int, handler_args: dict[str, Any]
+    ) -> None:
+        # The limit is read now: the process raised its open-file limit before this.
+        guard = ConnectionGuard(self.settings.max_connections or default_max_connections())
+        self.guard = guard
+        server = runner.server
+        assert server is not None
+        loop = asyncio.get_running_loop()
+        head_timeout_s = self.settings.request_header_timeout_s
+
+        def protocol() -> OutpostProtocol:
+            return OutpostProtocol(
+                server, loop=loop, guard=guard, head_timeout_s=head_timeout_s, **handler_args
+            )
+
+        await HttpSite(runner, host, port, protocol).start()
+
     async def close(self) -> None:
         """Stop listening, finish in-flight requests (bounded), free the port."""
         if self._closed:
             return
         self._closed = True
-        if self._runner is not None:
-            await self._runner.cleanup()
+        try:
+            if self._runner is not None:
+                await self._runner.cleanup()
+        finally:
+            self.slot.forget_key()
 
     async def __aenter__(self) -> HttpServer:
         return self

@@ -1,0 +1,96 @@
+"""Keep the admin key out of every log line and every response body.
+
+A key reaches text in ways nobody writes on purpose: a parser's error message that
+quotes the raw request line or header, an exception that quotes a value, an echoed
+function path. So besides never formatting it, every text that leaves the process
+through the HTTP layer or a log handler passes ``redact``: the keys this process
+serves (registered when a server gets one) and anything shaped like a generated key
+(``outpost-`` + hex, also a cut-off one) become ``[redacted]``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from typing import Final
+
+REDACTED: Final = "[redacted]"
+
+# A generated key is "outpost-" + 64 hex digits; a message may cut it short.
+_KEY_SHAPE: Final = re.compile(r"outpost-[0-9a-fA-F]{8,}")
+# Loggers whose records may quote raw request bytes or our handlers' errors.
+_LOGGERS: Final = (
+    "aiohttp.access",
+    "aiohttp.client",
+    "aiohttp.internal",
+    "aiohttp.server",
+    "aiohttp.web",
+    "aiohttp.websocket",
+    "asyncio",
+    "gateway.http",
+    "gateway.http.access",
+    "gateway.sync",
+)
+
+_lock = threading.Lock()
+_secrets: dict[str, int] = {}  # key -> how many holders registered it
+
+
+def register_secret(secret: str) -> None:
+    """Redact ``secret`` from now on (counted: ``forget_secret`` once per register)."""
+    if secret:
+        with _lock:
+            _secrets[secret] = _secrets.get(secret, 0) + 1
+
+
+def forget_secret(secret: str) -> None:
+    with _lock:
+        left = _secrets.get(secret, 0) - 1
+        if left > 0:
+            _secrets[secret] = left
+        else:
+            _secrets.pop(secret, None)
+
+
+def redact(text: str) -> str:
+    """``text`` with every registered secret and key-shaped token replaced."""
+    for secret in tuple(_secrets):
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return _KEY_SHAPE.sub(REDACTED, text)
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites a record's message and traceback text through ``redact`` (never drops)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "outpost_redacted", False):
+            return True  # one record passes several filtered loggers' handlers
+        record.outpost_redacted = True
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format: logging reports it later, unformatted
+            message = str(record.msg)
+            record.args = None
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
+REDACTING_FILTER: Final = RedactingFilter()
+
+
+def install_redaction() -> None:
+    """Put the filter on the loggers that can see request bytes (idempotent)."""
+    for name in _LOGGERS:
+        logger = logging.getLogger(name)
+        if REDACTING_FILTER not in logger.filters:
+            logger.addFilter(REDACTING_FILTER)
