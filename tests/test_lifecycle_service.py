@@ -1,0 +1,138 @@
+"""The process owner (``Service``: HTTP + gateway + what comes) fails at each step of
+its start in turn: the steps before it stop in reverse (the gateway's own steps inside
+its "gateway" step), the port is free again and the data directory opens again."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import pytest
+
+from gateway import Gateway, Settings
+from gateway.errors import StartError
+from gateway.lifecycle import Phase
+from gateway.service import Service
+
+GREENHOUSE = Path(__file__).resolve().parent.parent / "examples" / "greenhouse"
+GATEWAY_STEPS = [
+    "app",
+    "store",
+    "system tables",
+    "schema",
+    "last good copy",
+    "app logs",
+    "runtime",
+    "stored files",
+    "scheduler",
+    "live queries",
+    "retention",
+]
+BEFORE = ["open files", "http", "gateway"]  # the gateway's steps run inside "gateway"
+AFTER = ["attach", "reload watcher", "ready"]
+
+
+class Recorder:
+    def __init__(self, fail_at: str | None = None, *, hold_at: str | None = None) -> None:
+        self.fail_at, self.hold_at = fail_at, hold_at
+        self.started: list[str] = []
+        self.stopped: list[str] = []
+        self.holding = asyncio.Event()
+
+    async def __call__(self, phase: Phase, name: str) -> None:
+        if phase == "stop":
+            self.stopped.append(name)
+            return
+        if name == self.fail_at:
+            raise PermissionError(13, "Permission denied (injected)")
+        if name == self.hold_at:
+            self.holding.set()
+            await asyncio.Event().wait()  # a slow step: only a cancel ends it
+        self.started.append(name)
+
+
+def _expected(step: str) -> tuple[list[str], list[str]]:
+    """What starts before ``step`` fails, and the order it stops in."""
+    if step in GATEWAY_STEPS:
+        inner = GATEWAY_STEPS[: GATEWAY_STEPS.index(step)]
+        return [*BEFORE, *inner], [*inner[::-1], "http", "open files"]
+    if step in BEFORE:
+        outer = BEFORE[: BEFORE.index(step)]
+        return outer, outer[::-1]
+    after = AFTER[: AFTER.index(step)]
+    started = [*BEFORE, *GATEWAY_STEPS, *after]
+    return started, [*after[::-1], "gateway", *GATEWAY_STEPS[::-1], "http", "open files"]
+
+
+def _service(tmp_path: Path, hook: Recorder, on_ready=None) -> Service:
+    settings = Settings(port=0, data_dir=str(tmp_path / "data"))
+    return Service(GREENHOUSE, settings, while_serving=_idle, on_ready=on_ready, step_hook=hook)
+
+
+async def _idle(gateway: Gateway) -> None:
+    await asyncio.Event().wait()
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+async def test_a_clean_start_and_stop(tmp_path: Path) -> None:
+    hook, ready = Recorder(), []
+    service = _service(tmp_path, hook, on_ready=ready.append)
+    async with service:
+        assert ready == [service]
+        assert hook.started == [*BEFORE, *GATEWAY_STEPS, *AFTER]
+        assert _listening(service.port)
+    assert hook.stopped == [*AFTER[::-1], "gateway", *GATEWAY_STEPS[::-1], "http", "open files"]
+    assert not _listening(service.port)
+
+
+@pytest.mark.parametrize("step", [*BEFORE, *GATEWAY_STEPS, *AFTER])
+async def test_a_failure_at_each_step_unwinds_what_started(step: str, tmp_path: Path) -> None:
+    hook = Recorder(fail_at=step)
+    service = _service(tmp_path, hook)
+    with pytest.raises(StartError) as caught:
+        await service.start()
+    assert str(caught.value) == f"cannot start: {step}: Permission denied (injected)"
+    started, stopped = _expected(step)
+    assert hook.started == started
+    assert hook.stopped == stopped
+    if "http" in started:
+        assert not _listening(service.port)
+    await service.stop()  # after a failed start, stop is a no-op
+    async with Gateway.open(GREENHOUSE, tmp_path / "data"):
+        pass
+
+
+async def test_a_port_in_use_fails_the_http_step(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        settings = Settings(port=port, data_dir=str(tmp_path / "data"))
+        with pytest.raises(StartError) as caught:
+            await Service(GREENHOUSE, settings).start()
+    assert str(caught.value) == (
+        f"cannot start: http: cannot listen on 127.0.0.1:{port} (address already in use); "
+        "pick another --port or stop the process using it"
+    )
+
+
+async def test_a_start_cancelled_mid_step_unwinds(tmp_path: Path) -> None:
+    """What a SIGTERM during a slow start does (``outpost serve`` cancels the start)."""
+    hook = Recorder(hold_at="scheduler")
+    service = _service(tmp_path, hook)
+    starting = asyncio.create_task(service.start())
+    await hook.holding.wait()
+    starting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await starting
+    assert hook.stopped == [
+        *GATEWAY_STEPS[: GATEWAY_STEPS.index("scheduler")][::-1],
+        "http",
+        "open files",
+    ]
+    assert not _listening(service.port)
