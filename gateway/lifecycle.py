@@ -148,6 +148,9 @@ class Lifecycle:
                 timeout,
             )
             return
+        if task.cancelled():  # its own await was cancelled under it: nothing to report
+            log.error("%s: stopping %s was cancelled", self.owner, step.name)
+            return
         error = task.exception()
         if error is not None:
             log.error("%s: stopping %s failed: %s", self.owner, step.name, error, exc_info=error)

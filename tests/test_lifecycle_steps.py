@@ -117,6 +117,16 @@ async def test_a_failing_stop_is_logged_and_the_unwinding_goes_on(caplog) -> Non
     assert "t: stopping b failed: socket gone" in caplog.text
 
 
+async def test_a_stop_cancelled_under_it_is_logged_and_the_unwinding_goes_on(caplog) -> None:
+    parts, life = Parts(), Lifecycle("t", stop_budget_s=5)
+    await life.start("a", parts.begin("a"), parts.end("a"))
+    await life.start("b", parts.begin("b"), _stop_raises(asyncio.CancelledError()))
+    with caplog.at_level(logging.ERROR, logger="gateway.lifecycle"):
+        await life.stop()
+    assert parts.events == ["+a", "+b", "-a"]
+    assert "t: stopping b was cancelled" in caplog.text
+
+
 async def test_a_hung_stop_is_cut_and_the_last_step_still_stops(caplog) -> None:
     parts, life = Parts(), Lifecycle("t", stop_budget_s=0.6)
     await life.start("store", parts.begin("store"), parts.end("store"))
