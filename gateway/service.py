@@ -38,6 +38,7 @@ import logging
 import os
 import resource
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -48,6 +49,9 @@ from gateway.http import HttpServer
 from gateway.lifecycle import Lifecycle, StepHook, cancel_task
 
 log = logging.getLogger("gateway.service")
+
+# Share of ``shutdown_timeout_s`` the HTTP server waits for in-flight requests.
+HTTP_GRACE_SHARE = 0.5
 
 SideTask = Callable[[Gateway], Coroutine[Any, Any, None]]
 
@@ -74,7 +78,11 @@ class Service:
     ) -> None:
         self.app_dir = app_dir
         self.settings = settings
-        self.server = HttpServer()
+        # The server's own grace for in-flight requests is half the stop budget: within
+        # the share its step may use, so it cuts them itself rather than being
+        # cancelled, and the gateway below keeps time to drain.
+        grace_s = settings.shutdown_timeout_s * HTTP_GRACE_SHARE
+        self.server = HttpServer(settings=replace(settings, shutdown_timeout_s=grace_s))
         self._keep_last_good = keep_last_good
         self._while_serving = while_serving
         self._on_ready = on_ready
