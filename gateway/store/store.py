@@ -80,7 +80,7 @@ class Store:
         every connection (a seam for tests)."""
         data_dir = Path(data_dir)
         path = data_dir / DB_FILENAME
-        lock = await asyncio.to_thread(claim, data_dir)
+        lock = await _claim(data_dir)
         try:
             gateway_id, last_ts, catalog = await asyncio.to_thread(
                 _prepare, path, replication or {}, connect, busy_timeout_ms
@@ -165,6 +165,23 @@ class Store:
 
     def _published(self, commits: list[Committed], catalog: Catalog) -> None:
         self.write_log.append(commits)
+
+
+async def _claim(data_dir: Path) -> StoreLock:
+    """``claim`` off the loop. If the open is cancelled meanwhile, the lock the thread
+    still takes is released when it arrives: kept, it would refuse this process's next
+    open with its own PID."""
+    claiming = asyncio.ensure_future(asyncio.to_thread(claim, data_dir))
+    try:
+        return await asyncio.shield(claiming)
+    except asyncio.CancelledError:
+        claiming.add_done_callback(_release_claimed)
+        raise
+
+
+def _release_claimed(claiming: asyncio.Future[StoreLock]) -> None:
+    if not claiming.cancelled() and claiming.exception() is None:
+        claiming.result().release()
 
 
 def _prepare(

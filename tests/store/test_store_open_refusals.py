@@ -23,9 +23,12 @@ from pathlib import Path
 
 import pytest
 
+import gateway.store.store as store_module
 from gateway.errors import StoreUnavailableError
 from gateway.store import Store
+from gateway.store.datadir import claim
 from gateway.store.layout import DB_FILENAME, connect
+from gateway.store.lock import StoreLock
 
 ROWS = 500
 REPO = Path(__file__).resolve().parents[2]
@@ -367,3 +370,38 @@ def test_a_second_serve_on_one_data_directory_names_the_first(tmp_path: Path) ->
             first.wait(timeout=30)
         assert first.stdout is not None
         first.stdout.close()
+
+
+async def test_an_open_cancelled_while_claiming_leaves_the_directory_free(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The claim runs on a worker thread that a cancel cannot stop: the lock it takes
+    after the cancel must not stay held by this process."""
+    entered, go_on, claimed = threading.Event(), threading.Event(), threading.Event()
+
+    def slow_claim(data_dir: Path) -> StoreLock:
+        entered.set()
+        go_on.wait(30)
+        try:
+            return claim(data_dir)
+        finally:
+            claimed.set()
+
+    monkeypatch.setattr(store_module, "claim", slow_claim)
+    opening = asyncio.ensure_future(Store.open(tmp_path))
+    assert await asyncio.to_thread(entered.wait, 30)
+    opening.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await opening
+    go_on.set()
+    monkeypatch.undo()
+    assert await asyncio.to_thread(claimed.wait, 30)
+    deadline = asyncio.get_running_loop().time() + 5
+    while True:  # the worker thread finishes its claim, then the loop releases it
+        try:
+            store = await Store.open(tmp_path)
+            break
+        except StoreUnavailableError:
+            assert asyncio.get_running_loop().time() < deadline, "the lock stayed held"
+            await asyncio.sleep(0.01)
+    await store.close()
