@@ -27,7 +27,7 @@ import gateway.store.store as store_module
 from gateway.errors import StoreUnavailableError
 from gateway.store import Store
 from gateway.store.datadir import claim
-from gateway.store.layout import DB_FILENAME, connect
+from gateway.store.layout import DB_FILENAME, connect, is_corruption
 from gateway.store.lock import StoreLock
 
 ROWS = 500
@@ -405,3 +405,25 @@ async def test_an_open_cancelled_while_claiming_leaves_the_directory_free(
             assert asyncio.get_running_loop().time() < deadline, "the lock stayed held"
             await asyncio.sleep(0.01)
     await store.close()
+
+
+@pytest.mark.parametrize(
+    ("code", "damage"),
+    [
+        (11, True),  # SQLITE_CORRUPT
+        (267, True),  # SQLITE_CORRUPT_VTAB: an extended code of CORRUPT
+        (26, True),  # SQLITE_NOTADB
+        (5, False),  # SQLITE_BUSY
+        (261, False),  # SQLITE_BUSY_RECOVERY
+        (8, False),  # SQLITE_READONLY
+        (266, False),  # SQLITE_IOERR_READ
+        (13, False),  # SQLITE_FULL
+        (14, False),  # SQLITE_CANTOPEN
+        (None, False),  # no code at all
+    ],
+)
+def test_only_corruption_codes_count_as_damage(code: int | None, damage: bool) -> None:
+    exc = sqlite3.OperationalError("some failure")
+    if code is not None:
+        exc.sqlite_errorcode = code
+    assert is_corruption(exc) is damage
