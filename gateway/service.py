@@ -51,7 +51,7 @@ from gateway.lifecycle import Lifecycle, StepHook, cancel_task
 log = logging.getLogger("gateway.service")
 
 # Share of ``shutdown_timeout_s`` the HTTP server waits for in-flight requests.
-HTTP_GRACE_SHARE = 0.5
+HTTP_GRACE_SHARE = 0.25
 
 SideTask = Callable[[Gateway], Coroutine[Any, Any, None]]
 
@@ -78,9 +78,10 @@ class Service:
     ) -> None:
         self.app_dir = app_dir
         self.settings = settings
-        # The server's own grace for in-flight requests is half the stop budget: within
-        # the share its step may use, so it cuts them itself rather than being
-        # cancelled, and the gateway below keeps time to drain.
+        # The server's own grace for in-flight requests: aiohttp waits up to twice it
+        # (for handlers to finish, then after cancelling them), which stays inside the
+        # share its step may use, so it cuts them itself rather than being cancelled
+        # half-way (leaving connections open) and the gateway keeps time to drain.
         grace_s = settings.shutdown_timeout_s * HTTP_GRACE_SHARE
         self.server = HttpServer(settings=replace(settings, shutdown_timeout_s=grace_s))
         self._keep_last_good = keep_last_good

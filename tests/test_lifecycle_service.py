@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import textwrap
+import time
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from gateway import Gateway, Settings
@@ -136,3 +139,41 @@ async def test_a_start_cancelled_mid_step_unwinds(tmp_path: Path) -> None:
         "open files",
     ]
     assert not _listening(service.port)
+
+
+HANGS = """
+    import asyncio, pathlib
+    from gateway import action
+
+    @action
+    async def hang(ctx, args):
+        pathlib.Path(ctx.env["MARKER"]).write_text("in flight")
+        await asyncio.sleep(600)
+"""
+
+
+async def test_stop_is_bounded_with_a_call_in_flight(make_app, tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    app = make_app(fns=textwrap.dedent(HANGS))
+    settings = Settings(
+        port=0, data_dir=str(tmp_path / "data"), shutdown_timeout_s=1.0, env={"MARKER": str(marker)}
+    )
+    service = Service(app, settings)
+    await service.start()
+    async with aiohttp.ClientSession() as client:
+        url = f"http://127.0.0.1:{service.port}/api/action"
+        call = asyncio.create_task(client.post(url, json={"path": "fns:hang", "args": {}}))
+        deadline = time.monotonic() + 10
+        while not marker.exists():
+            assert time.monotonic() < deadline, "the action never started"
+            await asyncio.sleep(0.01)
+        began = time.monotonic()
+        await service.stop()
+        assert time.monotonic() - began < 1.0 + 0.5
+        try:
+            response = await call
+            response.release()
+        except aiohttp.ClientError:
+            pass  # the server cut the call: what a bounded stop does
+    async with Gateway.open(app, tmp_path / "data"):
+        pass
