@@ -13,6 +13,7 @@ from typing import Any, Final, Literal
 
 from gateway.errors import ConvexValueError
 from gateway.http.errors import bad_request
+from gateway.redact import redact
 from gateway.runtime.runtime import CallResult
 from gateway.values import UNSET, dumps, encode_clean_json, to_convex
 
@@ -76,7 +77,8 @@ def outcome_body(result: CallResult, fmt: Format) -> str:
         return (
             f'{{"status":"success","value":{encode_value(result.value, fmt)},"logLines":{lines}}}'
         )
-    message = _clean_encode(result.error_message)
+    # A system message may quote what the caller sent (a path, an argument): never a key.
+    message = _clean_encode(redact(result.error_message))
     error_data = _error_data(result.error_data, fmt)
     if error_data is None:
         return f'{{"status":"error","errorMessage":{message},"logLines":{lines}}}'

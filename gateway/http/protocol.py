@@ -195,6 +195,11 @@ class OutpostProtocol(RequestHandler):
         resp.force_close()
         return resp
 
+    def drop_unread_body(self) -> None:
+        """Close after this answer without draining the rest of the body: it stopped
+        coming, so aiohttp's lingering close (read and discard for 10 s) would only wait."""
+        self._lingering_time = 0.0
+
     def _arm_head_timer(self) -> None:
         self._head_timer = self._loop.call_later(self._head_timeout_s, self._head_timed_out)
 

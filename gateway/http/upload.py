@@ -29,6 +29,7 @@ from aiohttp import StreamReader, web
 from aiohttp.web_protocol import RequestPayloadError
 
 from gateway.http.errors import MAX_BODY_BYTES, RequestError
+from gateway.http.protocol import OutpostProtocol
 
 # What a refused client is told to wait before retrying (seconds).
 RETRY_AFTER_S: Final = 1
@@ -99,7 +100,7 @@ async def request_body(request: web.Request) -> AsyncIterator[bytearray]:
     buffer = bytearray()
     try:
         reservation.grow_to(declared or 0)
-        await _read_into(buffer, request.content, reservation, limits)
+        await _read_into(buffer, request, reservation, limits)
         yield buffer
     finally:
         buffer.clear()  # frees the bytes whoever still holds the object
@@ -107,6 +108,17 @@ async def request_body(request: web.Request) -> AsyncIterator[bytearray]:
 
 
 async def _read_into(
+    buffer: bytearray, request: web.Request, reservation: _Reservation, limits: BodyLimits
+) -> None:
+    try:
+        await _read_chunks(buffer, request.content, reservation, limits)
+    except RequestError as exc:
+        if exc.status == 408 and isinstance(request.protocol, OutpostProtocol):
+            request.protocol.drop_unread_body()
+        raise
+
+
+async def _read_chunks(
     buffer: bytearray, content: StreamReader, reservation: _Reservation, limits: BodyLimits
 ) -> None:
     while chunk := await _next_chunk(content, limits.timeout_s):
@@ -127,6 +139,7 @@ async def _next_chunk(content: StreamReader, timeout_s: float) -> bytes:
             "RequestTimeout",
             f"no part of the request body arrived for {timeout_s:g} s "
             "(request_body_timeout_s); send the body without pauses",
+            headers={"Connection": "close"},
         ) from None
     except ConnectionError as exc:
         # aiohttp keeps this exception in the stream: drop the frames it collected.

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway import Gateway
+from gateway import Gateway, Settings
 from gateway.http import HttpServer, load_or_create_admin_key
 
 SCHEMA = """
@@ -138,3 +139,28 @@ async def api(app_dir: Path, tmp_path: Path) -> AsyncIterator[Api]:
         port = await server.start("127.0.0.1", 0)
         async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as session:
             yield Api(gw, server, session, port, load_or_create_admin_key(data))
+
+
+ServeFn = Callable[..., Awaitable[Api]]
+
+
+@pytest.fixture
+async def serve(app_dir: Path, tmp_path: Path) -> AsyncIterator[ServeFn]:
+    """``await serve(**settings)``: the app served with those settings (one per test);
+    ``admin_key=`` gives the server that key instead of the data directory's."""
+    async with AsyncExitStack() as stack:
+
+        async def start(*, admin_key: str | None = None, **settings: Any) -> Api:
+            data = tmp_path / "data"
+            gw = await stack.enter_async_context(Gateway.open(app_dir, data, Settings()))
+            server = await stack.enter_async_context(
+                HttpServer(gw, admin_key=admin_key, settings=Settings(**settings))
+            )
+            port = await server.start("127.0.0.1", 0)
+            session = await stack.enter_async_context(
+                aiohttp.ClientSession(f"http://127.0.0.1:{port}")
+            )
+            key = admin_key or load_or_create_admin_key(data)
+            return Api(gw, server, session, port, key)
+
+        yield start
