@@ -5,6 +5,7 @@ its "gateway" step), the port is free again and the data directory opens again."
 from __future__ import annotations
 
 import asyncio
+import resource
 import socket
 import textwrap
 import time
@@ -177,3 +178,18 @@ async def test_stop_is_bounded_with_a_call_in_flight(make_app, tmp_path: Path) -
             pass  # the server cut the call: what a bounded stop does
     async with Gateway.open(app, tmp_path / "data"):
         pass
+
+
+async def test_the_open_file_limit_is_raised_while_serving_and_restored(tmp_path: Path) -> None:
+    found = resource.getrlimit(resource.RLIMIT_NOFILE)
+    hard = found[1]
+    if hard == resource.RLIM_INFINITY or hard < 256:
+        pytest.skip("needs a finite hard open-file limit")
+    low = hard // 2
+    resource.setrlimit(resource.RLIMIT_NOFILE, (low, hard))
+    try:
+        async with _service(tmp_path, Recorder()):
+            assert resource.getrlimit(resource.RLIMIT_NOFILE) == (hard, hard)
+        assert resource.getrlimit(resource.RLIMIT_NOFILE) == (low, hard)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, found)
