@@ -272,7 +272,8 @@ def _args(body: dict[str, Any], key: str) -> dict[str, Any]:
         args = to_convex(decode_json(raw), what="arguments")
     except ConvexValueError as exc:
         raise ProtocolError(f"bad arguments: {exc}") from None
-    assert isinstance(args, dict)
+    if not isinstance(args, dict):  # an encoded value such as {"$integer": ...}
+        raise ProtocolError(f"{key!r} must be an object, got {_show(raw)}")
     return args
 
 
