@@ -62,6 +62,7 @@ class Service:
     ``freeze`` keeps startup objects out of later collections (``outpost serve``; not
     ``dev``, whose reloads leave old app generations to collect, nor tests)."""
 
+    server: HttpServer
     gateway: Gateway
     port: int  # the bound port (``settings.port`` 0: an ephemeral one)
 
@@ -78,12 +79,6 @@ class Service:
     ) -> None:
         self.app_dir = app_dir
         self.settings = settings
-        # The server's own grace for in-flight requests: aiohttp waits up to twice it
-        # (for handlers to finish, then after cancelling them), which stays inside the
-        # share its step may use, so it cuts them itself rather than being cancelled
-        # half-way (leaving connections open) and the gateway keeps time to drain.
-        grace_s = settings.shutdown_timeout_s * HTTP_GRACE_SHARE
-        self.server = HttpServer(settings=replace(settings, shutdown_timeout_s=grace_s))
         self._keep_last_good = keep_last_good
         self._while_serving = while_serving
         self._on_ready = on_ready
@@ -95,7 +90,7 @@ class Service:
         """Run every step; a failure raises ``StartError`` with all earlier steps stopped."""
         life = self._life
         await life.start("open files", _raise_open_files_limit, _restore_open_files_limit)
-        await life.start("http", self._listen, lambda _: self.server.close())
+        await life.start("http", self._listen, lambda _: self.server.close())  # no-op once closed
         await life.start("gateway", self._start_gateway, Gateway.close)
         await life.start("attach", self._attach, lambda _: self.server.close())
         await life.start("reload watcher", self._start_watcher, cancel_task)
@@ -120,7 +115,14 @@ class Service:
     # --- the steps ----------------------------------------------------------------------
 
     async def _listen(self) -> int:
-        host, port = self.settings.host, self.settings.port
+        settings = self.settings
+        # The server's own grace for in-flight requests: aiohttp waits up to twice it
+        # (for handlers to finish, then after cancelling them), which stays inside the
+        # share its step may use, so it cuts them itself rather than being cancelled
+        # half-way (leaving connections open) and the gateway keeps time to drain.
+        grace_s = settings.shutdown_timeout_s * HTTP_GRACE_SHARE
+        self.server = HttpServer(settings=replace(settings, shutdown_timeout_s=grace_s))
+        host, port = settings.host, settings.port
         try:
             self.port = await self.server.start(host, port)
         except OSError as exc:
