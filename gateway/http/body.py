@@ -212,7 +212,12 @@ def function_args(raw: object) -> dict[str, Any]:
         args = to_convex(decode_json(raw), what="arguments")
     except ConvexValueError as exc:
         raise bad_request("InvalidArgs", str(exc)) from None
-    assert isinstance(args, dict)
+    if not isinstance(args, dict):  # {"$integer": ...} and its kin encode one value
+        raise bad_request(
+            "InvalidArgs",
+            f"'args' must be an object of named arguments, not an encoded "
+            f"{type(args).__name__} ({next(iter(raw))!r})",
+        )
     return args
 
 

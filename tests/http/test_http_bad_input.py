@@ -83,6 +83,11 @@ async def test_unreadable_bodies(api, seeded, data: bytes, code: str, words: str
             "InvalidArgs",
             "exactly 8",
         ),
+        (  # found by the fuzz tier: was a 500 (an assert)
+            {"path": "messages:send", "args": {"$integer": "AAAAAAAAAAA="}},
+            "InvalidArgs",
+            "not an encoded Int64",
+        ),
     ],
 )
 async def test_wrong_types(api, seeded, body, code: str, words: str) -> None:
