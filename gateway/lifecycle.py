@@ -118,7 +118,7 @@ class Lifecycle:
             self._stopped.set()
 
     async def _unwind(self, name: str, exc: BaseException) -> None:
-        log.debug("%s: %s failed (%s); stopping %s", self.owner, name, exc, self.steps)
+        log.debug("%s: %s failed (%s); stopping %s", self.owner, name, describe(exc), self.steps)
         await self.stop()
 
     async def _stop_all(self) -> None:

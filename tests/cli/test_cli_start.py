@@ -165,3 +165,77 @@ def test_a_bug_shows_its_traceback_and_a_setting_exits_2(capsys) -> None:
     assert _start_failed(failed(ConfigError("max_connections: must be >= 0"))) == 2
     err = capsys.readouterr().err
     assert err == "outpost: cannot start: scheduler: max_connections: must be >= 0\n"
+
+
+def test_sigterm_while_the_store_waits_on_a_lock_stops_cleanly(tmp_path: Path) -> None:
+    """Another process holds the store's write lock, so the store step waits (up to
+    SQLite's busy timeout, on a thread): SIGTERM then stops the start at once."""
+    import asyncio
+    import sqlite3
+
+    from gateway import Gateway
+    from gateway.store.layout import DB_FILENAME
+
+    data = tmp_path / "data"
+
+    async def create() -> None:
+        async with Gateway.open(GREENHOUSE, data):
+            pass
+
+    asyncio.run(create())
+    holder = sqlite3.connect(data / DB_FILENAME, isolation_level=None)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg")}
+    proc = subprocess.Popen(
+        [OUTPOST, "serve", GREENHOUSE, "--port", "0", "--data-dir", data, "--log-level", "debug"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        lines = _lines_of(proc)
+        _wait_for_line(lines, "gateway: starting store")
+        proc.send_signal(signal.SIGTERM)
+        _wait_for_line(lines, "stopped before it was ready")
+        holder.execute("ROLLBACK")
+        holder.close()  # the thread still waiting on the lock ends, then the process
+        assert proc.wait(timeout=30) == 0
+    finally:
+        holder.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    assert proc.stdout is not None and proc.stdout.read() == ""
+    proc.stdout.close()
+    _serves_and_stops(GREENHOUSE, data, env)
+
+
+def _lines_of(proc: subprocess.Popen[str]) -> queue.Queue[str]:
+    """``proc``'s stderr lines, read on a thread so waits on them have deadlines."""
+    lines: queue.Queue[str] = queue.Queue()
+    stderr = proc.stderr
+    assert stderr is not None
+
+    def pump() -> None:
+        for line in stderr:
+            lines.put(line)
+        stderr.close()
+
+    threading.Thread(target=pump, daemon=True).start()
+    return lines
+
+
+def _wait_for_line(lines: queue.Queue[str], text: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    seen = []
+    while True:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            pytest.fail(f"no line with {text!r} in {timeout_s} s; saw {seen}")
+        assert "Traceback" not in line, seen
+        seen.append(line)
+        if text in line:
+            return
