@@ -28,8 +28,9 @@ import json
 import logging
 import resource
 import time
+from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
@@ -70,13 +71,23 @@ def default_max_connections() -> int:
     return max(16, soft - reserve)
 
 
+class Evictable(Protocol):
+    def evict(self) -> None: ...
+
+
 class ConnectionGuard:
-    """Counts a server's open connections against its cap; warns (once a minute) when full."""
+    """Counts a server's open connections against its cap. When full, a new connection
+    takes the place of the one that has waited on its client the longest (for a head or
+    for body bytes): slow clients cannot keep others out. With none such (every place
+    runs a handler or a WebSocket) it is refused; that warns once a minute."""
 
     def __init__(self, limit: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.limit = limit
         self.open = 0
         self.refused = 0
+        self.evicted = 0
+        # Connections waiting on their client, the longest-silent first.
+        self._waiting: OrderedDict[Evictable, None] = OrderedDict()
         self._clock = clock
         self._refused_since_warning = 0
         self._last_warning = float("-inf")
@@ -85,6 +96,29 @@ class ConnectionGuard:
         if self.open < self.limit:
             self.open += 1
             return True
+        if self._waiting:
+            victim, _ = self._waiting.popitem(last=False)
+            self.evicted += 1
+            victim.evict()  # its place is free once its connection_lost runs
+            self.open += 1
+            return True
+        self._refuse()
+        return False
+
+    def waiting(self, connection: Evictable) -> None:
+        """``connection`` waits on its client (and heard from it just now)."""
+        self._waiting[connection] = None
+        self._waiting.move_to_end(connection)
+
+    def busy(self, connection: Evictable) -> None:
+        """``connection`` runs a handler (or a WebSocket): never evicted."""
+        self._waiting.pop(connection, None)
+
+    def leave(self, connection: Evictable) -> None:
+        self._waiting.pop(connection, None)
+        self.open -= 1
+
+    def _refuse(self) -> None:
         self.refused += 1
         self._refused_since_warning += 1
         now = self._clock()
@@ -96,16 +130,20 @@ class ConnectionGuard:
             )
             self._last_warning = now
             self._refused_since_warning = 0
-        return False
-
-    def leave(self) -> None:
-        self.open -= 1
 
 
 class OutpostProtocol(RequestHandler):
     """aiohttp's request handler with a connection cap, a head timeout and quiet errors."""
 
-    __slots__ = ("_guard", "_admitted", "_head_timeout_s", "_head_timer", "_idle", "_answered")
+    __slots__ = (
+        "_guard",
+        "_admitted",
+        "_head_timeout_s",
+        "_head_timer",
+        "_idle",
+        "_answered",
+        "_body_pending",
+    )
 
     def __init__(
         self,
@@ -123,6 +161,7 @@ class OutpostProtocol(RequestHandler):
         self._head_timer: asyncio.TimerHandle | None = None
         self._idle = True  # between requests: the next byte starts a head
         self._answered = 0
+        self._body_pending = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if not self._guard.admit():
@@ -132,13 +171,14 @@ class OutpostProtocol(RequestHandler):
             return
         self._admitted = True
         super().connection_made(transport)
+        self._guard.waiting(self)
         self._arm_head_timer()
 
     def connection_lost(self, exc: BaseException | None) -> None:
         if not self._admitted:
             return  # refused: aiohttp never saw it
         self._admitted = False
-        self._guard.leave()
+        self._guard.leave(self)
         self._disarm_head_timer()
         task = self._task_handler
         super().connection_lost(exc)
@@ -158,16 +198,21 @@ class OutpostProtocol(RequestHandler):
         if self._request_count != heads:
             self._idle = False
             self._disarm_head_timer()
-        elif self._idle and data and self._head_timer is None:
+            self._guard.busy(self)
+            return
+        if self._idle and data and self._head_timer is None:
             self._arm_head_timer()
+        if self._idle or self._body_pending:
+            self._guard.waiting(self)  # heard from just now: the last to be evicted
 
     async def finish_response(
         self, request: BaseRequest, resp: StreamResponse, start_time: float | None
     ) -> tuple[StreamResponse, bool]:
         answer = await super().finish_response(request, resp, start_time)
         self._answered += 1
-        if self._answered >= self._request_count:
+        if self._answered >= self._request_count and self._admitted:
             self._idle = True  # an idle keep-alive: aiohttp's keepalive_timeout applies
+            self._guard.waiting(self)
         return answer
 
     def handle_error(
@@ -194,6 +239,20 @@ class OutpostProtocol(RequestHandler):
             raise ConnectionError("an answer was already being sent; cannot send an error")
         resp.force_close()
         return resp
+
+    def body_pending(self, pending: bool) -> None:
+        """The handler waits for (``True``) or has (``False``) the body's bytes."""
+        self._body_pending = pending
+        if pending and self._admitted:
+            self._guard.waiting(self)
+        else:
+            self._guard.busy(self)
+
+    def evict(self) -> None:
+        """Close at once: a new connection needs this one's place."""
+        log.debug("closed a connection waiting on its client to admit a new one")
+        self._disarm_head_timer()
+        self.force_close()
 
     def drop_unread_body(self) -> None:
         """Close after this answer without draining the rest of the body: it stopped

@@ -110,12 +110,18 @@ async def request_body(request: web.Request) -> AsyncIterator[bytearray]:
 async def _read_into(
     buffer: bytearray, request: web.Request, reservation: _Reservation, limits: BodyLimits
 ) -> None:
+    protocol = request.protocol if isinstance(request.protocol, OutpostProtocol) else None
+    if protocol is not None:
+        protocol.body_pending(True)  # waits on its client: may give its place to another
     try:
         await _read_chunks(buffer, request.content, reservation, limits)
     except RequestError as exc:
-        if exc.status == 408 and isinstance(request.protocol, OutpostProtocol):
-            request.protocol.drop_unread_body()
+        if exc.status == 408 and protocol is not None:
+            protocol.drop_unread_body()
         raise
+    finally:
+        if protocol is not None:
+            protocol.body_pending(False)
 
 
 async def _read_chunks(

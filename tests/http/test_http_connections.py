@@ -9,6 +9,7 @@ import time
 import pytest
 
 from gateway.http import protocol
+from gateway.http.upload import LIMITS
 
 
 async def closed_by_server(reader: asyncio.StreamReader, timeout_s: float = 10.0) -> bytes:
@@ -73,40 +74,53 @@ async def test_a_request_waiting_on_its_handler_is_not_cut(serve) -> None:
     witness_w.close()
 
 
-async def test_connections_past_the_cap_are_refused_at_once(serve) -> None:
+async def test_past_the_cap_a_new_connection_replaces_the_longest_silent(serve) -> None:
     api = await serve(max_connections=3)
     guard = api.server.guard
-    held = [await asyncio.open_connection("127.0.0.1", api.port) for _ in range(3)]
-    await wait_for(lambda: guard.open == 3)
-
-    reader, writer = await asyncio.open_connection("127.0.0.1", api.port)
-    refusal = await closed_by_server(reader)
-    writer.close()
-    assert refusal.startswith(b"HTTP/1.1 503 ")
-    assert b"Retry-After: 1" in refusal
-    assert b'"TooManyConnections"' in refusal and b"max_connections" in refusal
-    assert guard.open == 3 and guard.refused == 1
-
-    held.pop()[1].close()
-    await wait_for(lambda: guard.open == 2)
-    async with api.session.get("/health") as resp:  # the freed place is usable again
+    held = []
+    for count in (1, 2, 3):  # each waits for its head; the first has waited longest
+        held.append(await asyncio.open_connection("127.0.0.1", api.port))
+        await wait_for(lambda count=count: guard.open == count)
+    async with api.session.get("/health") as resp:
         assert resp.status == 200
+    assert guard.evicted == 1 and guard.refused == 0
+    assert await closed_by_server(held[0][0]) == b""
+    reader, writer = held[2]
+    writer.write(GET_HEALTH)  # the others are still served
+    assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200 ")
     for _, writer in held:
         writer.close()
 
 
-async def test_websockets_count_towards_the_cap(serve) -> None:
+async def test_past_the_cap_with_every_place_busy_a_connection_is_refused(serve) -> None:
     api = await serve(max_connections=2)
     guard = api.server.guard
-    async with api.session.ws_connect("/api/sync"):
-        await wait_for(lambda: guard.open == 1)
-        _, writer = await asyncio.open_connection("127.0.0.1", api.port)
-        await wait_for(lambda: guard.open == 2)
-        reader, extra = await asyncio.open_connection("127.0.0.1", api.port)
-        assert (await closed_by_server(reader)).startswith(b"HTTP/1.1 503 ")
-        extra.close()
+    async with api.session.ws_connect("/api/sync"), api.session.ws_connect("/api/sync"):
+        await wait_for(lambda: guard.open == 2)  # WebSockets count and are never evicted
+        reader, writer = await asyncio.open_connection("127.0.0.1", api.port)
+        refusal = await closed_by_server(reader)
         writer.close()
+        assert refusal.startswith(b"HTTP/1.1 503 ")
+        assert b"Retry-After: 1" in refusal
+        assert b'"TooManyConnections"' in refusal and b"max_connections" in refusal
+        assert guard.open == 2 and guard.refused == 1
     await wait_for(lambda: guard.open == 0)
+    async with api.session.get("/health") as resp:  # the freed places are usable again
+        assert resp.status == 200
+
+
+async def test_a_slow_body_gives_its_place_too(serve) -> None:
+    api = await serve(max_connections=1)
+    guard = api.server.guard
+    reader, writer = await asyncio.open_connection("127.0.0.1", api.port)
+    writer.write(b"POST /api/query HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{")
+    await wait_for(lambda: guard.open == 1 and api.server.app[LIMITS].budget.in_flight == 1000)
+    async with api.session.get("/health") as resp:
+        assert resp.status == 200
+    assert guard.evicted == 1
+    assert await closed_by_server(reader) == b""
+    writer.close()
+    await wait_for(lambda: api.server.app[LIMITS].budget.in_flight == 0)
 
 
 def test_the_default_cap_stays_below_the_open_file_limit(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -120,7 +134,7 @@ def test_the_default_cap_stays_below_the_open_file_limit(monkeypatch: pytest.Mon
 def test_refusals_warn_once_a_minute(caplog: pytest.LogCaptureFixture) -> None:
     now = [0.0]
     guard = protocol.ConnectionGuard(1, clock=lambda: now[0])
-    assert guard.admit()
+    assert guard.admit()  # and it never waits on its client: nothing to evict
     for _ in range(500):
         assert not guard.admit()
     now[0] = 61.0
