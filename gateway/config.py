@@ -60,8 +60,10 @@ class Settings:
     """Longest wait for the next part of a request body; past it the request is refused
     with 408 and its buffer freed."""
     max_connections: int = 0
-    """Open HTTP and WebSocket connections at once (0 = the open-file limit less room
-    for the store, files and logs); past it new connections are closed at once."""
+    """Open HTTP and WebSocket connections at once (0 = the open-file limit less a
+    reserve of 10%, at least 256, for the store, files and logs); past it a new connection
+    takes the place of the one waiting longest on its client (for a request head or body
+    bytes), or, when every connection is busy, is refused at once with 503."""
     max_socket_query_bytes: int = 16 * 1024 * 1024
     """Bytes of query arguments one sync socket's subscriptions may hold together; past
     it the socket gets a FatalError naming the limit."""
