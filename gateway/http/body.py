@@ -115,6 +115,7 @@ class _Job(Generic[_T]):
         try:
             self._result = fn(*args)
         except RequestError as exc:
+            exc.__context__ = None  # a UnicodeDecodeError there holds the whole body
             self._error = exc.with_traceback(None)
         except Exception as exc:  # a bug: keep its traceback for the log
             self._error = exc
