@@ -22,6 +22,7 @@ import asyncio
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -81,12 +82,19 @@ def start_server(repo: Path, work: Path) -> tuple[object, int, str]:
     app.mkdir(parents=True)
     for name, text in APP.items():
         (app / name).write_text(text)
-    # The child imports ``gateway`` from ``repo`` first, whatever is installed here.
+    # The child imports ``gateway`` from ``repo`` first, whatever is installed here;
+    # ``-P``: not from the current directory either.
     os.environ["PYTHONPATH"] = f"{repo}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
-    cmd = [sys.executable, "-m", "gateway.cli", "serve", str(work / "app")]
+    cmd = [sys.executable, "-P", "-m", "gateway.cli", "serve", str(work / "app")]
     cmd += ["--host", "127.0.0.1", "--port", "0", "--data-dir", str(work / "data")]
     proc, url = start_listening(cmd, "Outpost listening on", work / "serve.log")
     return proc, proc.pid, url
+
+
+def imported_from() -> str:
+    """Where a child started like the server imports ``gateway`` from."""
+    code = "import gateway, pathlib; print(pathlib.Path(gateway.__file__).parent.parent)"
+    return subprocess.check_output([sys.executable, "-P", "-c", code], text=True).strip()
 
 
 async def read_socket(ws: aiohttp.ClientWebSocketResponse, seen: Seen) -> None:
@@ -167,7 +175,7 @@ def report(
     sent_s: float,
 ) -> None:
     mb = lambda kb: f"{kb / 1024:,.1f} MB"  # noqa: E731
-    print(f"server from {args.repo}")
+    print(f"server from {args.repo} (gateway imported from {args.imported})")
     print(
         f"{args.subscriptions} subscriptions x {args.arg_mb:g} MB arguments over "
         f"{args.sockets} socket(s), sent in {sent_s:.1f} s"
@@ -191,6 +199,7 @@ def main() -> None:
     raise_fd_limit()
     work = make_workdir(args.dir)
     proc, pid, url = start_server(args.repo.resolve(), work)
+    args.imported = imported_from()
     try:
         asyncio.run(drive(args, pid, url))
     finally:
