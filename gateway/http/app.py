@@ -38,7 +38,7 @@ def build_app(
     )
     app.on_response_prepare.append(add_cors_headers)
     _add_routes(app.router)
-    add_sync_routes(app)  # WebSocket sync (wire spec 2); before the slash fold
+    add_sync_routes(app, shutdown_timeout_s=settings.shutdown_timeout_s)  # before the fold
     fold_repeated_slashes(app.router)  # last: it re-resolves against everything above
     return app
 

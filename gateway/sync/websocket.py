@@ -27,7 +27,7 @@ from typing import Final
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from gateway.http.errors import MAX_BODY_BYTES
-from gateway.http.state import SLOT, slot_of
+from gateway.http.state import slot_of
 from gateway.sync import protocol as p
 from gateway.sync.session import AuthRefused, SyncSession
 
@@ -37,7 +37,6 @@ MAX_FRAME_BYTES: Final = MAX_BODY_BYTES
 PROTOCOL_PING_S: Final = 20.0
 TRIM_AFTER_FRAME_BYTES: Final = 1 << 20  # see ``_give_back_memory``
 CLOSE_TIMEOUT_S: Final = 5.0  # a close's drain plus the wait for the peer's close frame
-SHUTDOWN_TIMEOUT_S: Final = 10.0  # when no gateway is attached to read the setting from
 
 
 class _Socket:
@@ -75,6 +74,7 @@ class _Socket:
 
 
 SOCKETS: Final = web.AppKey("outpost_sync_sockets", set[_Socket])
+CLOSE_BUDGET_S: Final = web.AppKey("outpost_sync_close_budget_s", float)
 
 
 async def sync_socket(request: web.Request) -> web.WebSocketResponse:
@@ -180,9 +180,9 @@ def _break_cycles(request: web.Request, ws: web.WebSocketResponse) -> None:
 
 async def close_sync_sockets(app: web.Application) -> None:
     """``on_shutdown``: close every open sync socket (1001, going away), all at once;
-    those not closed within the shutdown timeout are cut."""
+    those not closed within the server's shutdown timeout are cut."""
     sockets: set[_Socket] = app[SOCKETS]
-    await close_all(list(sockets), _shutdown_timeout_s(app))
+    await close_all(list(sockets), app[CLOSE_BUDGET_S])
 
 
 async def close_all(sockets: list[_Socket], timeout_s: float) -> None:
@@ -205,14 +205,11 @@ async def close_all(sockets: list[_Socket], timeout_s: float) -> None:
         log.info("%d sync sockets did not close within %.1f s: cut", len(pending), timeout_s)
 
 
-def _shutdown_timeout_s(app: web.Application) -> float:
-    gateway = app[SLOT].gateway
-    return SHUTDOWN_TIMEOUT_S if gateway is None else gateway.settings.shutdown_timeout_s
-
-
-def add_sync_routes(app: web.Application) -> None:
-    """The sync routes, the open-socket registry and its shutdown hook."""
+def add_sync_routes(app: web.Application, *, shutdown_timeout_s: float = 10.0) -> None:
+    """The sync routes, the open-socket registry and its shutdown hook, which closes
+    them within ``shutdown_timeout_s`` (the HTTP server's ``shutdown_timeout_s``)."""
     app[SOCKETS] = set()
+    app[CLOSE_BUDGET_S] = shutdown_timeout_s
     app.router.add_get("/api/sync", sync_socket)
     app.router.add_get("/api/{version}/sync", sync_socket)
     app.on_shutdown.append(close_sync_sockets)

@@ -33,7 +33,7 @@ async def test_sync_shutdown_closes_200_sockets_within_the_bound_with_100_stoppe
 ) -> None:
     settings = Settings(shutdown_timeout_s=SHUTDOWN_S)
     gw = await Gateway.start(make_app(schema=SCHEMA, blobs=BLOBS), tmp_path / "data", settings)
-    http = HttpServer(gw)
+    http = HttpServer(gw, settings=settings)
     swarms: list[Swarm] = []
     try:
         port = await http.start("127.0.0.1", 0)
