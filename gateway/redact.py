@@ -33,8 +33,13 @@ _LOGGERS: Final = (
     "gateway.sync",
 )
 
+# A secret is also hidden in pieces: any run of this many of its characters (a
+# message cut at 80 characters, a key with one byte changed, still shows most of it).
+FRAGMENT_CHARS: Final = 12
+
 _lock = threading.Lock()
 _secrets: dict[str, int] = {}  # key -> how many holders registered it
+_fragments: dict[str, frozenset[str]] = {}
 
 
 def register_secret(secret: str) -> None:
@@ -42,6 +47,7 @@ def register_secret(secret: str) -> None:
     if secret:
         with _lock:
             _secrets[secret] = _secrets.get(secret, 0) + 1
+            _fragments[secret] = _windows(secret)
 
 
 def forget_secret(secret: str) -> None:
@@ -51,14 +57,50 @@ def forget_secret(secret: str) -> None:
             _secrets[secret] = left
         else:
             _secrets.pop(secret, None)
+            _fragments.pop(secret, None)
 
 
 def redact(text: str) -> str:
-    """``text`` with every registered secret and key-shaped token replaced."""
-    for secret in tuple(_secrets):
-        if secret in text:
-            text = text.replace(secret, REDACTED)
+    """``text`` with every registered secret (and any run of ``FRAGMENT_CHARS`` of one)
+    and every key-shaped token replaced."""
+    spans = [span for fragments in tuple(_fragments.values()) for span in _find(text, fragments)]
+    if spans:
+        text = _cover(text, spans)
     return _KEY_SHAPE.sub(REDACTED, text)
+
+
+def _windows(secret: str) -> frozenset[str]:
+    if len(secret) <= FRAGMENT_CHARS:
+        return frozenset([secret])
+    last = len(secret) - FRAGMENT_CHARS
+    return frozenset(secret[i : i + FRAGMENT_CHARS] for i in range(last + 1))
+
+
+def _find(text: str, fragments: frozenset[str]) -> list[tuple[int, int]]:
+    spans = []
+    for fragment in fragments:
+        at = text.find(fragment)
+        while at != -1:
+            spans.append((at, at + len(fragment)))
+            at = text.find(fragment, at + 1)
+    return spans
+
+
+def _cover(text: str, spans: list[tuple[int, int]]) -> str:
+    """``text`` with each union of overlapping ``spans`` replaced by one ``REDACTED``."""
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    out = []
+    done = 0
+    for start, end in merged:
+        out += [text[done:start], REDACTED]
+        done = end
+    out.append(text[done:])
+    return "".join(out)
 
 
 class RedactingFilter(logging.Filter):

@@ -134,6 +134,20 @@ def test_redact_hides_registered_and_key_shaped_secrets() -> None:
     assert redact("hunter2-secret") == "hunter2-secret"
 
 
+def test_redact_hides_pieces_of_a_secret() -> None:
+    # Found by the fuzz soak: a path holding the key with one byte changed was echoed
+    # in an error message, "outpost-" spoiled, so only the key's own text can tell.
+    key = "outpost-" + "86608bcbe04111d04c1286da5e69bb6c30aad8c19edf6214fefa28aa0011"
+    register_secret(key)
+    try:
+        spoiled = key[:5] + key[6:50] + "<" + key[50:]
+        assert redact(f"no function {spoiled!r}") == f"no function 'outpo{REDACTED}<{REDACTED}'"
+        assert redact(key[20:32] + " and " + key[-12:]) == f"{REDACTED} and {REDACTED}"
+        assert redact(key[20:31]) == key[20:31]  # under 12 characters: no secret
+    finally:
+        forget_secret(key)
+
+
 def test_a_flood_of_one_template_is_rate_limited() -> None:
     now = [0.0]
     limiter = RateLimitFilter(burst=3, interval_s=60, clock=lambda: now[0])
