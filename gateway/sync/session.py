@@ -39,6 +39,7 @@ MAX_QUERIES: Final = 10_000
 # ``max_socket_query_bytes`` setting's default): 30 subscriptions of 10 MB arguments
 # once took a gateway to 1.3 GB.
 MAX_QUERY_BYTES: Final = 16 * 1024 * 1024
+LAST_FRAME_TIMEOUT_S: Final = 5.0  # a FatalError or AuthError waits on the peer this long
 
 
 class Transport(Protocol):
@@ -155,8 +156,8 @@ class SyncSession:
         if self._closing:
             return
         await self._stop_tasks()
-        with contextlib.suppress(Exception):
-            await self.transport.send(frame.encode())
+        with contextlib.suppress(Exception):  # a peer that does not read gets cut instead
+            await asyncio.wait_for(self.transport.send(frame.encode()), LAST_FRAME_TIMEOUT_S)
         await self.close(code, reason)
 
     async def _stop_tasks(self) -> None:

@@ -5,7 +5,7 @@ limit (16 MiB + 2000 bytes) instead of 4 MiB, no permessage-deflate (the spec ma
 optional; CPU on a Pi is dearer than LAN bandwidth), protocol pings every 20 s with a
 peer that misses the pong dropped. Each socket's frames go to its ``SyncSession``; the
 sockets still open when the server shuts down are closed with 1001 (``on_shutdown``),
-all at once, within the gateway's ``shutdown_timeout_s``.
+all at once, within the HTTP server's ``shutdown_timeout_s``.
 
 A close never waits on the peer for long: aiohttp's close drains the write buffer
 (forever, for a peer that stopped reading) and then waits for the peer's close frame.
@@ -17,7 +17,6 @@ and the buffer until the stopped peer reads again, which may be never.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import traceback
@@ -189,18 +188,18 @@ async def close_all(sockets: list[_Socket], timeout_s: float) -> None:
     """Close ``sockets`` concurrently; cut the ones still closing after ``timeout_s``."""
     if not sockets:
         return
-    tasks = {
+    tasks = [
         asyncio.create_task(
             s.close(WSCloseCode.GOING_AWAY, "ServerShutdown"), name="outpost-sync-shutdown"
-        ): s
+        )
         for s in sockets
-    }
+    ]
     _, pending = await asyncio.wait(tasks, timeout=timeout_s)
     for task in pending:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(Exception, asyncio.CancelledError):
-            await task  # a cancelled close cuts its connection itself (``cut_if_stuck``)
+        task.cancel()  # a cancelled close cuts its connection itself (``cut_if_stuck``)
+    # Their outcomes, errors and cancellations included, are of no further use; a
+    # cancellation of this shutdown itself still propagates.
+    await asyncio.gather(*tasks, return_exceptions=True)
     if pending:
         log.info("%d sync sockets did not close within %.1f s: cut", len(pending), timeout_s)
 

@@ -70,6 +70,17 @@ def fd_count(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def socket_count(pid: int) -> int:
+    """Open sockets of process ``pid`` (not the pipes to its child processes)."""
+    count = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            count += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+        except OSError:
+            continue  # closed meanwhile
+    return count
+
+
 def status_kb(pid: int, field: str = "RssAnon") -> int:
     """A ``kB`` field of ``/proc/PID/status``."""
     with open(f"/proc/{pid}/status") as f:

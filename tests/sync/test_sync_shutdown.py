@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sync.hostile_kit import Swarm, fd_count, until
+from sync.hostile_kit import Swarm, socket_count, until
 from sync.test_sync_slow_clients import BLOBS, SCHEMA
 
 from gateway import Gateway, Settings
@@ -37,7 +37,7 @@ async def test_sync_shutdown_closes_200_sockets_within_the_bound_with_100_stoppe
     swarms: list[Swarm] = []
     try:
         port = await http.start("127.0.0.1", 0)
-        fds_idle = fd_count(os.getpid())
+        sockets_idle = socket_count(os.getpid())
         url = f"http://127.0.0.1:{port}/api/1.48.0/sync"
         for i in range(PROCESSES):
             small = ["--small-rcvbuf"] if i < STOPPED else []
@@ -62,7 +62,7 @@ async def test_sync_shutdown_closes_200_sockets_within_the_bound_with_100_stoppe
         assert took < SHUTDOWN_S + 2.0, f"shutdown took {took:.1f} s"
         # The stopped clients' connections were cut, not left to asyncio to flush for as
         # long as they do not read: their descriptors are closed already.
-        await until(lambda: fd_count(os.getpid()) <= fds_idle, "the sockets' descriptors close")
+        await until(lambda: socket_count(os.getpid()) <= sockets_idle, "the server's sockets close")
         for swarm in swarms[STOPPED:]:  # the clients that read saw 1001, going away
             closed = await swarm.lines.next("closed", 10)
             assert set(json.loads(closed.split(" ", 1)[1])) == {1001}, closed
