@@ -67,6 +67,10 @@ class Settings:
     max_socket_query_bytes: int = 16 * 1024 * 1024
     """Bytes of query arguments one sync socket's subscriptions may hold together; past
     it the socket gets a FatalError naming the limit."""
+    max_total_query_bytes: int = 64 * 1024 * 1024
+    """Bytes of query arguments the subscriptions of all sync sockets may hold together;
+    a subscription past it gets its socket a FatalError naming the limit (the clients
+    reconnect with backoff and subscribe again, as after a 503)."""
     shutdown_timeout_s: float = 10.0
     """Longest wait on stop for in-flight requests and open sockets before they are cut
     (keep it below systemd's TimeoutStopSec)."""

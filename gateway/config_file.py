@@ -223,6 +223,7 @@ _POSITIVE = (
     "request_header_timeout_s",
     "request_body_timeout_s",
     "max_socket_query_bytes",
+    "max_total_query_bytes",
     "shutdown_timeout_s",
 )
 _NON_NEGATIVE = (

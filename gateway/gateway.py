@@ -304,7 +304,12 @@ class Gateway:
 
     async def _start_sync(self) -> SubscriptionEngine:
         store = self.store
-        self.sync = SubscriptionEngine(self.runtime, store.write_log, store.clock.last_ts_ns)
+        self.sync = SubscriptionEngine(
+            self.runtime,
+            store.write_log,
+            store.clock.last_ts_ns,
+            max_total_query_bytes=self.settings.max_total_query_bytes,
+        )
         return self.sync
 
     async def _start_retention(self) -> asyncio.Task[None] | None:

@@ -19,6 +19,7 @@ from typing import Any, Final
 from gateway.runtime.runtime import Runtime
 from gateway.store.writelog import WriteLog
 from gateway.store.writer import Committed
+from gateway.sync import protocol as p
 from gateway.sync.auth import TokenVerifier, refuse_user_tokens
 from gateway.sync.groups import GroupIndex, GroupKey, QueryGroup
 from gateway.sync.outbox import FrameCache
@@ -30,6 +31,10 @@ log = logging.getLogger("gateway.sync")
 # How long a round waits for the write-log listener to reach its snapshot's ts. The
 # listener runs on the loop right after COMMIT, so this is a bound, never a delay.
 CATCH_UP_LIMIT_S: Final = 5.0
+# Bytes of query sets all sessions together may hold (the ``max_total_query_bytes``
+# setting's default): each socket's cap alone lets a few hundred sockets hold gigabytes,
+# and 30 sockets of one 10 MB query each took a gateway to ~911 MB.
+MAX_TOTAL_QUERY_BYTES: Final = 64 * 1024 * 1024
 
 
 @dataclass(eq=False)
@@ -88,9 +93,12 @@ class SubscriptionEngine:
         last_ts: int,
         *,
         verifier: TokenVerifier = refuse_user_tokens,
+        max_total_query_bytes: int = MAX_TOTAL_QUERY_BYTES,
     ) -> None:
         self.runtime = runtime
         self.verifier = verifier
+        self.max_total_query_bytes = max_total_query_bytes
+        self._query_bytes = 0  # the ``query_bytes`` of every open session
         self.ping_after_s = 15.0
         self.index = GroupIndex()
         self.sessions: set[SyncSession] = set()
@@ -116,7 +124,8 @@ class SubscriptionEngine:
         max_query_bytes: int = MAX_QUERY_BYTES,
     ) -> SyncSession:
         """A new session on ``transport``, its tasks started; ``close`` stops them.
-        ``max_query_bytes`` caps the encoded paths and arguments of its query set."""
+        ``max_query_bytes`` caps the encoded paths and arguments of its query set, and
+        ``max_total_query_bytes`` those of every session's together."""
         if self._closed:
             raise RuntimeError("the subscription engine is closed")
         if self._round_task is None:
@@ -125,6 +134,29 @@ class SubscriptionEngine:
         self.sessions.add(session)
         session.start()
         return session
+
+    @property
+    def query_bytes(self) -> int:
+        """Bytes of the query sets (paths and arguments) every open session holds."""
+        return self._query_bytes
+
+    def reserve_query_bytes(self, size: int) -> None:
+        """Take ``size`` bytes of the budget of all sessions for a new subscription;
+        raises ``ProtocolError`` (a FatalError: the client reconnects with backoff and
+        resubscribes, which makes it a 503) if they do not fit."""
+        held = self._query_bytes
+        if held + size > self.max_total_query_bytes:
+            raise p.ProtocolError(
+                f"the gateway holds {held} bytes of subscriptions on all sockets already "
+                f"(at most {self.max_total_query_bytes}, the setting max_total_query_bytes), "
+                f"no room for a query of {size} bytes; retry later or subscribe to smaller "
+                "queries"
+            )
+        self._query_bytes = held + size
+
+    def release_query_bytes(self, size: int) -> None:
+        """Give back ``size`` bytes taken by ``reserve_query_bytes``."""
+        self._query_bytes -= size
 
     def session_closed(self, session: SyncSession) -> None:
         for sub in session.subs.values():

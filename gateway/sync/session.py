@@ -130,9 +130,13 @@ class SyncSession:
             return
         self._closing = True
         try:
-            await self._stop_tasks()
-            self.engine.session_closed(self)
-            self._release()
+            try:
+                await self._stop_tasks()
+            finally:
+                # Even if this close is cancelled (a shutdown past its budget): the
+                # engine must not keep a dead session's queries or its bytes.
+                self.engine.session_closed(self)
+                self._release()
             with contextlib.suppress(Exception):
                 await self.transport.close(code, reason)
         finally:
@@ -145,6 +149,7 @@ class SyncSession:
         and a cancelled task keeps its CancelledError, whose traceback holds the
         task's frame and so ``self``."""
         self.subs.clear()
+        self.engine.release_query_bytes(self.query_bytes)
         self.query_bytes = 0
         self._tasks = []
         self._removed = []
@@ -172,6 +177,8 @@ class SyncSession:
 
     async def receive(self, text: str) -> None:
         """Handle one text frame; raises ``ProtocolError`` / ``AuthRefused``."""
+        if self._closing:
+            return  # a frame read before the close: what it adds would never be given back
         message = p.parse_client_message(text)
         if isinstance(message, p.Connect):
             if self.session_id is not None:
@@ -191,8 +198,6 @@ class SyncSession:
         # Event: telemetry, ignored.
 
     def _modify_query_set(self, message: p.ModifyQuerySet) -> None:
-        from gateway.sync.engine import Subscription
-
         if message.base_version != self.query_set_version:
             raise p.ProtocolError(
                 f"Base version {message.base_version} passed up doesn't match the current "
@@ -203,28 +208,55 @@ class SyncSession:
                 f"New version {message.new_version} must be greater than the base version "
                 f"{message.base_version}"
             )
-        for mod in message.modifications:
-            if isinstance(mod, p.Add):
-                if mod.query_id in self.subs:
-                    raise p.ProtocolError(f"Duplicate query id {mod.query_id} in Add")
-                if len(self.subs) >= MAX_QUERIES:
-                    raise p.ProtocolError(
-                        f"too many subscribed queries on one socket (at most {MAX_QUERIES})"
-                    )
-                sub = Subscription(self, mod.query_id, mod.path, mod.args, mod.journal)
-                self._count_bytes(sub.size)
-                self.subs[mod.query_id] = sub
-            else:
-                gone = self.subs.pop(mod.query_id, None)
-                if gone is None:
-                    raise p.ProtocolError(f"Remove of query id {mod.query_id}, not subscribed")
-                self.query_bytes -= gone.size
-                self.engine.forget(gone)
-                self._removed.append(mod.query_id)
+        added: list[Subscription] = []
+        try:
+            for mod in message.modifications:
+                if isinstance(mod, p.Add):
+                    added.append(self._add(mod))
+                else:
+                    self._remove(mod.query_id)
+        except BaseException:
+            # The socket is refused, but it may take a while to close (a FatalError
+            # waits on its peer): the bytes of the total budget are given back now.
+            self._drop(added)
+            raise
         self.query_set_version = message.new_version
         self.wake()
 
+    def _add(self, mod: p.Add) -> Subscription:
+        from gateway.sync.engine import Subscription
+
+        if mod.query_id in self.subs:
+            raise p.ProtocolError(f"Duplicate query id {mod.query_id} in Add")
+        if len(self.subs) >= MAX_QUERIES:
+            raise p.ProtocolError(
+                f"too many subscribed queries on one socket (at most {MAX_QUERIES})"
+            )
+        sub = Subscription(self, mod.query_id, mod.path, mod.args, mod.journal)
+        self._count_bytes(sub.size)
+        self.subs[mod.query_id] = sub
+        return sub
+
+    def _remove(self, query_id: int) -> None:
+        gone = self.subs.pop(query_id, None)
+        if gone is None:
+            raise p.ProtocolError(f"Remove of query id {query_id}, not subscribed")
+        self.query_bytes -= gone.size
+        self.engine.release_query_bytes(gone.size)
+        self.engine.forget(gone)
+        self._removed.append(query_id)
+
+    def _drop(self, added: list[Subscription]) -> None:
+        """Undo the Adds of a refused ModifyQuerySet (none of them has run yet)."""
+        for sub in added:
+            if self.subs.get(sub.query_id) is sub:  # not removed again by the same message
+                del self.subs[sub.query_id]
+                self.query_bytes -= sub.size
+                self.engine.release_query_bytes(sub.size)
+
     def _count_bytes(self, size: int) -> None:
+        """Count ``size`` against this socket's cap, then against the budget of all
+        sockets (so a query past both is refused naming the socket's own limit)."""
         total = self.query_bytes + size
         if total > self.max_query_bytes:
             raise p.ProtocolError(
@@ -232,6 +264,7 @@ class SyncSession:
                 f"would take {total} bytes (at most {self.max_query_bytes}, the setting "
                 "max_socket_query_bytes); subscribe to fewer or smaller queries"
             )
+        self.engine.reserve_query_bytes(size)
         self.query_bytes = total
 
     def _call(self, message: p.Call) -> None:

@@ -1,5 +1,6 @@
-"""A socket's query bytes are capped; a closed session is freed at once; client text
-that is not valid Unicode is refused plainly (issue 8, sections 2 and 4).
+"""A socket's query bytes are capped, and so are all sockets' together; a closed session
+is freed at once; client text that is not valid Unicode is refused plainly (issue 8,
+sections 2 and 4).
 
 30 subscriptions with 10 MB arguments on one socket once took a gateway to 1.34 GB
 (``bench/hostile_sync.py`` reproduces it against a real ``outpost serve``)."""
@@ -7,6 +8,7 @@ that is not valid Unicode is refused plainly (issue 8, sections 2 and 4).
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import os
 import socket
@@ -23,6 +25,8 @@ from sync.hostile_kit import bystander, serving_with, still_live, until
 
 from gateway import Settings
 from gateway.sync import websocket
+from gateway.sync.engine import MAX_TOTAL_QUERY_BYTES
+from gateway.sync.protocol import ProtocolError
 from gateway.sync.session import MAX_QUERY_BYTES, SyncSession
 
 LIMIT = 1_000_000
@@ -106,6 +110,185 @@ async def test_sync_a_closed_session_is_freed_without_a_garbage_collection(
             await until(lambda: all(r() is None for r in refs), "session and queries freed", 5)
         finally:
             gc.enable()
+
+
+# --- the budget of all sockets together (``max_total_query_bytes``) -------------------
+
+TOTAL = 1_000_000
+SHARE = 400_000  # two sockets of one such query fit under TOTAL, three do not
+
+
+def share_add(query_id: int, topic: str) -> dict[str, Any]:
+    return add(query_id, "notes:count", {"topic": f"{topic}:" + "x" * SHARE})
+
+
+async def holder(api: SyncApi, topic: str) -> SyncClient:
+    """A client holding one query of SHARE bytes (query id 0), its first result in."""
+    client = await api.open()
+    await client.modify(share_add(0, topic))
+    await client.transition()
+    assert client.results[0] == ("ok", 0.0)
+    return client
+
+
+async def writes_and_sees(client: SyncClient, topic: str) -> None:
+    """``client`` (from ``holder``) writes to its topic and sees the count move."""
+    before = client.results[0][1]
+    body = {"topic": f"{topic}:" + "x" * SHARE, "body": "b"}
+    await client.call("Mutation", "notes:add", body)
+    await client.response("MutationResponse")
+    assert client.results[0] == ("ok", before + 1)
+
+
+def total_refusal(held: int) -> str:
+    return (
+        f"the gateway holds {held} bytes of subscriptions on all sockets already (at most "
+        f"{TOTAL}, the setting max_total_query_bytes), no room for a query of "
+    )
+
+
+def test_sync_the_default_total_is_the_settings_default() -> None:
+    assert MAX_TOTAL_QUERY_BYTES == Settings().max_total_query_bytes == 64 * 1024 * 1024
+
+
+async def test_sync_query_bytes_past_the_total_get_the_socket_that_passes_it_a_fatal_error(
+    sync_app: Path, tmp_path: Path
+) -> None:
+    """Each socket is far below its own cap; the third one's query passes the total.
+    It alone is refused (and reserves nothing); the first two go on as before."""
+    settings = Settings(max_total_query_bytes=TOTAL)
+    async with serving_with(sync_app, tmp_path / "data", settings) as api:
+        engine = api.gateway.sync
+        first, second = await holder(api, "a"), await holder(api, "b")
+        held = engine.query_bytes
+        assert 2 * SHARE < held <= TOTAL
+        assert held == sum(s.query_bytes for s in engine.sessions)
+        third = await api.open()
+        await third.modify(share_add(0, "c"))
+        fatal = await third.recv_type("FatalError")
+        assert fatal["error"].startswith(total_refusal(held)), fatal
+        assert fatal["error"].endswith("; retry later or subscribe to smaller queries"), fatal
+        assert engine.query_bytes == held  # the refused query was never counted
+        await third.closed()
+        await until(lambda: len(engine.sessions) == 2, "the refused session ends")
+        assert engine.query_bytes == held
+        await writes_and_sees(first, "a")
+        await writes_and_sees(second, "b")
+        await first.close()
+        await second.close()
+
+
+async def test_sync_a_closed_or_shrunk_query_set_gives_the_total_its_bytes_back(
+    sync_app: Path, tmp_path: Path
+) -> None:
+    settings = Settings(max_total_query_bytes=TOTAL)
+    async with serving_with(sync_app, tmp_path / "data", settings) as api:
+        engine = api.gateway.sync
+        first, second = await holder(api, "a"), await holder(api, "b")
+        await first.close()
+        await until(lambda: engine.query_bytes < 2 * SHARE, "the closed socket's bytes back")
+        third = await holder(api, "c")  # fits again
+        # Removing a query gives its bytes back too: ``second`` takes a new one.
+        await third.modify({"type": "Remove", "queryId": 0})
+        await third.transition()
+        await second.modify(share_add(1, "d"))
+        await second.transition()
+        assert second.results[1] == ("ok", 0.0)
+        assert engine.query_bytes == sum(s.query_bytes for s in engine.sessions)
+        await second.close()
+        await third.close()
+
+
+class Nowhere:
+    """A ``Transport`` that takes every frame and drops it."""
+
+    async def send(self, frame: bytes) -> None:
+        pass
+
+    def ready(self, size: int) -> bool:
+        return True
+
+    async def close(self, code: int, reason: str) -> None:
+        pass
+
+
+def modify_frame(*mods: dict[str, Any]) -> str:
+    return json.dumps(
+        {"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1, "modifications": mods}
+    )
+
+
+CONNECT = json.dumps(
+    {"type": "Connect", "sessionId": "5a9c1c2e-3f0e-4b8e-9a51-6f3c8a4d2b10", "connectionCount": 0}
+)
+# The socket's cap for a session that adds 2 x SHARE and a little, next to another
+# socket's SHARE (so past the total), and the limit it is refused by.
+REFUSED_TOGETHER = {
+    "socket": (500_000, "max_socket_query_bytes"),  # past both: the socket's own is named
+    "total": (900_000, "max_total_query_bytes"),  # past the total only
+}
+
+
+@pytest.mark.parametrize("socket_cap, setting", REFUSED_TOGETHER.values(), ids=REFUSED_TOGETHER)
+async def test_sync_a_refused_modify_query_set_keeps_nothing_reserved(
+    sync_app: Path, tmp_path: Path, socket_cap: int, setting: str
+) -> None:
+    """Adds (and a Remove) ahead of the refused Add in the same ModifyQuerySet are
+    undone on the spot, not only when the socket has closed (a FatalError may wait on
+    its peer for seconds)."""
+    settings = Settings(max_socket_query_bytes=socket_cap, max_total_query_bytes=TOTAL)
+    async with serving_with(sync_app, tmp_path / "data", settings) as api:
+        engine = api.gateway.sync
+        other = await holder(api, "a")
+        held = engine.query_bytes
+        session = engine.open_session(Nowhere(), admin_key=None, max_query_bytes=socket_cap)
+        try:
+            await session.receive(CONNECT)
+            small = add(0, "notes:count", {"topic": "t"})
+            mods = [small, {"type": "Remove", "queryId": 0}, small]
+            mods += [share_add(1, "b"), share_add(2, "c")]
+            with pytest.raises(ProtocolError, match=setting):
+                await session.receive(modify_frame(*mods))
+            assert (session.subs, session.query_bytes) == ({}, 0)
+            assert engine.query_bytes == held
+        finally:
+            await session.close()
+        assert engine.query_bytes == held
+        await other.close()
+
+
+async def test_sync_the_total_is_zero_once_every_socket_closed_however_it_closed(
+    sync_app: Path, tmp_path: Path
+) -> None:
+    """A clean close, a FatalError from either limit, a dropped connection, and the
+    gateway's shutdown with sockets still open each give every byte back."""
+    settings = Settings(max_socket_query_bytes=500_000, max_total_query_bytes=TOTAL)
+    async with serving_with(sync_app, tmp_path / "data", settings) as api:
+        engine = api.gateway.sync
+        clean = await holder(api, "clean")
+        await clean.close()
+        await until(lambda: engine.query_bytes == 0, "a clean close gives back")
+        past_own = await holder(api, "own")
+        await past_own.modify(share_add(1, "own"))  # 2 x SHARE: past its own 500 kB
+        assert "max_socket_query_bytes" in (await past_own.recv_type("FatalError"))["error"]
+        await past_own.closed()
+        await until(lambda: engine.query_bytes == 0, "a FatalError (the socket's cap)")
+        dropped = await holder(api, "dropped")
+        drop(dropped)
+        await dropped.close()
+        await until(lambda: engine.query_bytes == 0, "a dropped connection gives back")
+        kept = [await holder(api, "a"), await holder(api, "b")]
+        past_total = await api.open()
+        await past_total.modify(share_add(0, "c"))
+        assert "max_total_query_bytes" in (await past_total.recv_type("FatalError"))["error"]
+        await past_total.closed()
+        await until(lambda: len(engine.sessions) == 2, "a FatalError (the total)")
+        assert 2 * SHARE < engine.query_bytes <= TOTAL
+    # The gateway stopped with ``kept`` open: its shutdown closed them.
+    assert not engine.sessions
+    assert engine.query_bytes == 0
+    for client in kept:
+        await client.close()
 
 
 async def test_sync_an_admin_key_that_is_not_unicode_gets_an_auth_error(
