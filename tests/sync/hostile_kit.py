@@ -1,5 +1,4 @@
-"""Helpers of the hostile-client tests (limits, shutdown, fuzz, churn): a served gateway
-with chosen settings, a bystander that proves a server still serves, and figures of a
+"""Helpers of the hostile-client tests (limits, shutdown, fuzz, churn): a bystander that proves a server still serves, and figures of a
 server process read from /proc. Named apart from ``conftest`` so it is imported as a
 module of its own, never as a second copy of a conftest."""
 
@@ -16,29 +15,16 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
-from sync.conftest import NOTES, SCHEMA, SyncApi, SyncClient, add
-
-from gateway import Gateway, Settings
-from gateway.http import HttpServer, load_or_create_admin_key
+from sync.sync_kit import NOTES, SCHEMA, SyncApi, SyncClient, add
 
 HERE = Path(__file__).resolve().parent
 START_DEADLINE_S = 30.0
 STOP_DEADLINE_S = 20.0
-
-
-@asynccontextmanager
-async def serving_with(app: Path, data: Path, settings: Settings) -> AsyncIterator[SyncApi]:
-    """``sync.conftest.serving`` with ``settings`` for the gateway."""
-    async with Gateway.open(app, data, settings) as gw, HttpServer(gw) as http:
-        port = await http.start("127.0.0.1", 0)
-        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as session:
-            yield SyncApi(gw, http, session, load_or_create_admin_key(data), port)
 
 
 async def bystander(api: SyncApi, topic: str = "calm") -> SyncClient:
@@ -225,7 +211,7 @@ def outpost_serve(app: Path, data: Path, log: Path) -> Iterator[ServedProcess]:
 
 
 def write_notes_app(root: Path) -> Path:
-    """The sync tests' notes app (``sync.conftest``) as a directory under ``root``."""
+    """The sync tests' notes app (``sync.sync_kit``) as a directory under ``root``."""
     convex = root / "app" / "convex"
     convex.mkdir(parents=True)
     (convex / "schema.py").write_text(textwrap.dedent(SCHEMA))

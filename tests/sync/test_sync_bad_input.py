@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 
 import aiohttp
-from conftest import SyncApi, SyncClient, add  # type: ignore[import-not-found]
+from sync.sync_kit import SyncApi, SyncClient, add
 
 from gateway.sync.session import MAX_QUERIES
 from gateway.sync.websocket import MAX_FRAME_BYTES

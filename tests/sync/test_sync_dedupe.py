@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from conftest import SyncApi, SyncClient, add  # type: ignore[import-not-found]
+from sync.sync_kit import SyncApi, SyncClient, add
 
 from gateway import Gateway
 from gateway.runtime import session_requests

@@ -30,9 +30,9 @@ from collections import Counter
 import aiohttp
 import pytest
 from e2e.conftest import soak_selected
-from sync.conftest import SyncApi
 from sync.hostile_kit import bystander, fd_count, status_kb, still_live, until
 from sync.sync_fuzz_frames import SERVER_TYPES, FrameMaker
+from sync.sync_kit import SyncApi
 
 CI_BUDGET_S = 4.0
 SOAK_BUDGET_S = 300.0

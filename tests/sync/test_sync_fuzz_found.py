@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 
 import pytest
-from sync.conftest import SyncApi
 from sync.hostile_kit import bystander, still_live
+from sync.sync_kit import SyncApi
 
 INT64_ARGS = '[{"$integer":"AQAAAAAAAAA="}]'  # an encoded Int64 where an object belongs
 NOT_AN_OBJECT = {

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from sync.conftest import SyncApi, SyncClient, add
-from sync.hostile_kit import bystander, serving_with, still_live, until
+from sync.hostile_kit import bystander, still_live, until
+from sync.sync_kit import SyncApi, SyncClient, add, serving
 
 from gateway import Settings
 from gateway.sync import websocket
@@ -50,7 +50,7 @@ async def test_sync_query_bytes_past_the_setting_get_a_fatal_error(
     sync_app: Path, tmp_path: Path
 ) -> None:
     settings = Settings(max_socket_query_bytes=LIMIT)
-    async with serving_with(sync_app, tmp_path / "data", settings) as api:
+    async with serving(sync_app, tmp_path / "data", settings) as api:
         calm = await bystander(api)
         client = await api.open()
         await client.modify(*(big_add(i) for i in range(3)))
@@ -95,7 +95,7 @@ async def test_sync_a_closed_session_is_freed_without_a_garbage_collection(
     socket's handler returns: reference counting frees them, no cycle waits for the
     collector (which runs on object counts and may not come for a long time)."""
     settings = Settings(max_socket_query_bytes=LIMIT)
-    async with serving_with(sync_app, tmp_path / "data", settings) as api:
+    async with serving(sync_app, tmp_path / "data", settings) as api:
         client = await api.open()
         await client.modify(*(big_add(i) for i in range(3)))
         await client.transition()
@@ -157,7 +157,7 @@ async def test_sync_query_bytes_past_the_total_get_the_socket_that_passes_it_a_f
     """Each socket is far below its own cap; the third one's query passes the total.
     It alone is refused (and reserves nothing); the first two go on as before."""
     settings = Settings(max_total_query_bytes=TOTAL)
-    async with serving_with(sync_app, tmp_path / "data", settings) as api:
+    async with serving(sync_app, tmp_path / "data", settings) as api:
         engine = api.gateway.sync
         first, second = await holder(api, "a"), await holder(api, "b")
         held = engine.query_bytes
@@ -182,7 +182,7 @@ async def test_sync_a_closed_or_shrunk_query_set_gives_the_total_its_bytes_back(
     sync_app: Path, tmp_path: Path
 ) -> None:
     settings = Settings(max_total_query_bytes=TOTAL)
-    async with serving_with(sync_app, tmp_path / "data", settings) as api:
+    async with serving(sync_app, tmp_path / "data", settings) as api:
         engine = api.gateway.sync
         first, second = await holder(api, "a"), await holder(api, "b")
         await first.close()
@@ -237,7 +237,7 @@ async def test_sync_a_refused_modify_query_set_keeps_nothing_reserved(
     undone on the spot, not only when the socket has closed (a FatalError may wait on
     its peer for seconds)."""
     settings = Settings(max_socket_query_bytes=socket_cap, max_total_query_bytes=TOTAL)
-    async with serving_with(sync_app, tmp_path / "data", settings) as api:
+    async with serving(sync_app, tmp_path / "data", settings) as api:
         engine = api.gateway.sync
         other = await holder(api, "a")
         held = engine.query_bytes
@@ -263,7 +263,7 @@ async def test_sync_the_total_is_zero_once_every_socket_closed_however_it_closed
     """A clean close, a FatalError from either limit, a dropped connection, and the
     gateway's shutdown with sockets still open each give every byte back."""
     settings = Settings(max_socket_query_bytes=500_000, max_total_query_bytes=TOTAL)
-    async with serving_with(sync_app, tmp_path / "data", settings) as api:
+    async with serving(sync_app, tmp_path / "data", settings) as api:
         engine = api.gateway.sync
         clean = await holder(api, "clean")
         await clean.close()

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SyncApi, add, serving  # type: ignore[import-not-found]
+from sync.sync_kit import SyncApi, add, serving
 
 SCHEMA = """
     from gateway import define_schema, define_table, v

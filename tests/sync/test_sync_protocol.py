@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from conftest import SyncApi, add  # type: ignore[import-not-found]
+from sync.sync_kit import SyncApi, add
 
 ZERO_VERSION = {"querySet": 0, "identity": 0, "ts": "AAAAAAAAAAA="}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from sync.conftest import SyncApi, SyncClient, add
+from sync.sync_kit import SyncApi, SyncClient, add
 
 from gateway.sync import protocol
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sync.conftest import SyncApi, add, serving
+from sync.sync_kit import SyncApi, add, serving
 
 from gateway import Gateway
 from gateway.http import HttpServer

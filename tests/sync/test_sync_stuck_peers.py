@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sync.hostile_kit import Swarm, serving_with, socket_count, until
+from sync.hostile_kit import Swarm, socket_count, until
+from sync.sync_kit import serving
 from sync.test_sync_slow_clients import BLOBS, SCHEMA
 
 from gateway import Gateway, Settings
@@ -33,7 +34,7 @@ async def test_sync_a_stopped_peer_dropped_by_pings_leaves_no_descriptor(
     make_app: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app = make_app(schema=SCHEMA, blobs=BLOBS)
-    async with serving_with(app, tmp_path / "data", Settings()) as api:
+    async with serving(app, tmp_path / "data", Settings()) as api:
         sockets_idle = socket_count(os.getpid())
         monkeypatch.setattr(websocket, "PROTOCOL_PING_S", 0.5)  # for sockets opened now
         url = f"http://127.0.0.1:{api.port}/api/1.48.0/sync"
