@@ -6,12 +6,10 @@ runtime until the whole request has been read and checked.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final, Generic, TypeVar, cast
+from typing import Any, Final, TypeVar
 
 from aiohttp import web
 
@@ -19,6 +17,7 @@ from gateway.errors import ConvexValueError
 from gateway.http.errors import RequestError, bad_request
 from gateway.http.formats import Format, choose_format
 from gateway.http.upload import LIMITS, request_body
+from gateway.offload import BIG_JSON_BYTES, decode, decode_yielding, run_off_loop
 from gateway.values import VALUE_MAX_DEPTH, decode_json, to_convex
 
 # module path segments (files may carry a .js suffix), then an optional export name
@@ -27,35 +26,8 @@ _MAX_PATH_CHARS: Final = 1024
 _T = TypeVar("_T")
 
 
-BIG_BODY_BYTES: Final = 256 * 1024
+BIG_BODY_BYTES: Final = BIG_JSON_BYTES
 """From this size on a body is parsed, and its args converted, on a worker thread."""
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _same(value: dict[str, Any]) -> dict[str, Any]:
-    return value
-
-
-def _to_float(text: str) -> float:
-    return float(text)
-
-
-def _to_int(text: str) -> int:
-    return int(text)
-
-
-_decode = json.JSONDecoder(parse_constant=_reject_constant).decode
-# The same values, but each object and number passes through a Python function: the C
-# scanner never lets go of the GIL by itself, so parsing 14 MB on a thread would still
-# stall the event loop for the whole parse (0.3 s here); a Python call is a point where
-# the loop gets its turn (worst stall measured: ~20-40 ms). Strings have no hook; a
-# body of millions of tiny strings still parses in one piece (~0.2 s for 14 MB).
-_decode_yielding = json.JSONDecoder(
-    parse_constant=_reject_constant, object_hook=_same, parse_float=_to_float, parse_int=_to_int
-).decode
 
 
 @dataclass(frozen=True)
@@ -79,56 +51,18 @@ async def read_json_object(request: web.Request, *, empty_ok: bool = False) -> J
     """The body as a JSON object (413 past the size limit, 400 for anything else)."""
     async with request_body(request) as raw:
         if len(raw) < BIG_BODY_BYTES:
-            return JsonBody(_json_object(raw, empty_ok, _decode))
-        fields = await off_loop(request, _json_object, raw, empty_ok, _decode_yielding)
+            return JsonBody(_json_object(raw, empty_ok, decode))
+        fields = await off_loop(request, _json_object, raw, empty_ok, decode_yielding)
         return JsonBody(fields, big=True)
 
 
 async def off_loop(request: web.Request, fn: Callable[..., _T], *args: Any) -> _T:
     """``fn(*args)`` on a worker thread, one at a time per server (bounded CPU and memory)."""
-    job: _Job[_T] = _Job(fn, args)
-    async with request.app[LIMITS].parse_slots:
-        await asyncio.to_thread(job.run)
-    return job.outcome()
+    slots = request.app[LIMITS].parse_slots
+    return await run_off_loop(slots, fn, *args, quiet=(RequestError,))
 
 
-class _Job(Generic[_T]):
-    """One call on a worker thread that leaves nothing behind there.
-
-    A thread-pool worker keeps its last job's arguments, result or exception until it
-    runs the next one (measured: a dropped 8 MB result stays allocated), so the job
-    holds them itself and hands them over once; a refusal's traceback, whose frames
-    hold the body's text, is dropped on the thread.
-    """
-
-    __slots__ = ("_call", "_result", "_error")
-
-    def __init__(self, fn: Callable[..., _T], args: tuple[Any, ...]) -> None:
-        self._call: tuple[Callable[..., _T], tuple[Any, ...]] | None = (fn, args)
-        self._result: _T | None = None
-        self._error: Exception | None = None
-
-    def run(self) -> None:
-        assert self._call is not None
-        fn, args = self._call
-        self._call = None
-        try:
-            self._result = fn(*args)
-        except RequestError as exc:
-            exc.__context__ = None  # a UnicodeDecodeError there holds the whole body
-            self._error = exc.with_traceback(None)
-        except Exception as exc:  # a bug: keep its traceback for the log
-            self._error = exc
-
-    def outcome(self) -> _T:
-        result, error = self._result, self._error
-        self._result = self._error = None
-        if error is not None:
-            raise error
-        return cast(_T, result)
-
-
-def _json_object(raw: bytearray, empty_ok: bool, decode: Callable[[str], Any]) -> dict[str, Any]:
+def _json_object(raw: bytearray, empty_ok: bool, decoder: Callable[[str], Any]) -> dict[str, Any]:
     if not raw or raw.isspace():
         if empty_ok:
             return {}
@@ -139,7 +73,7 @@ def _json_object(raw: bytearray, empty_ok: bool, decode: Callable[[str], Any]) -
         raise bad_request(
             "BadJsonBody", f"the request body is not valid UTF-8 (byte {exc.start})"
         ) from None
-    body = parse_json(text, "the request body", decode)
+    body = parse_json(text, "the request body", decoder)
     if not isinstance(body, dict):
         raise bad_request(
             "BadJsonBody", f"the request body must be a JSON object, not {_json_type(body)}"
@@ -147,9 +81,9 @@ def _json_object(raw: bytearray, empty_ok: bool, decode: Callable[[str], Any]) -
     return body
 
 
-def parse_json(text: str, what: str, decode: Callable[[str], Any] = _decode) -> Any:
+def parse_json(text: str, what: str, decoder: Callable[[str], Any] = decode) -> Any:
     try:
-        return decode(text)
+        return decoder(text)
     except RecursionError:
         problem = None
     except ValueError as exc:  # JSONDecodeError and the constants NaN/Infinity

@@ -45,6 +45,7 @@ class Subscription:
     query_id: int
     path: str
     args: dict[str, Any]
+    args_json: str  # ``args`` as convex JSON (encoded once, where its frame was parsed)
     journal: str | None = None
     epoch: int = -1  # the session identity epoch of the last run (-1: never run)
     digest: bytes | None = None  # of the last result sent
@@ -56,7 +57,7 @@ class Subscription:
     size: int = 0  # UTF-8 bytes of its encoded path and arguments (the socket's cap)
 
     def __post_init__(self) -> None:
-        key = self.key = query_key(self.path, self.args, self.journal)
+        key = self.key = query_key(self.path, self.args_json, self.journal)
         # The key holds the arguments as encoded JSON: its length is their size as
         # received, without encoding them again (``isascii`` is the common, free case).
         self.size = len(key) if key.isascii() else len(key.encode("utf-8", "surrogatepass"))
@@ -64,7 +65,7 @@ class Subscription:
     def set_journal(self, journal: str | None) -> None:
         if journal != self.journal:
             self.journal = journal
-            self.key = query_key(self.path, self.args, journal)
+            self.key = query_key(self.path, self.args_json, journal)
 
     def mark_dirty(self, ts: int) -> None:
         if self.dirty_min is None or ts < self.dirty_min:

@@ -12,11 +12,13 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
 from gateway.errors import ConvexValueError
-from gateway.values import UNSET, decode_json, dumps, to_convex
+from gateway.offload import decode, decode_yielding
+from gateway.values import UNSET, decode_json, dumps, dumps_yielding, to_convex
 
 U32_MAX: Final = 2**32 - 1
 MAX_PATH_CHARS: Final = 1024
@@ -24,13 +26,6 @@ MAX_PATH_CHARS: Final = 1024
 _encode = json.JSONEncoder(
     ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False
 ).encode
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-_decode = json.JSONDecoder(parse_constant=_reject_constant).decode
 
 
 class ProtocolError(Exception):
@@ -90,6 +85,7 @@ class Add:
     query_id: int
     path: str
     args: dict[str, Any]
+    args_json: str  # ``args`` as convex JSON, encoded where the frame was parsed
     journal: str | None
 
 
@@ -131,10 +127,12 @@ class Event:
 ClientMessage = Connect | ModifyQuerySet | Call | Authenticate | Event
 
 
-def parse_client_message(text: str) -> ClientMessage:
-    """One text frame -> a message; ``ProtocolError`` for anything else."""
+def parse_client_message(text: str, *, big: bool = False) -> ClientMessage:
+    """One text frame -> a message; ``ProtocolError`` for anything else. A ``big`` frame
+    is parsed on a worker thread, by code that lets the event loop run as it goes
+    (``gateway.offload``)."""
     try:
-        body = _decode(text)
+        body = (decode_yielding if big else decode)(text)
     except RecursionError:
         raise ProtocolError("the message is nested too deeply") from None
     except ValueError as exc:
@@ -147,7 +145,7 @@ def parse_client_message(text: str) -> ClientMessage:
     if kind == "Connect":
         return _connect(body)
     if kind == "ModifyQuerySet":
-        return _modify_query_set(body)
+        return _modify_query_set(body, dumps_yielding if big else dumps)
     if kind in ("Mutation", "Action"):
         return Call(kind, _u32(body, "requestId"), _path(body), _args(body, "args"))
     if kind == "Authenticate":
@@ -196,7 +194,7 @@ def _connect(body: dict[str, Any]) -> Connect:
     )
 
 
-def _modify_query_set(body: dict[str, Any]) -> ModifyQuerySet:
+def _modify_query_set(body: dict[str, Any], encode: Callable[[Any], str]) -> ModifyQuerySet:
     base, new = _u32(body, "baseVersion"), _u32(body, "newVersion")
     raw = body.get("modifications")
     if not isinstance(raw, list):
@@ -209,7 +207,8 @@ def _modify_query_set(body: dict[str, Any]) -> ModifyQuerySet:
             journal = item.get("journal")
             if journal is not None and not isinstance(journal, str):
                 raise ProtocolError(f"'journal' must be a string or null, got {_show(journal)}")
-            mods.append(Add(_u32(item, "queryId"), _path(item), _args(item, "args"), journal))
+            args = _args(item, "args")
+            mods.append(Add(_u32(item, "queryId"), _path(item), args, encode(args), journal))
         elif item.get("type") == "Remove":
             mods.append(Remove(_u32(item, "queryId")))
         else:

@@ -11,9 +11,9 @@ one execution per change, not a hundred.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from gateway.runtime.index_range import KeyRange
 from gateway.runtime.runtime import CallResult, QueryCall
@@ -32,9 +32,10 @@ def principal_key(principal: Principal) -> str:
     return f"{int(principal.admin)}{identity}"
 
 
-def query_key(path: str, args: Mapping[str, Any], journal: str | None) -> str:
-    """What a query is, as text: with equal principal keys, equal results."""
-    return f"{path}\x00{dumps(dict(args))}\x00{journal or ''}"
+def query_key(path: str, args_json: str, journal: str | None) -> str:
+    """What a query is, as text (``args_json``: its arguments as convex JSON): with equal
+    principal keys, equal results."""
+    return f"{path}\x00{args_json}\x00{journal or ''}"
 
 
 @dataclass(slots=True)

@@ -177,9 +177,13 @@ class SyncSession:
 
     async def receive(self, text: str) -> None:
         """Handle one text frame; raises ``ProtocolError`` / ``AuthRefused``."""
+        await self.handle(p.parse_client_message(text))
+
+    async def handle(self, message: p.ClientMessage) -> None:
+        """Handle one parsed frame (``receive`` without the parse, for a frame parsed off
+        the loop); raises ``ProtocolError`` / ``AuthRefused``."""
         if self._closing:
             return  # a frame read before the close: what it adds would never be given back
-        message = p.parse_client_message(text)
         if isinstance(message, p.Connect):
             if self.session_id is not None:
                 raise p.ProtocolError("Connect was sent twice on one socket")
@@ -232,7 +236,7 @@ class SyncSession:
             raise p.ProtocolError(
                 f"too many subscribed queries on one socket (at most {MAX_QUERIES})"
             )
-        sub = Subscription(self, mod.query_id, mod.path, mod.args, mod.journal)
+        sub = Subscription(self, mod.query_id, mod.path, mod.args, mod.args_json, mod.journal)
         self._count_bytes(sub.size)
         self.subs[mod.query_id] = sub
         return sub

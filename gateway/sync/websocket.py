@@ -27,6 +27,8 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from gateway.http.errors import MAX_BODY_BYTES
 from gateway.http.state import slot_of
+from gateway.http.upload import LIMITS
+from gateway.offload import BIG_JSON_BYTES, run_off_loop
 from gateway.sync import protocol as p
 from gateway.sync.session import AuthRefused, SyncSession
 
@@ -98,7 +100,7 @@ async def sync_socket(request: web.Request) -> web.WebSocketResponse:
     )
     largest = 0
     try:
-        largest = await _serve(ws, session)
+        largest = await _serve(ws, session, request.app[LIMITS].parse_slots)
     finally:
         await session.close()
         sockets.discard(socket)
@@ -108,16 +110,23 @@ async def sync_socket(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
-async def _serve(ws: web.WebSocketResponse, session: SyncSession) -> int:
+async def _serve(
+    ws: web.WebSocketResponse, session: SyncSession, parse_slots: asyncio.Semaphore
+) -> int:
     """Hand the socket's frames to ``session`` until either side ends it; returns the
     size of the largest text frame (its locals, the last frame among them, go when it
-    returns)."""
+    returns). A big frame is parsed off the loop, sharing the HTTP server's parse slots
+    (``gateway.offload``): a few 12 MB frames parsed on the loop stalled ``/health`` for
+    over a second."""
     largest = 0
     async for msg in ws:
         if msg.type == WSMsgType.TEXT:
             largest = max(largest, len(msg.data))
             try:
-                await session.receive(msg.data)
+                if len(msg.data) < BIG_JSON_BYTES:
+                    await session.receive(msg.data)
+                else:
+                    await session.handle(await _parse_off_loop(msg.data, parse_slots))
             except p.ProtocolError as exc:
                 await session.fail(p.fatal_error(str(exc)), WSCloseCode.POLICY_VIOLATION, "")
                 break
@@ -133,6 +142,11 @@ async def _serve(ws: web.WebSocketResponse, session: SyncSession) -> int:
             log.debug("sync socket error: %s", ws.exception())
             break
     return largest
+
+
+async def _parse_off_loop(text: str, slots: asyncio.Semaphore) -> p.ClientMessage:
+    parse = functools.partial(p.parse_client_message, big=True)
+    return await run_off_loop(slots, parse, text, quiet=(p.ProtocolError,))
 
 
 def _give_back_memory() -> None:

@@ -14,7 +14,14 @@ from gateway.values.ids import (
     encode_id,
     is_id,
 )
-from gateway.values.json_codec import decode_json, dumps, encode_clean_json, encode_json, loads
+from gateway.values.json_codec import (
+    decode_json,
+    dumps,
+    dumps_yielding,
+    encode_clean_json,
+    encode_json,
+    loads,
+)
 from gateway.values.normalize import (
     DOCUMENT_MAX_DEPTH,
     MAX_ARRAY_LENGTH,
@@ -54,6 +61,7 @@ __all__ = [
     "decode_id",
     "decode_json",
     "dumps",
+    "dumps_yielding",
     "encode_clean_json",
     "encode_id",
     "encode_index_key",
