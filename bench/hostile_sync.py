@@ -13,18 +13,23 @@ its peak while subscribing (sampled every 50 ms), once the answers are in, and
     .venv/bin/python bench/hostile_sync.py
     .venv/bin/python bench/hostile_sync.py --sockets 30          # one query per socket
     .venv/bin/python bench/hostile_sync.py --repo /tmp/outpost-old   # before the cap
+    .venv/bin/python bench/hostile_sync.py --floats --sockets 4 --subscriptions 4 --arg-mb 12
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +41,7 @@ from _common import make_workdir, proc_status_kb, raise_fd_limit, start_listenin
 REPO: Final = Path(__file__).resolve().parent.parent
 MB: Final = 1_000_000
 SAMPLE_S: Final = 0.05
+PROBE_INTERVAL_S: Final = 0.01
 ANSWER_TIMEOUT_S: Final = 120.0
 
 APP: Final = {
@@ -51,6 +57,11 @@ from gateway import query, v
 @query(args={"blob": v.string()})
 async def size(ctx, args):
     return float(len(args["blob"]))
+
+
+@query(args={"rows": v.array(v.array(v.float64()))})
+async def rows(ctx, args):
+    return float(sum(len(row) for row in args["rows"]))
 """,
 }
 
@@ -71,6 +82,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--subscriptions", type=int, default=30)
     parser.add_argument("--arg-mb", type=float, default=10.0, help="MB of arguments per query")
     parser.add_argument("--sockets", type=int, default=1)
+    parser.add_argument(
+        "--floats",
+        action="store_true",
+        help="arguments as arrays of floats (costly to parse and encode) instead of one "
+        "string; also probes /health latency while the frames are read",
+    )
     parser.add_argument("--settle", type=float, default=2.0, help="s after close to read RSS")
     parser.add_argument("--dir", default=None, help="where the temporary app and data go")
     return parser.parse_args()
@@ -119,10 +136,46 @@ async def sample_peak(pid: int, stop: asyncio.Event) -> int:
     return peak
 
 
+def query_args(args: argparse.Namespace) -> tuple[str, dict[str, object]]:
+    """The query and its arguments of about ``--arg-mb`` MB."""
+    size = int(args.arg_mb * MB)
+    if not args.floats:
+        return "hog:size", {"blob": "x" * size}
+    row = [random.random() for _ in range(8000)]  # Convex arrays hold at most 8,192
+    return "hog:rows", {"rows": [row] * (size // len(json.dumps(row)) + 1)}
+
+
+class HealthProbe:
+    """``GET /health`` in a loop on a thread of its own (the frames it probes during are
+    encoded beforehand, so this process's loop does not delay it): latencies in s."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url + "/health"
+        self.latencies: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> HealthProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(PROBE_INTERVAL_S):
+            started = time.monotonic()
+            with urllib.request.urlopen(self.url, timeout=30) as answer:
+                answer.read()
+            self.latencies.append(time.monotonic() - started)
+
+
 async def drive(args: argparse.Namespace, pid: int, url: str) -> None:
     rss = lambda: proc_status_kb(pid) or 0  # noqa: E731
     idle = rss()
-    blob = "x" * int(args.arg_mb * MB)
+    path, query = query_args(args)
+    probe = HealthProbe(url) if args.floats else contextlib.nullcontext()
     async with aiohttp.ClientSession() as session:
         sockets = [
             await session.ws_connect(f"{url}/api/1.48.0/sync", max_msg_size=0)
@@ -135,25 +188,24 @@ async def drive(args: argparse.Namespace, pid: int, url: str) -> None:
         versions = [0] * len(sockets)
         for i, ws in enumerate(sockets):
             await ws.send_str(json.dumps({"type": "Connect", "sessionId": f"hog-{i}"}))
-        started = time.monotonic()
+        frames = []
         for q in range(args.subscriptions):
             i = q % len(sockets)
-            if sockets[i].closed:
-                continue
-            add = {"type": "Add", "queryId": q, "udfPath": "hog:size", "args": [{"blob": blob}]}
+            add = {"type": "Add", "queryId": q, "udfPath": path, "args": [query]}
             base, versions[i] = versions[i], versions[i] + 1
             modify = {"type": "ModifyQuerySet", "baseVersion": base, "newVersion": base + 1}
-            try:
-                await sockets[i].send_str(json.dumps({**modify, "modifications": [add]}))
-            except ConnectionError:
-                continue  # refused and closed meanwhile
-        sent_s = time.monotonic() - started
-        deadline = time.monotonic() + ANSWER_TIMEOUT_S
-        while not all(ws.closed or s.results >= v for ws, s, v in zip(sockets, seen, versions)):
-            if time.monotonic() > deadline:
-                print(f"not every answer came within {ANSWER_TIMEOUT_S:.0f} s")
-                break
-            await asyncio.sleep(SAMPLE_S)
+            frames.append((i, json.dumps({**modify, "modifications": [add]})))
+        with probe:
+            started = time.monotonic()
+            for i, frame in frames:
+                if sockets[i].closed:
+                    continue
+                try:
+                    await sockets[i].send_str(frame)
+                except ConnectionError:
+                    continue  # refused and closed meanwhile
+            sent_s = time.monotonic() - started
+            await answers(sockets, seen, versions)
         answered = rss()
         for ws in sockets:
             await ws.close()
@@ -163,6 +215,24 @@ async def drive(args: argparse.Namespace, pid: int, url: str) -> None:
     await asyncio.sleep(args.settle)
     after = rss()
     report(args, idle, peak, answered, after, seen, sent_s)
+    if isinstance(probe, HealthProbe):
+        health = sorted(probe.latencies)
+        print(
+            f"/health while the frames were read: {len(health)} probes, "
+            f"max {health[-1] * 1000:.0f} ms, p50 {health[len(health) // 2] * 1000:.1f} ms"
+        )
+
+
+async def answers(
+    sockets: list[aiohttp.ClientWebSocketResponse], seen: list[Seen], versions: list[int]
+) -> None:
+    """Until every open socket has a result for each query it sent (or the deadline)."""
+    deadline = time.monotonic() + ANSWER_TIMEOUT_S
+    while not all(ws.closed or s.results >= v for ws, s, v in zip(sockets, seen, versions)):
+        if time.monotonic() > deadline:
+            print(f"not every answer came within {ANSWER_TIMEOUT_S:.0f} s")
+            return
+        await asyncio.sleep(SAMPLE_S)
 
 
 def report(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass
 from typing import Any, Final
 
 from gateway.runtime.runtime import Runtime
@@ -45,7 +45,7 @@ class Subscription:
     query_id: int
     path: str
     args: dict[str, Any]
-    args_json: str  # ``args`` as convex JSON (encoded once, where its frame was parsed)
+    args_json: InitVar[str]  # ``args`` as convex JSON (encoded once, where it was parsed)
     journal: str | None = None
     epoch: int = -1  # the session identity epoch of the last run (-1: never run)
     digest: bytes | None = None  # of the last result sent
@@ -55,9 +55,11 @@ class Subscription:
     intervals: Intervals | None = None  # what the index holds for it (None: nothing yet)
     group: QueryGroup | None = None  # its entry in the index (``groups``)
     size: int = 0  # UTF-8 bytes of its encoded path and arguments (the socket's cap)
+    args_chars: int = 0  # where the arguments' text ends in ``key``
 
-    def __post_init__(self) -> None:
-        key = self.key = query_key(self.path, self.args_json, self.journal)
+    def __post_init__(self, args_json: str) -> None:
+        key = self.key = query_key(self.path, args_json, self.journal)
+        self.args_chars = len(args_json)
         # The key holds the arguments as encoded JSON: its length is their size as
         # received, without encoding them again (``isascii`` is the common, free case).
         self.size = len(key) if key.isascii() else len(key.encode("utf-8", "surrogatepass"))
@@ -65,7 +67,9 @@ class Subscription:
     def set_journal(self, journal: str | None) -> None:
         if journal != self.journal:
             self.journal = journal
-            self.key = query_key(self.path, self.args_json, journal)
+            # The arguments' text is kept once, inside the key (big arguments: megabytes).
+            start = len(self.path) + 1
+            self.key = query_key(self.path, self.key[start : start + self.args_chars], journal)
 
     def mark_dirty(self, ts: int) -> None:
         if self.dirty_min is None or ts < self.dirty_min:

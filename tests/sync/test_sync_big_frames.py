@@ -18,6 +18,8 @@ from sync.sync_kit import add, serving
 
 from gateway.offload import BIG_JSON_BYTES
 from gateway.sync import protocol as p
+from gateway.sync.engine import Subscription
+from gateway.sync.rounds import query_key
 from gateway.values import dumps
 
 ROWS = """
@@ -103,3 +105,11 @@ def parsed(text: str, *, big: bool) -> object:
         return ("ProtocolError", str(exc))
     except RecursionError:
         return "RecursionError"
+
+
+def test_sync_a_journal_change_keeps_the_arguments_text() -> None:
+    args = {"topic": "a\x00b", "n": [1.5, "é"]}
+    sub = Subscription(None, 0, "notes:page", args, dumps(args), None)  # type: ignore[arg-type]
+    for journal in ("j1", None, "j\x00two", ""):
+        sub.set_journal(journal)
+        assert sub.key == query_key("notes:page", dumps(args), journal)
