@@ -10,27 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
+from lifecycle_kit import GATEWAY_STEPS
 
 from gateway import Gateway, Settings
 from gateway.errors import AppLoadError, SchemaEnforcementError, StartError
 from gateway.lifecycle import Phase
 
 GREENHOUSE = Path(__file__).resolve().parent.parent / "examples" / "greenhouse"
-
-# The documented start order (gateway/gateway.py, docs/lifecycle.md).
-GATEWAY_STEPS = [
-    "app",
-    "store",
-    "system tables",
-    "schema",
-    "last good copy",
-    "app logs",
-    "runtime",
-    "stored files",
-    "scheduler",
-    "live queries",
-    "retention",
-]
 
 
 class Recorder:

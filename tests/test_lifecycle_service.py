@@ -13,6 +13,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from lifecycle_kit import GATEWAY_STEPS
 
 from gateway import Gateway, Settings
 from gateway.errors import StartError
@@ -20,19 +21,6 @@ from gateway.lifecycle import Phase
 from gateway.service import Service
 
 GREENHOUSE = Path(__file__).resolve().parent.parent / "examples" / "greenhouse"
-GATEWAY_STEPS = [
-    "app",
-    "store",
-    "system tables",
-    "schema",
-    "last good copy",
-    "app logs",
-    "runtime",
-    "stored files",
-    "scheduler",
-    "live queries",
-    "retention",
-]
 BEFORE = ["open files", "http", "gateway"]  # the gateway's steps run inside "gateway"
 AFTER = ["attach", "reload watcher", "ready"]
 

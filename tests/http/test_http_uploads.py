@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
+from loop_probe import loop_stalls
 
 from gateway.http.body import BIG_BODY_BYTES
 from gateway.http.upload import LIMITS
@@ -136,16 +137,6 @@ def big_args(size: int) -> bytes:
     row = [i + 0.25 for i in range(8000)]
     rows = {f"r{i}": row for i in range(size // len(json.dumps(row)) + 1)}
     return json.dumps({"path": "messages:list", "args": {"rows": rows}}).encode()
-
-
-async def loop_stalls(stop: asyncio.Event) -> float:
-    """The longest the loop went without running this task (a 1 ms sleep's overshoot)."""
-    worst = 0.0
-    while not stop.is_set():
-        started = time.perf_counter()
-        await asyncio.sleep(0.001)
-        worst = max(worst, time.perf_counter() - started - 0.001)
-    return worst
 
 
 @pytest.mark.timeout(120)

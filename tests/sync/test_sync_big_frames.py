@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from aiohttp import WSMsgType
+from loop_probe import loop_stalls
 from sync.sync_fuzz_frames import FrameMaker
 from sync.sync_kit import add, serving
 
@@ -35,16 +36,6 @@ def big_rows(size: int) -> dict[str, Any]:
     """Arguments of about ``size`` bytes: arrays of floats, under Convex's limits."""
     row = [random.random() for _ in range(8000)]
     return {"rows": [row] * (size // len(json.dumps(row)) + 1)}
-
-
-async def loop_stalls(stop: asyncio.Event) -> float:
-    """The longest the loop went without running this task (a 1 ms sleep's overshoot)."""
-    worst = 0.0
-    while not stop.is_set():
-        started = time.perf_counter()
-        await asyncio.sleep(0.001)
-        worst = max(worst, time.perf_counter() - started - 0.001)
-    return worst
 
 
 @pytest.mark.timeout(120)
