@@ -6,6 +6,7 @@ The app author's API (spec/python-api.md) is exactly what this module exports.
 from gateway.config import Settings
 from gateway.errors import ConvexError
 from gateway.gateway import Gateway
+from gateway.mqtt.routes import mqtt_router
 from gateway.runtime.functions import (
     action,
     internal_action,
@@ -29,6 +30,7 @@ __all__ = [
     "internal_action",
     "internal_mutation",
     "internal_query",
+    "mqtt_router",
     "mutation",
     "pagination_opts",
     "query",

@@ -119,6 +119,14 @@ class AppLoadError(OutpostError):
     """The app under ``convex/`` could not be loaded; the message names file and line."""
 
 
+class MqttRouteError(AppLoadError, ValueError):
+    """``convex/mqtt.py`` declares a route Outpost would refuse; the message names file and line."""
+
+
+class PayloadError(OutpostError, ValueError):
+    """An MQTT payload cannot become a mutation's arguments; ``str()`` is a dead-letter reason."""
+
+
 class ConfigError(OutpostError, ValueError):
     """``outpost.toml``, the environment or a flag holds a setting that cannot be used."""
 

@@ -146,6 +146,8 @@ def _exec(loader: Any, module: types.ModuleType, file: Path) -> None:
     except SyntaxError as exc:
         where = f"{exc.filename or file}:{exc.lineno}"
         raise AppLoadError(f"{where}: SyntaxError: {exc.msg}") from exc
+    except AppLoadError:
+        raise  # already names its file and line (an MQTT route refused at declaration)
     except Exception as exc:
         raise AppLoadError(f"{_where(exc, file)}: {type(exc).__name__}: {exc}") from exc
 

@@ -1,0 +1,220 @@
+"""The app author's MQTT routes: ``mqtt = mqtt_router()`` in ``convex/mqtt.py``.
+
+``mqtt.ingest(pattern, mutation, payload=...)`` routes a topic into a mutation;
+``mqtt.publish(pattern, query=..., args=..., each=..., payload=...)`` routes a live
+query's result out to topics. Every declaration is checked when it is made, and a
+refusal is an ``MqttRouteError`` (an ``AppLoadError``) whose message starts with the
+``file:line`` of the call, as the loader words every app error. ``check_routes`` then
+checks the routes against the loaded app's functions.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from gateway.errors import ConvexValueError, MqttRouteError
+from gateway.mqtt import topics
+from gateway.mqtt.codecs import INGEST_CODECS, PUBLISH_CODECS
+from gateway.mqtt.topics import Segment
+from gateway.runtime.loader import canonical_path
+from gateway.values import to_convex
+
+_THIS_FILE = __file__
+
+
+def _caller() -> str:
+    """``file:line`` of the first frame outside this module: the app's call."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename == _THIS_FILE:
+        frame = frame.f_back  # type: ignore[assignment]
+    if frame is None:
+        return "<unknown>"
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+@dataclass(frozen=True)
+class IngestRoute:
+    """Messages on topics matching ``pattern`` run the mutation at ``function``."""
+
+    pattern: str
+    segments: tuple[Segment, ...]
+    function: str
+    payload: str
+    where: str  # file:line of the declaration
+
+
+@dataclass(frozen=True)
+class PublishRoute:
+    """The live result of ``query(args)`` goes to ``pattern`` (per element if ``each``)."""
+
+    pattern: str
+    segments: tuple[Segment, ...]
+    query: str
+    args: dict[str, Any]
+    each: bool
+    payload: str
+    where: str
+
+
+@dataclass
+class MqttRouter:
+    """The routes an app declares; ``match`` finds the ingest route of a topic."""
+
+    ingest_routes: list[IngestRoute] = field(default_factory=list)
+    publish_routes: list[PublishRoute] = field(default_factory=list)
+    # (segment count, first segment) -> routes; first segment None for a placeholder.
+    # Overlaps are refused, so at most one candidate matches any topic.
+    _index: dict[tuple[int, str | None], list[IngestRoute]] = field(default_factory=dict)
+
+    def ingest(self, pattern: str, mutation: str, *, payload: str = "auto") -> IngestRoute:
+        """Route messages on ``pattern`` (which names ``{device}``) into ``mutation``."""
+        where = _caller()
+        segments = _pattern(pattern, where)
+        if "device" not in topics.placeholders(segments):
+            _refuse(
+                where,
+                f"ingest topic {pattern!r} has no {{device}} segment; "
+                "the device's identity comes from its topic",
+            )
+        _codec(payload, INGEST_CODECS, where)
+        route = IngestRoute(
+            pattern, segments, _function_path(mutation, "mutation", where), payload, where
+        )
+        for other in self.ingest_routes:
+            if topics.overlap(segments, other.segments):
+                _refuse(
+                    where,
+                    f"ingest topic {pattern!r} overlaps {other.pattern!r} "
+                    f"declared at {other.where}; a topic must match one route",
+                )
+        self.ingest_routes.append(route)
+        self._index.setdefault(_key(segments), []).append(route)
+        return route
+
+    def publish(
+        self,
+        pattern: str,
+        *,
+        query: str,
+        args: dict[str, Any] | None = None,
+        each: bool = False,
+        payload: str = "json",
+    ) -> PublishRoute:
+        """Publish ``query``'s live result on ``pattern``, or each element's on its own."""
+        where = _caller()
+        segments = _pattern(pattern, where)
+        names = topics.placeholders(segments)
+        if not isinstance(each, bool):
+            _refuse(where, f"each= is True or False, not {each!r}")
+        if not each and names:
+            _refuse(
+                where,
+                f"publish topic {pattern!r} has placeholders but each=False; "
+                "each=True fills them from every element of the query's list",
+            )
+        if each and not names:
+            _refuse(
+                where,
+                f"publish topic {pattern!r} has no placeholders, so each=True "
+                "would send every element to one topic; use each=False",
+            )
+        _codec(payload, PUBLISH_CODECS, where)
+        route = PublishRoute(
+            pattern,
+            segments,
+            _function_path(query, "query", where),
+            _args(args, where),
+            each,
+            payload,
+            where,
+        )
+        self.publish_routes.append(route)
+        return route
+
+    def match(self, topic: str) -> tuple[IngestRoute, dict[str, str]] | None:
+        """The ingest route of ``topic`` and its named segments, or None."""
+        parts = topic.split("/")
+        n = len(parts)
+        for key in ((n, parts[0]), (n, None)):
+            for route in self._index.get(key, ()):
+                bound = topics.bind(route.segments, parts)
+                if bound is not None:
+                    return route, bound
+        return None
+
+    def match_linear(self, topic: str) -> tuple[IngestRoute, dict[str, str]] | None:
+        """``match`` by a plain scan: the reference its parity test compares against."""
+        parts = topic.split("/")
+        for route in self.ingest_routes:
+            bound = topics.bind(route.segments, parts)
+            if bound is not None:
+                return route, bound
+        return None
+
+
+def mqtt_router() -> MqttRouter:
+    """A new, empty router; ``convex/mqtt.py`` binds it to the name ``mqtt``."""
+    return MqttRouter()
+
+
+def check_routes(router: MqttRouter, app: Any) -> None:
+    """Refuse routes naming a missing function or one of the wrong kind.
+
+    ``app`` is the loaded ``App`` (anything with ``lookup(path)``); run after load.
+    """
+    for ingest in router.ingest_routes:
+        _check_function(app, ingest.function, "mutation", ingest.where)
+    for pub in router.publish_routes:
+        _check_function(app, pub.query, "query", pub.where)
+
+
+def _check_function(app: Any, path: str, kind: str, where: str) -> None:
+    fn = app.lookup(path)
+    if fn is None:
+        _refuse(where, f"no {kind} {path!r} in the app (is it defined under convex/?)")
+    if fn.kind != kind:
+        _refuse(where, f"{path!r} is a {fn.kind}, but this route needs a {kind}")
+
+
+def _key(segments: tuple[Segment, ...]) -> tuple[int, str | None]:
+    first = segments[0]
+    return len(segments), first if isinstance(first, str) else None
+
+
+def _refuse(where: str, message: str) -> Any:
+    raise MqttRouteError(f"{where}: {message}")
+
+
+def _pattern(pattern: str, where: str) -> tuple[Segment, ...]:
+    try:
+        return topics.parse_pattern(pattern)
+    except ValueError as exc:
+        return _refuse(where, str(exc))  # type: ignore[no-any-return]
+
+
+def _codec(codec: object, allowed: tuple[str, ...], where: str) -> None:
+    if codec not in allowed:
+        _refuse(where, f"payload={codec!r} is not a codec here; use one of {', '.join(allowed)}")
+
+
+def _function_path(path: object, kind: Literal["mutation", "query"], where: str) -> str:
+    # The same 'module:function' form the clients use; checked against the app later.
+    if not isinstance(path, str) or path.count(":") != 1 or "" in path.split(":"):
+        _refuse(
+            where, f"the {kind} is named 'module:function' (e.g. 'readings:ingest'), not {path!r}"
+        )
+    return canonical_path(str(path))
+
+
+def _args(args: object, where: str) -> dict[str, Any]:
+    if args is None:
+        return {}
+    if not isinstance(args, dict):
+        _refuse(where, f"args= is a dict of the query's arguments, not {type(args).__name__}")
+    try:
+        value = to_convex(args, what="args")
+    except ConvexValueError as exc:
+        _refuse(where, str(exc))
+    return value  # type: ignore[no-any-return]
