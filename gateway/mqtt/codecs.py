@@ -8,7 +8,8 @@
   Sensor readings are bytes to a few kB; the cap bounds the bridge's memory per
   in-flight message (times the Receive Maximum) and keeps an ingest far under
   Convex's 8 MiB argument and 1 MiB document limits.
-- ``json``: strict UTF-8 JSON (no NaN/Infinity, no duplicate keys). Integers are
+- ``json``: strict UTF-8 JSON (no NaN/Infinity, nor a number that overflows to
+  infinity; no duplicate keys). Integers are
   Float64 as everywhere (DESIGN decision 6).
 - ``cbor`` (cbor2): one complete data item, nothing after it. Integers are Float64
   too. An integer outside ±2^53 is **refused**, not made an ``Int64``: CBOR does not
@@ -50,7 +51,7 @@ INGEST_CODECS = ("auto", "cbor", "json", "raw")
 PUBLISH_CODECS = ("cbor", "json", "raw")
 COUNTER_FIELDS = ("seq", "boot")
 _COUNTER_MAX = 2**63 - 1  # stored as SQLite INTEGER
-_QUOTE_BYTES = 80
+_QUOTE_BYTES = 48  # enough to recognise a payload in a dead letter, too little to dump it
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +110,9 @@ def _parse_json(payload: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise _NotJson(f"JSON is not UTF-8 (byte {exc.start})") from None
     try:
-        return json.loads(text, parse_constant=_no_constant, object_pairs_hook=_unique_keys)
+        return json.loads(
+            text, parse_constant=_no_constant, parse_float=_finite, object_pairs_hook=_unique_keys
+        )
     except json.JSONDecodeError as exc:
         raise _NotJson(f"invalid JSON: {exc.msg} at character {exc.pos}") from None
     except ValueError as exc:  # from the hooks
@@ -120,6 +123,14 @@ def _parse_json(payload: bytes) -> Any:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON (strict JSON has no NaN or Infinity)")
+
+
+def _finite(text: str) -> float:
+    # 1e400 is valid JSON that Python reads as inf: the strict rule refuses it too.
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:40]} overflows a Float64")
+    return value
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""MQTT: the managed broker's files, routes, the bridge (issue 9)."""
