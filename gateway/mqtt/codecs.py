@@ -7,10 +7,10 @@
 - Size: a payload over ``MAX_PAYLOAD_BYTES`` (256 KiB) is refused before decoding.
   Sensor readings are bytes to a few kB; the cap bounds the bridge's memory per
   in-flight message (times the Receive Maximum) and keeps an ingest far under
-  Convex's 8 MiB argument and 1 MiB document limits.
+  Convex's 16 MiB argument and 1 MiB document limits.
 - ``json``: strict UTF-8 JSON (no NaN/Infinity, nor a number that overflows to
-  infinity; no duplicate keys). Integers are
-  Float64 as everywhere (DESIGN decision 6).
+  infinity; no duplicate keys). Integers are Float64 as everywhere (DESIGN
+  decision 6).
 - ``cbor`` (cbor2): one complete data item, nothing after it. Integers are Float64
   too. An integer outside ±2^53 is **refused**, not made an ``Int64``: CBOR does not
   say whether a device meant a count or a measurement, and a field that is a float

@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from gateway.errors import ConvexValueError, MqttRouteError
+from gateway.errors import ConvexValueError, MqttRouteError, PayloadError
 from gateway.mqtt import topics
 from gateway.mqtt.codecs import INGEST_CODECS, PUBLISH_CODECS
 from gateway.mqtt.topics import Segment
@@ -43,6 +43,20 @@ class IngestRoute:
     function: str
     payload: str
     where: str  # file:line of the declaration
+
+    def args_for(self, bound: dict[str, str], payload_args: dict[str, Any]) -> dict[str, Any]:
+        """The mutation's args: the payload's fields plus the topic's named segments.
+
+        The topic wins because the ACL vouches for it; a payload field that names a
+        segment with another value is refused (a device claiming to be another).
+        """
+        for name, value in bound.items():
+            if name in payload_args and payload_args[name] != value:
+                raise PayloadError(
+                    f"the payload's field {name!r} says {str(payload_args[name])[:40]!r} "
+                    f"but the topic says {value[:40]!r}"
+                )
+        return {**payload_args, **bound}
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway import mqtt_router
-from gateway.errors import AppLoadError, MqttRouteError
+from gateway.errors import AppLoadError, MqttRouteError, PayloadError
 from gateway.mqtt.routes import MqttRouter, check_routes
 from gateway.mqtt.topics import MAX_TOPIC_BYTES
 from gateway.runtime.loader import load_app
@@ -137,6 +137,16 @@ def test_match_binds_named_segments_exactly() -> None:
         "",
     ):
         assert mqtt.match(miss) is None, miss
+
+
+def test_args_are_the_payload_fields_plus_the_named_segments() -> None:
+    mqtt = mqtt_router()
+    route = mqtt.ingest("farm/{site}/{device}", "r:i")
+    bound = {"site": "north", "device": "d1"}
+    assert route.args_for(bound, {"t": 1.0}) == {"t": 1.0, "site": "north", "device": "d1"}
+    assert route.args_for(bound, {"device": "d1"}) == {"site": "north", "device": "d1"}
+    with pytest.raises(PayloadError, match="'device' says 'd2' but the topic says 'd1'"):
+        route.args_for(bound, {"device": "d2"})
 
 
 def test_the_loader_reports_a_refused_route_as_it_was_raised(tmp_path: Path) -> None:
