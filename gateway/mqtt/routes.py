@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from gateway.errors import ConvexValueError, MqttRouteError, PayloadError
 from gateway.mqtt import topics
@@ -70,6 +70,28 @@ class PublishRoute:
     each: bool
     payload: str
     where: str
+
+    def topic_for(self, element: object) -> str:
+        """The topic of one element of the query's list (``each=True``).
+
+        ``ValueError`` when the element cannot name a topic: not an object, a field
+        missing, not a string, or not one safe topic segment (empty, '/', wildcards, NUL).
+        """
+        if not isinstance(element, dict):
+            raise ValueError(f"{self.query} returned a {type(element).__name__}, not an object")
+        parts = []
+        for seg in self.segments:
+            if isinstance(seg, str):
+                parts.append(seg)
+                continue
+            value = element.get(seg.name)
+            if not isinstance(value, str) or not value or any(c in value for c in "/+#\0"):
+                raise ValueError(
+                    f"{self.query}: field {seg.name!r} = {str(value)[:40]!r} cannot fill "
+                    f"a segment of {self.pattern!r} (a non-empty string without / + # NUL)"
+                )
+            parts.append(value)
+        return "/".join(parts)
 
 
 @dataclass
@@ -173,11 +195,17 @@ def mqtt_router() -> MqttRouter:
     return MqttRouter()
 
 
-def check_routes(router: MqttRouter, app: Any) -> None:
+def check_routes(router: object, app: Any) -> None:
     """Refuse routes naming a missing function or one of the wrong kind.
 
-    ``app`` is the loaded ``App`` (anything with ``lookup(path)``); run after load.
+    ``router`` is ``app.mqtt`` (None when the app has no routes) and ``app`` the
+    loaded ``App`` (anything with ``lookup(path)`` and ``directory``); run after load.
     """
+    if router is None:
+        return
+    if not isinstance(router, MqttRouter):
+        where = f"{app.directory}/convex/mqtt.py"
+        _refuse(where, f"mqtt is a {type(router).__name__}; write mqtt = mqtt_router()")
     for ingest in router.ingest_routes:
         _check_function(app, ingest.function, "mutation", ingest.where)
     for pub in router.publish_routes:
@@ -197,7 +225,7 @@ def _key(segments: tuple[Segment, ...]) -> tuple[int, str | None]:
     return len(segments), first if isinstance(first, str) else None
 
 
-def _refuse(where: str, message: str) -> Any:
+def _refuse(where: str, message: str) -> NoReturn:
     raise MqttRouteError(f"{where}: {message}")
 
 
@@ -205,7 +233,7 @@ def _pattern(pattern: str, where: str) -> tuple[Segment, ...]:
     try:
         return topics.parse_pattern(pattern)
     except ValueError as exc:
-        return _refuse(where, str(exc))  # type: ignore[no-any-return]
+        _refuse(where, str(exc))
 
 
 def _codec(codec: object, allowed: tuple[str, ...], where: str) -> None:

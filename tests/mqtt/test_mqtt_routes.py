@@ -149,6 +149,33 @@ def test_args_are_the_payload_fields_plus_the_named_segments() -> None:
         route.args_for(bound, {"device": "d2"})
 
 
+def test_publish_topics_are_filled_from_each_element() -> None:
+    route = mqtt_router().publish("d/{device}/{kind}", query="q:f", each=True)
+    assert route.topic_for({"device": "d1", "kind": "cfg", "x": 1.0}) == "d/d1/cfg"
+    for bad in (
+        {"kind": "cfg"},
+        {"device": 1.0, "kind": "c"},
+        {"device": "", "kind": "c"},
+        {"device": "a/b", "kind": "c"},
+        {"device": "+", "kind": "c"},
+        {"device": "a\0", "kind": "c"},
+        ["d1"],
+    ):
+        with pytest.raises(ValueError, match="q:f"):
+            route.topic_for(bad)
+
+
+def test_check_routes_refuses_an_mqtt_that_is_not_a_router(tmp_path: Path) -> None:
+    check_routes(None, object())  # no convex/mqtt.py: nothing to check
+    app_dir = _write_app(tmp_path / "app", "mqtt = 5\n")
+    app = load_app(app_dir)
+    try:
+        with pytest.raises(MqttRouteError, match="mqtt is a int; write mqtt = mqtt_router"):
+            check_routes(app.mqtt, app)
+    finally:
+        app.unload()
+
+
 def test_the_loader_reports_a_refused_route_as_it_was_raised(tmp_path: Path) -> None:
     app_dir = _write_app(tmp_path / "app", 'mqtt.ingest("s/{id}", "readings:ingest")\n')
     with pytest.raises(AppLoadError) as info:
