@@ -118,13 +118,7 @@ class MqttRouter:
         route = IngestRoute(
             pattern, segments, _function_path(mutation, "mutation", where), payload, where
         )
-        for other in self.ingest_routes:
-            if topics.overlap(segments, other.segments):
-                _refuse(
-                    where,
-                    f"ingest topic {pattern!r} overlaps {other.pattern!r} "
-                    f"declared at {other.where}; a topic must match one route",
-                )
+        self._refuse_overlap("ingest", pattern, segments, where)
         self.ingest_routes.append(route)
         self._index.setdefault(_key(segments), []).append(route)
         return route
@@ -166,8 +160,25 @@ class MqttRouter:
             payload,
             where,
         )
+        self._refuse_overlap("publish", pattern, segments, where)
         self.publish_routes.append(route)
         return route
+
+    def _refuse_overlap(
+        self, kind: str, pattern: str, segments: tuple[Segment, ...], where: str
+    ) -> None:
+        # Any two routes sharing a topic are refused: two ingest routes would race for a
+        # message, two publish routes overwrite each other's retained value, and an
+        # ingest topic the gateway also publishes on would feed its own output back in.
+        others: list[IngestRoute | PublishRoute] = [*self.ingest_routes, *self.publish_routes]
+        for other in others:
+            if topics.overlap(segments, other.segments):
+                other_kind = "ingest" if isinstance(other, IngestRoute) else "publish"
+                _refuse(
+                    where,
+                    f"{kind} topic {pattern!r} overlaps the {other_kind} topic "
+                    f"{other.pattern!r} declared at {other.where}; a topic belongs to one route",
+                )
 
     def match(self, topic: str) -> tuple[IngestRoute, dict[str, str]] | None:
         """The ingest route of ``topic`` and its named segments, or None."""

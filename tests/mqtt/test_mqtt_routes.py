@@ -98,8 +98,41 @@ def test_overlapping_ingest_routes_are_refused_naming_both(tmp_path: Path) -> No
     with pytest.raises(MqttRouteError) as info:
         runpy.run_path(str(file))
     message = str(info.value)
-    assert message.startswith(f"{file}:4: ingest topic 's/d1/{{device}}' overlaps 's/{{device}}/t'")
+    assert message.startswith(
+        f"{file}:4: ingest topic 's/d1/{{device}}' overlaps the ingest topic 's/{{device}}/t'"
+    )
     assert f"declared at {file}:3" in message
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "words"),
+    [
+        (
+            'mqtt.ingest("d/{device}/c", "r:a")',
+            'mqtt.publish("d/{device}/c", query="r:q", each=True)',
+            "publish topic 'd/{device}/c' overlaps the ingest topic",
+        ),
+        (
+            'mqtt.publish("d/{device}/c", query="r:q", each=True)',
+            'mqtt.ingest("d/{device}/{kind}", "r:a")',
+            "ingest topic 'd/{device}/{kind}' overlaps the publish topic",
+        ),
+        (
+            'mqtt.publish("site/all", query="r:q")',
+            'mqtt.publish("site/{x}", query="r:p", each=True)',
+            "overlaps the publish topic 'site/all'",
+        ),
+    ],
+)
+def test_ingest_and_publish_topics_never_share_a_topic(
+    tmp_path: Path, first: str, second: str, words: str
+) -> None:
+    file = tmp_path / "mqtt.py"
+    file.write_text(f"from gateway import mqtt_router\nmqtt = mqtt_router()\n{first}\n{second}\n")
+    with pytest.raises(MqttRouteError) as info:
+        runpy.run_path(str(file))
+    assert str(info.value).startswith(f"{file}:4: ")
+    assert words in str(info.value) and f"declared at {file}:3" in str(info.value)
 
 
 def test_routes_that_cannot_share_a_topic_coexist() -> None:
