@@ -94,6 +94,11 @@ class Broker:
         self.stop()
         raise AssertionError(f"mosquitto did not accept connections in time:\n{self.log()}")
 
+    def reload(self) -> None:
+        """SIGHUP: Mosquitto rereads its password file and ACL (mosquitto(8), Signals)."""
+        assert self.process is not None and self.process.poll() is None, self.log()
+        self.process.send_signal(signal.SIGHUP)
+
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
@@ -214,6 +219,17 @@ def session(port: int, username: str | None, password: str | None) -> Iterator[S
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+def connack_until(port: int, username: str, password: str, *, refused: bool) -> None:
+    """Connect until the CONNACK is refused (or accepted); a reload is not announced."""
+    deadline = time.monotonic() + WAIT_DEADLINE_S
+    while True:
+        with session(port, username, password) as client:
+            if client.connack.is_failure == refused:
+                return
+        assert time.monotonic() < deadline, f"{username}: CONNACK still {client.connack}"
+        time.sleep(0.05)
 
 
 def assert_only(sub: Session, expected: list[tuple[str, bytes]]) -> None:

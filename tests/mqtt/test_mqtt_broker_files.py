@@ -8,7 +8,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from mosquitto_kit import Broker, assert_only, current_user, running_broker, session
+from mosquitto_kit import (
+    Broker,
+    assert_only,
+    connack_until,
+    current_user,
+    running_broker,
+    session,
+)
 
 from gateway.mqtt.broker_files import (
     ACL_FILE_NAME,
@@ -199,3 +206,14 @@ def test_a_retained_message_survives_a_broker_restart(broker: Broker) -> None:
             b'{"rate": 5}',
             True,
         )
+
+
+def test_rewritten_files_take_effect_on_reload(broker: Broker) -> None:
+    password = generate_password()
+    users = {name: h for name, h in broker.spec.users.items() if name != "dev-a"}
+    broker.spec = replace(broker.spec, users={**users, "dev-c": hash_password(password)})
+    write_broker_files(broker.spec)  # what `outpost device add/remove` will do
+    broker.reload()
+    connack_until(broker.port, "dev-c", password, refused=False)  # added
+    connack_until(broker.port, "dev-a", PASSWORDS["dev-a"], refused=True)  # removed
+    assert broker.alive(), broker.log()
