@@ -74,6 +74,16 @@ class Settings:
     shutdown_timeout_s: float = 10.0
     """Longest wait on stop for in-flight requests and open sockets before they are cut
     (keep it below systemd's TimeoutStopSec)."""
+    mqtt_broker: str = "managed"
+    """MQTT broker: ``managed`` (Outpost runs its own Mosquitto, devices registered with
+    ``outpost device add``), ``external`` (connect to ``mqtt_url``) or ``off``."""
+    mqtt_host: str = "127.0.0.1"
+    """Address the managed broker listens on (``0.0.0.0`` for devices on the LAN)."""
+    mqtt_port: int = 1883
+    """TCP port of the managed broker's listener."""
+    mqtt_url: str = ""
+    """The external broker with the gateway's credentials, for ``mqtt_broker =
+    "external"``: ``mqtt://user:password@host:1883`` or ``mqtts://`` for TLS."""
     env: Mapping[str, str] = field(default_factory=dict)
     """Values app code reads as ``ctx.env`` (an ``[env]`` table in ``outpost.toml``; a
     JSON object in ``OUTPOST_ENV``)."""

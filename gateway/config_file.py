@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, get_type_hints
+from urllib.parse import urlsplit, urlunsplit
 
 from gateway.config import Settings
 from gateway.errors import ConfigError
@@ -23,6 +24,8 @@ from gateway.errors import ConfigError
 CONFIG_FILENAME = "outpost.toml"
 ENV_PREFIX = "OUTPOST_"
 LOG_LEVELS = ("debug", "info", "warning", "error")
+MQTT_BROKERS = ("managed", "external", "off")
+MQTT_URL_SCHEMES = ("mqtt", "mqtts")
 
 _TYPES: dict[str, Any] = get_type_hints(Settings)
 _NAMES = tuple(f.name for f in fields(Settings))
@@ -238,11 +241,49 @@ def _check_rules(name: str, value: Any, where: str) -> None:
     problem = None
     if name == "port" and not 0 <= value <= 65535:
         problem = "must be between 0 and 65535"
+    elif name == "mqtt_port" and not 1 <= value <= 65535:
+        problem = "must be between 1 and 65535"
     elif name == "log_level" and value not in LOG_LEVELS:
         problem = f"must be one of {', '.join(LOG_LEVELS)}"
+    elif name == "mqtt_broker" and value not in MQTT_BROKERS:
+        problem = f"must be one of {', '.join(MQTT_BROKERS)}"
+    elif name == "mqtt_url" and value:
+        problem = _mqtt_url_problem(value)
     elif name in _POSITIVE and value <= 0:
         problem = "must be greater than 0"
     elif name in _NON_NEGATIVE and value < 0:
         problem = "must not be negative"
     if problem:
-        raise ConfigError(f"{where}: {name} {problem}, got {value!r}")
+        shown = redact_url(value) if name == "mqtt_url" else value
+        raise ConfigError(f"{where}: {name} {problem}, got {shown!r}")
+
+
+def _mqtt_url_problem(url: str) -> str | None:
+    """What is wrong with an external broker's URL, or None."""
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # an unclosed '[' of an IPv6 address
+        return f"is not a URL ({exc})"
+    if parts.scheme not in MQTT_URL_SCHEMES:
+        found = f"'{parts.scheme}://'" if parts.scheme else "no scheme"
+        return f"must start with mqtt:// or mqtts:// (TLS), not {found}"
+    if not parts.hostname:
+        return f"must name the broker's host ({parts.scheme}://user:password@host:port)"
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port only when asked for it
+    except ValueError:
+        return "has a port that is not a number between 0 and 65535"
+    return None
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (for messages and printouts)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<not a URL>"  # may still hold a password: show none of it
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))

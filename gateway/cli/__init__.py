@@ -17,7 +17,17 @@ import sys
 import traceback
 from importlib.metadata import PackageNotFoundError, version
 
-from gateway.cli import call, check, config_cmd, data, dev, scaffold, serve, snapshot_cmd
+from gateway.cli import (
+    call,
+    check,
+    config_cmd,
+    data,
+    dev,
+    device,
+    scaffold,
+    serve,
+    snapshot_cmd,
+)
 from gateway.cli.common import CommandError, UsageError, common_flags
 from gateway.errors import ConfigError, OutpostError, StartError
 
@@ -43,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_parser(commands)
     config_cmd.add_parser(commands, common)
     snapshot_cmd.add_parser(commands, common)
+    device.add_parser(commands, common)
     return parser
 
 

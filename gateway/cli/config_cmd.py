@@ -8,6 +8,7 @@ from pathlib import Path
 
 from gateway.cli.common import resolve_for
 from gateway.config_doc import settings_markdown, toml_template
+from gateway.config_file import redact_url
 
 
 def add_parser(
@@ -39,6 +40,8 @@ def show_config(args: argparse.Namespace) -> int:
     resolved = resolve_for(args, args.app_dir)
     for name, origin in resolved.origins.items():
         value = getattr(resolved.settings, name)
+        if name == "mqtt_url":
+            value = redact_url(value)  # its password is a secret, unlike the rest
         text = json.dumps(dict(value) if name == "env" else value)
         print(f"{name} = {text}  # {origin}")
     return 0

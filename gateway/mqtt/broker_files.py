@@ -30,6 +30,8 @@ CONFIG_NAME = "mosquitto.conf"
 PASSWORD_FILE_NAME = "passwords"
 ACL_FILE_NAME = "acl"
 DIR_MODE = 0o700
+# The gateway's own MQTT user (the bridge); never a device ID.
+BRIDGE_USER = "outpost-bridge"
 
 # Issue 9 section 3 and 4: the gateway's own topic trees per device.
 ACK_TOPIC = "outpost/ack/{device}"

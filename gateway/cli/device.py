@@ -1,0 +1,202 @@
+"""``outpost device add|list|remove``: the devices allowed on the managed MQTT broker.
+
+The registry is the managed broker's password file, ``<data dir>/mosquitto/passwords``:
+one ``device:$7$...`` line per device, hashes only (see ``gateway.mqtt.passwords``). A
+device ID is its MQTT username and the ``{device}`` segment of its topics, so the ACL
+ties every topic to the device that owns it. ``add`` makes a random password, stores its
+hash and prints the password once: it cannot be shown again, only replaced (``remove``,
+then ``add``).
+
+A running broker does not see the change until it rereads the file; nothing reloads it
+yet (no broker supervisor exists): the change takes effect when the broker next starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from gateway.cli.common import CommandError, settings_for
+from gateway.config import Settings
+from gateway.mqtt.broker_files import BRIDGE_USER, BROKER_DIR_NAME, DIR_MODE, PASSWORD_FILE_NAME
+from gateway.mqtt.passwords import (
+    check_username,
+    generate_password,
+    hash_password,
+    read_password_file,
+    write_password_file,
+)
+from gateway.store.datadir import dir_unavailable
+
+_NOT_RELOADED = "A running broker is not reloaded yet: it sees the change when it next starts."
+
+
+def add_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+) -> None:
+    device = commands.add_parser(
+        "device",
+        help="add, list or remove the devices allowed on the managed MQTT broker",
+        description=f"Devices of the managed MQTT broker (mqtt_broker = managed). {_NOT_RELOADED}",
+    )
+    actions = device.add_subparsers(
+        dest="action", metavar="ACTION", required=True, parser_class=_IntermixedParser
+    )
+    add = _action(actions, common, "add", "register a device and print its password once")
+    add.add_argument("--json", action="store_true", help="print one JSON object")
+    add.set_defaults(handler=add_device)
+    listing = _action(actions, common, "list", "print the device IDs, one per line", with_id=False)
+    listing.set_defaults(handler=list_devices)
+    remove = _action(actions, common, "remove", "delete a device and its password")
+    remove.set_defaults(handler=remove_device)
+
+
+class _IntermixedParser(argparse.ArgumentParser):
+    """Positionals on either side of options: ``device add d1 --json APP --data-dir D``.
+
+    Python 3.11's argparse gives an optional positional (APP_DIR) nothing when an option
+    splits the positionals, then rejects APP as unrecognized; the intermixed parse
+    collects the options first and then all positionals together.
+    """
+
+    _inside = False
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if self._inside:  # parse_known_intermixed_args calls back in here
+            return super().parse_known_args(args, namespace)
+        self._inside = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._inside = False
+
+
+def _action(
+    actions: argparse._SubParsersAction[Any],  # typeshed wants parents of the same class
+    common: argparse.ArgumentParser,
+    name: str,
+    summary: str,
+    *,
+    with_id: bool = True,
+) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = actions.add_parser(
+        name, parents=[common], help=summary, description=f"{summary}. {_NOT_RELOADED}"
+    )
+    if with_id:
+        parser.add_argument("device_id", metavar="ID", help="its MQTT username and {device}")
+    parser.add_argument("app_dir", metavar="APP_DIR", nargs="?", default=".", type=Path)
+    return parser
+
+
+def add_device(args: argparse.Namespace) -> int:
+    settings = settings_for(args, args.app_dir)
+    device_id = _checked_id(args.device_id)
+    if settings.mqtt_broker != "managed":
+        raise CommandError(
+            f"mqtt_broker is {settings.mqtt_broker!r}: devices are registered here only for "
+            "the managed broker (mqtt_broker = managed)"
+        )
+    path = _password_path(settings, create=True)
+    entries = _read(path)
+    if device_id in entries:
+        raise CommandError(
+            f"device {device_id!r} already exists; to give it a new password, "
+            f"`outpost device remove {device_id}` first"
+        )
+    password = generate_password()
+    write_password_file(path, {**entries, device_id: hash_password(password)})
+    _print_credentials(device_id, password, settings, as_json=args.json)
+    return 0
+
+
+def list_devices(args: argparse.Namespace) -> int:
+    settings = settings_for(args, args.app_dir)
+    path = _password_path(settings, create=False)
+    devices = sorted(name for name in _read(path) if name != BRIDGE_USER)
+    if not devices:
+        print("no devices yet; add one with `outpost device add ID`", file=sys.stderr)
+    for name in devices:
+        print(name)
+    return 0
+
+
+def remove_device(args: argparse.Namespace) -> int:
+    settings = settings_for(args, args.app_dir)
+    device_id = _checked_id(args.device_id)
+    path = _password_path(settings, create=False)
+    entries = _read(path)
+    if device_id not in entries:
+        raise CommandError(f"no device {device_id!r} (see `outpost device list`)")
+    del entries[device_id]
+    write_password_file(path, entries)
+    print(f"removed device {device_id!r}", file=sys.stderr)
+    return 0
+
+
+def _checked_id(device_id: str) -> str:
+    """A device ID usable as username and topic segment, and not the bridge's name."""
+    try:
+        check_username(device_id)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    if device_id == BRIDGE_USER:
+        raise CommandError(f"{BRIDGE_USER!r} is the gateway's own MQTT user, not a device ID")
+    return device_id
+
+
+def _password_path(settings: Settings, *, create: bool) -> Path:
+    """The managed broker's password file; its directories made 0700 when ``create``."""
+    data_dir = Path(settings.data_dir)
+    directory = data_dir / BROKER_DIR_NAME
+    if create:
+        _make_private_dir(data_dir, directory)
+    return directory / PASSWORD_FILE_NAME
+
+
+def _make_private_dir(data_dir: Path, directory: Path) -> None:
+    if data_dir.exists() and not data_dir.is_dir():
+        raise CommandError(f"the data directory {data_dir} is a file, not a directory")
+    try:
+        # ``mode`` applies to the last component only and is masked by the umask.
+        for path in (data_dir, directory):
+            if not path.is_dir():
+                path.mkdir(mode=DIR_MODE, parents=True)
+                os.chmod(path, DIR_MODE)
+    except OSError as exc:
+        raise dir_unavailable(data_dir, exc) from exc
+
+
+def _read(path: Path) -> dict[str, str]:
+    try:
+        return read_password_file(path)
+    except ValueError as exc:
+        raise CommandError(f"{exc} (fix or move the file)") from None
+
+
+def _print_credentials(device_id: str, password: str, settings: Settings, *, as_json: bool) -> None:
+    credentials = {
+        "device": device_id,
+        "username": device_id,
+        "password": password,
+        "host": settings.mqtt_host,
+        "port": settings.mqtt_port,
+    }
+    if as_json:
+        print(json.dumps(credentials))
+    else:
+        for key, value in credentials.items():
+            print(f"{key}: {value}")
+        print("the password is shown only this once; the gateway keeps its hash", file=sys.stderr)
+    if settings.mqtt_host in ("0.0.0.0", "::"):
+        print(
+            "note: the broker listens on every address; devices use this machine's LAN address",
+            file=sys.stderr,
+        )
