@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 
 from gateway.cli.common import CommandError, settings_for
 from gateway.config import Settings
-from gateway.mqtt.broker_files import BRIDGE_USER, BROKER_DIR_NAME, DIR_MODE, PASSWORD_FILE_NAME
+from gateway.mqtt.broker_files import BRIDGE_USER, BROKER_DIR_NAME, PASSWORD_FILE_NAME
 from gateway.mqtt.passwords import (
     check_username,
     generate_password,
@@ -31,7 +30,7 @@ from gateway.mqtt.passwords import (
     read_password_file,
     write_password_file,
 )
-from gateway.store.datadir import dir_unavailable
+from gateway.store.datadir import make_private_dir
 
 _NOT_RELOADED = "A running broker is not reloaded yet: it sees the change when it next starts."
 
@@ -157,21 +156,9 @@ def _password_path(settings: Settings, *, create: bool) -> Path:
     data_dir = Path(settings.data_dir)
     directory = data_dir / BROKER_DIR_NAME
     if create:
-        _make_private_dir(data_dir, directory)
+        make_private_dir(data_dir)
+        make_private_dir(directory)
     return directory / PASSWORD_FILE_NAME
-
-
-def _make_private_dir(data_dir: Path, directory: Path) -> None:
-    if data_dir.exists() and not data_dir.is_dir():
-        raise CommandError(f"the data directory {data_dir} is a file, not a directory")
-    try:
-        # ``mode`` applies to the last component only and is masked by the umask.
-        for path in (data_dir, directory):
-            if not path.is_dir():
-                path.mkdir(mode=DIR_MODE, parents=True)
-                os.chmod(path, DIR_MODE)
-    except OSError as exc:
-        raise dir_unavailable(data_dir, exc) from exc
 
 
 def _read(path: Path) -> dict[str, str]:

@@ -32,7 +32,7 @@ _PRIVATE_FILES = (DB_FILENAME, f"{DB_FILENAME}-wal", f"{DB_FILENAME}-shm", LOCK_
 def claim(data_dir: Path) -> StoreLock:
     """Create ``data_dir`` (0700) if needed, lock it for this process, make the store
     file exist with mode 0600 (SQLite gives ``-wal``/``-shm`` the main file's mode)."""
-    _make_dir(data_dir)
+    make_private_dir(data_dir)
     try:
         lock = StoreLock.acquire(data_dir)
     except OSError as exc:
@@ -71,7 +71,9 @@ def dir_unavailable(data_dir: Path, exc: OSError) -> StoreUnavailableError:
     return StoreUnavailableError(f"{text} (nothing was changed)")
 
 
-def _make_dir(data_dir: Path) -> None:
+def make_private_dir(data_dir: Path) -> None:
+    """Create ``data_dir`` (mode 0700) if missing; one-line ``StoreUnavailableError`` if not
+    possible (a file in its place, a read-only filesystem, no permission)."""
     if data_dir.exists() and not data_dir.is_dir():
         raise StoreUnavailableError(
             f"the data directory {data_dir} is a file, not a directory; move it away or "
