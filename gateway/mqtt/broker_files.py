@@ -18,12 +18,12 @@ at once on an option it does not know; the tests start the real broker on these 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.mqtt.passwords import check_username, password_file_text, write_private_file
+from gateway.mqtt.topics import Placeholder, parse_segments
 
 BROKER_DIR_NAME = "mosquitto"
 CONFIG_NAME = "mosquitto.conf"
@@ -44,8 +44,6 @@ REPLY_TREE = "outpost/reply/{device}/#"
 AUTOSAVE_CHANGES = 100
 MAX_QUEUED_BYTES = 64 * 1024 * 1024
 MAX_PACKET_BYTES = 1024 * 1024
-
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 @dataclass(frozen=True)
@@ -200,43 +198,26 @@ def acl_topic(pattern: str, *, allow_tail: bool = False) -> str:
 
 
 def _acl_segments(pattern: str, segments: list[str]) -> list[str]:
-    if not pattern or pattern.startswith("$"):
-        raise ValueError(f"topic pattern {pattern!r} is empty or starts with '$'")
-    names = [_placeholder_name(pattern, segment) for segment in segments]
-    found = [name for name in names if name is not None]
-    if "device" not in found:
+    """The ACL segments of a route pattern, parsed as routes are (``topics``), plus what
+    only the ACL needs: a ``{device}`` to tie the topic to a username, no ``%``."""
+    if pattern.startswith("$"):
+        raise ValueError(f"topic pattern {pattern!r} starts with '$' (the broker's own tree)")
+    if "%" in pattern:
+        raise ValueError(
+            f"topic pattern {pattern!r}: '%' would be read by Mosquitto's ACL as a "
+            "substitution (%u, %c)"
+        )
+    try:
+        parsed = parse_segments("/".join(segments))
+    except ValueError as exc:
+        raise ValueError(f"topic pattern {pattern!r}: {exc}") from None
+    names = [seg.name if isinstance(seg, Placeholder) else None for seg in parsed]
+    if "device" not in names:
         raise ValueError(
             f"topic pattern {pattern!r} has no {{device}} segment: the ACL can only tie a "
             "topic to one device through it, e.g. 'sensors/{device}/temperature'"
         )
-    if len(found) != len(set(found)):
-        raise ValueError(f"topic pattern {pattern!r} names a placeholder twice")
     return [
         segment if name is None else ("%u" if name == "device" else "+")
         for segment, name in zip(segments, names, strict=True)
     ]
-
-
-def _placeholder_name(pattern: str, segment: str) -> str | None:
-    """The name of a whole-segment ``{name}``, None for a literal segment."""
-    whole = _PLACEHOLDER.fullmatch(segment)
-    if whole:
-        return whole.group(1)
-    if "{" in segment or "}" in segment:
-        raise ValueError(
-            f"topic pattern {pattern!r}: the placeholder in segment {segment!r} must be a "
-            "whole segment between slashes, e.g. 'sensors/{device}/temperature'"
-        )
-    if "+" in segment or "#" in segment:
-        raise ValueError(
-            f"topic pattern {pattern!r} contains the MQTT wildcard in {segment!r}: routes "
-            "name their variable segments with placeholders such as {field} instead"
-        )
-    if "%" in segment:
-        raise ValueError(
-            f"topic pattern {pattern!r}: '%' in {segment!r} would be read by Mosquitto's "
-            "ACL as a substitution (%u, %c)"
-        )
-    if not segment:
-        raise ValueError(f"topic pattern {pattern!r} has an empty segment")
-    return None

@@ -27,9 +27,15 @@ def parse_pattern(pattern: object) -> tuple[Segment, ...]:
     """The segments of a route's topic pattern; ``ValueError`` says what is wrong."""
     if not isinstance(pattern, str):
         raise ValueError(f"a topic pattern is a str, not {type(pattern).__name__}")
-    check_topic_text(pattern)
     if pattern.startswith(RESERVED_PREFIXES):
         raise ValueError(f"topic {pattern!r} is reserved ($SYS and outpost/ belong to the gateway)")
+    return parse_segments(pattern)
+
+
+def parse_segments(pattern: str) -> tuple[Segment, ...]:
+    """``parse_pattern`` without the reserved trees: the gateway's own ack and call
+    topics are patterns too (the broker's ACL is written from them)."""
+    check_topic_text(pattern)
     segments = tuple(_segment(part, pattern) for part in pattern.split("/"))
     names = [s.name for s in segments if isinstance(s, Placeholder)]
     for name in names:
