@@ -37,7 +37,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,7 @@ from gateway.errors import (
     StoreClosedError,
 )
 from gateway.lifecycle import Lifecycle, StepHook, cancel_task
+from gateway.mqtt.routes import check_routes
 from gateway.runtime import logs
 from gateway.runtime.functions import Kind
 from gateway.runtime.loader import App, load_app
@@ -67,6 +68,8 @@ from gateway.sync.engine import SubscriptionEngine
 log = logging.getLogger("gateway")
 
 LAST_GOOD_DIR = "app-last-good"
+
+ReloadListener = Callable[["App"], Awaitable[None]]
 
 
 class Gateway:
@@ -98,6 +101,7 @@ class Gateway:
         self._keep_last_good = keep_last_good
         self._life = Lifecycle("gateway", stop_budget_s=settings.shutdown_timeout_s, hook=step_hook)
         self._retention: asyncio.Task[None] | None = None
+        self._reload_listeners: list[ReloadListener] = []
         self._closed = False
 
     @classmethod
@@ -217,11 +221,11 @@ class Gateway:
 
     async def _load_app(self) -> None:
         try:
-            self.app = load_app(self.app_dir, print_fn=logs.app_print)
+            self.app = _load_checked(self.app_dir)
         except AppLoadError as exc:
             if not (self._keep_last_good and (self._saved / "convex").is_dir()):
                 raise
-            self.app = load_app(self._saved, print_fn=logs.app_print)
+            self.app = _load_checked(self._saved)
             self.app_error = str(exc)
 
     async def _open_store(self) -> Store:
@@ -252,7 +256,7 @@ class Gateway:
             if not (saved / "convex").is_dir():
                 raise
             self.app.unload()
-            self.app = load_app(saved, print_fn=logs.app_print)
+            self.app = _load_checked(saved)
             self.app_error = str(exc)
             await _write_schema(self.store, self.app)
 
@@ -325,7 +329,7 @@ class Gateway:
         the new version does not load or its schema is refused, ``AppLoadError`` /
         the schema error is raised and the running version stays.
         """
-        new_app = load_app(self.app_dir, print_fn=logs.app_print)
+        new_app = _load_checked(self.app_dir)
         try:
             if new_app.schema is not None:
                 await self.store.write(lambda tx: apply_schema(tx, new_app.schema))
@@ -340,7 +344,19 @@ class Gateway:
         old.unload()
         self.sync.invalidate_all()  # live queries rerun on the new code
         log.info("app reloaded: %d functions", len(new_app.functions))
+        for listener in list(self._reload_listeners):
+            try:
+                await listener(new_app)
+            except Exception:  # noqa: BLE001 - one subsystem's failure is its own
+                log.exception("after the reload, %r failed", listener)
         return new_app
+
+    def on_app_reloaded(self, listener: ReloadListener) -> Callable[[], None]:
+        """Await ``listener(new_app)`` after each successful ``reload_app`` (the MQTT
+        broker's ACL and the bridge's subscriptions follow the routes); returns the
+        function that removes it."""
+        self._reload_listeners.append(listener)
+        return lambda: self._reload_listeners.remove(listener)
 
     async def close(self) -> None:
         """Refuse new calls, then stop every step in reverse (``sync`` sessions first,
@@ -395,6 +411,17 @@ class Gateway:
 
     async def run_action(self, path: str, args: Mapping[str, Any] | None = None) -> Any:
         return (await self.call("action", path, args, admin=True)).unwrap()
+
+
+def _load_checked(app_dir: Path) -> App:
+    """Load the app and check its MQTT routes against its functions (file:line errors)."""
+    app = load_app(app_dir, print_fn=logs.app_print)
+    try:
+        check_routes(app.mqtt, app)
+    except BaseException:
+        app.unload()
+        raise
+    return app
 
 
 async def _write_schema(store: Store, app: App) -> None:
