@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import random
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from gateway.errors import FunctionError
@@ -14,6 +15,23 @@ from gateway.runtime.storage import ActionStorage, TransactionStorage
 
 if TYPE_CHECKING:
     from gateway.runtime.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class MqttMessage:
+    """``ctx.mqtt`` of a mutation run by an MQTT ingest route (None for any other call).
+
+    ``seq`` and ``boot`` are the payload's counters (never passed as arguments; None when
+    the payload has none); ``qos`` is the QoS the gateway received it at (QoS 2 arrives as
+    1, see docs/mqtt.md); ``received_ms`` is when the bridge received it (Unix ms).
+    """
+
+    topic: str
+    device: str
+    qos: int
+    received_ms: float
+    seq: int | None = None
+    boot: int | None = None
 
 
 class Auth:
@@ -46,8 +64,10 @@ class QueryCtx(_BaseCtx):
         identity: Mapping[str, Any] | None,
         now_ms: float,
         seed: int,
+        mqtt: MqttMessage | None = None,
     ) -> None:
         super().__init__(runtime, identity, now_ms)
+        self.mqtt = mqtt
         self._ex = ex
         self._identity = identity
         self._seed = seed

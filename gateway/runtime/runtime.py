@@ -29,7 +29,7 @@ from gateway.errors import (
     ValidationError,
 )
 from gateway.runtime import session_requests
-from gateway.runtime.context import ActionCtx, MutationCtx, QueryCtx
+from gateway.runtime.context import ActionCtx, MqttMessage, MutationCtx, QueryCtx
 from gateway.runtime.cursors import CursorCodec, journal_for, pinned_end
 from gateway.runtime.database import Execution
 from gateway.runtime.driver import Watchdog, drive
@@ -305,12 +305,13 @@ class Runtime:
         *,
         now_ms: float,
         journal: str | None = None,
+        mqtt: MqttMessage | None = None,
     ) -> _Done:
         """Runs on the database thread: drive the handler under the watchdog."""
         ex = Execution(tx, self.cursors, schema=self.app.schema, pinned_end=pinned_end(journal))
         seed = tx.ts ^ fn.seed_base
         ctx_type = MutationCtx if fn.kind == "mutation" else QueryCtx
-        ctx = ctx_type(self, ex, identity, now_ms, seed)
+        ctx = ctx_type(self, ex, identity, now_ms, seed, mqtt)
         budget = self.budgets.mutation_s if fn.kind == "mutation" else self.budgets.query_s
         buffer = LogBuffer()
 
@@ -358,6 +359,33 @@ class Runtime:
         _log_lines(path, done.lines)
         return {"kind": "success"}
 
+    def execute_ingest(
+        self,
+        path: str,
+        args: dict[str, Any],
+        tx: Transaction,
+        *,
+        identity: Mapping[str, Any] | None,
+        mqtt: MqttMessage,
+    ) -> str | None:
+        """Run the mutation of an MQTT message inside the writer job that records it.
+
+        Its writes commit with the job's own (dedupe marks, a dead letter); if it fails,
+        only its writes roll back and the error message is returned (None: applied).
+        """
+        try:
+            fn = self.lookup(path, "mutation", internal_ok=True)
+        except Exception as exc:  # noqa: BLE001 - the route's function went away (reload)
+            return str(exc)
+        try:
+            with tx.savepoint():
+                done = self._execute(fn, args, identity, tx, now_ms=mqtt.received_ms, mqtt=mqtt)
+        except _Failed as failed:
+            _log_lines(path, failed.lines)
+            return _message(failed.error, fn)
+        _log_lines(path, done.lines)
+        return None
+
     async def nested(self, ctx: QueryCtx, kind: Kind, ref: Any, args: Any) -> Any:
         """``ctx.run_query`` / ``ctx.run_mutation`` inside a query or mutation."""
         fn = self.lookup(ref, kind, internal_ok=True)
@@ -365,9 +393,9 @@ class Runtime:
         ex: Execution = ctx._ex  # noqa: SLF001
         seed = ctx.random.getrandbits(64)
         if kind == "query":
-            sub: QueryCtx = QueryCtx(self, ex, ctx._identity, ctx.now, seed)  # noqa: SLF001
+            sub: QueryCtx = QueryCtx(self, ex, ctx._identity, ctx.now, seed, ctx.mqtt)  # noqa: SLF001
             return await self._invoke(fn, sub, args, ex)
-        sub = MutationCtx(self, ex, ctx._identity, ctx.now, seed)  # noqa: SLF001
+        sub = MutationCtx(self, ex, ctx._identity, ctx.now, seed, ctx.mqtt)  # noqa: SLF001
         with ex.tx.savepoint():
             return await self._invoke(fn, sub, args, ex)
 

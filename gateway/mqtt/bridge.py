@@ -1,0 +1,365 @@
+"""The bridge: the gateway's own MQTT client, between the broker and the store.
+
+Ingest (issue 9, section 3; DESIGN decision 7):
+
+- One paho client, MQTT 5, a persistent session (``clean_start`` off, a session that
+  never expires), subscribed at QoS 1 to every ingest route. QoS 2 publishes reach it as
+  QoS 1 (the subscription's QoS caps them): exactly once comes from the devices'
+  counters, not from QoS 2, whose handshake the broker completes with the device before
+  the gateway has stored anything.
+- ``manual_ack``: a message is acknowledged to the broker only once the writer batch
+  holding it is durable, in the order received (an MQTT 5 receiver's duty). Until then
+  the broker keeps it and redelivers it after any disconnect or restart.
+- The client's Receive Maximum bounds the QoS 1 messages the broker sends unacknowledged;
+  ``RECEIVE_MAXIMUM`` lets group commit form batches of hundreds. QoS 0 messages are not
+  bound by it, so the bridge also holds at most ``MAX_HELD`` messages: past that its
+  network thread stops reading (TCP backpressure) instead of buffering without bound.
+- Retained messages are not ingested (subscriptions ask for none, and one that arrives
+  anyway is acknowledged and skipped): a retained reading would be applied again at every
+  new subscription.
+- After each batch, each device whose dedupe mark moved gets a retained
+  ``outpost/ack/{device}`` = ``{"boot": b, "seq": n}``: every message of that boot with
+  seq <= n is durable (applied or dead-lettered).
+
+paho runs its network loop on a thread of its own (``loop_start``); messages cross to the
+event loop with ``call_soon_threadsafe``; ``close`` stops that thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags, MQTTMessage, MQTTv5
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from gateway.errors import OutpostError
+from gateway.mqtt import dead_letters, marks, topics
+from gateway.mqtt.endpoint import BrokerEndpoint
+from gateway.mqtt.ingest import Delivery, Outcome, apply_message
+from gateway.mqtt.routes import MqttRouter
+
+if TYPE_CHECKING:
+    from gateway.gateway import Gateway
+    from gateway.runtime.loader import App
+
+log = logging.getLogger("gateway.mqtt")
+
+RECEIVE_MAXIMUM: Final = 512
+MAX_HELD: Final = 1024  # messages received and not yet acknowledged (QoS 0 included)
+SESSION_NEVER_EXPIRES: Final = 0xFFFFFFFF
+KEEPALIVE_S: Final = 30
+CONNECT_DEADLINE_S: Final = 10.0
+DRAIN_DEADLINE_S: Final = 3.0
+RETRY_MAX_S: Final = 5.0
+ACK_TOPIC: Final = "outpost/ack/{}"
+
+
+class BridgeError(OutpostError):
+    """The bridge could not connect to its broker (wrong credentials, refused)."""
+
+
+@dataclass
+class BridgeStats:
+    """Counters for tests, benchmarks and metrics."""
+
+    received: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    dead: int = 0
+    retained_skipped: int = 0
+    acked: int = 0
+    connects: int = 0
+    retries: int = 0
+
+
+@dataclass
+class _Held:
+    """A received message waiting for its write and its turn to be acknowledged."""
+
+    delivery: Delivery
+    mid: int
+    generation: int  # of the connection it came on: acks go only to that connection
+    task: asyncio.Task[Outcome] | None  # None: nothing to write (retained)
+
+
+@dataclass
+class _Connection:
+    generation: int = 0
+    connected: bool = False
+    error: str | None = None
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Bridge:
+    """The gateway's MQTT client: ingest routes in, acks out."""
+
+    def __init__(self, gateway: Gateway, endpoint: BrokerEndpoint) -> None:
+        self._gateway = gateway
+        self._endpoint = endpoint
+        self._loop = asyncio.get_running_loop()
+        self._router: MqttRouter = gateway.app.mqtt
+        self._filters: set[str] = set()
+        self._held: deque[_Held] = deque()
+        self._slots = threading.BoundedSemaphore(MAX_HELD)
+        self._wake = asyncio.Event()
+        self._acks: dict[str, tuple[int, int]] = {}
+        self._dead_count = 0
+        self._conn = _Connection()
+        self._stopping = False
+        self._acker: asyncio.Task[None] | None = None
+        self._unlisten: Any = None
+        self.stats = BridgeStats()
+        self.client = self._make_client(gateway.store.gateway_id)
+
+    # --- life ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect and subscribe; raises ``BridgeError`` if the broker refuses us."""
+        store = self._gateway.store
+        await store.write(lambda tx: marks.ensure_table(tx.conn))
+        await store.write(dead_letters.ensure_table)
+        self._dead_count, _ = await store.read(dead_letters.count)
+        self._acker = asyncio.create_task(self._ack_loop(), name="outpost-mqtt-acker")
+        endpoint = self._endpoint
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = SESSION_NEVER_EXPIRES
+        props.ReceiveMaximum = RECEIVE_MAXIMUM
+        self.client.connect_async(
+            endpoint.host, endpoint.port, KEEPALIVE_S, clean_start=False, properties=props
+        )
+        self.client.loop_start()
+        try:
+            await self._wait_connected()
+        except BaseException:
+            await self.close()
+            raise
+        self._unlisten = self._gateway.on_app_reloaded(self._app_reloaded)
+        log.info("MQTT bridge connected to %s", endpoint.describe())
+
+    async def _wait_connected(self) -> None:
+        deadline = self._loop.time() + CONNECT_DEADLINE_S
+        conn = self._conn
+        while not conn.connected:
+            if conn.error is not None:
+                raise BridgeError(f"the broker at {self._endpoint.describe()} {conn.error}")
+            remaining = deadline - self._loop.time()
+            if remaining <= 0:
+                raise BridgeError(
+                    f"no answer from the MQTT broker at {self._endpoint.describe()} within "
+                    f"{CONNECT_DEADLINE_S:.0f} s; is it running and reachable?"
+                )
+            conn.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(conn.changed.wait(), remaining)
+
+    async def close(self) -> None:
+        """Acknowledge what is durable (within a deadline), disconnect, stop the thread."""
+        if self._stopping:
+            return
+        self._stopping = True
+        if self._unlisten is not None:
+            self._unlisten()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._drained(), DRAIN_DEADLINE_S)
+        if self._acker is not None:
+            self._acker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._acker
+        self.client.disconnect()
+        await asyncio.to_thread(self.client.loop_stop)
+        self._held.clear()
+
+    async def _drained(self) -> None:
+        while self._held:
+            self._wake.set()
+            await asyncio.sleep(0.01)
+
+    @property
+    def connected(self) -> bool:
+        return self._conn.connected
+
+    # --- paho's thread -------------------------------------------------------------------
+
+    def _make_client(self, gateway_id: str) -> Client:
+        client = Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"outpost-bridge-{gateway_id}",
+            protocol=MQTTv5,
+            manual_ack=True,
+        )
+        endpoint = self._endpoint
+        if endpoint.username is not None:
+            client.username_pw_set(endpoint.username, endpoint.password)
+        if endpoint.tls:
+            client.tls_set()
+        client.reconnect_delay_set(1, 10)
+        client.max_queued_messages_set(0)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    def _on_connect(
+        self,
+        client: Client,
+        userdata: Any,
+        flags: ConnectFlags,
+        reason: ReasonCode,
+        props: Properties | None,
+    ) -> None:
+        if reason.is_failure:
+            self._loop.call_soon_threadsafe(self._set_connection, False, _refusal(reason))
+            return
+        self._conn.generation += 1  # read on this thread only (``_on_message``)
+        self._subscribe(client, self._router)
+        self._loop.call_soon_threadsafe(self._set_connection, True, None)
+
+    def _on_disconnect(
+        self,
+        client: Client,
+        userdata: Any,
+        flags: DisconnectFlags,
+        reason: ReasonCode,
+        props: Properties | None,
+    ) -> None:
+        self._loop.call_soon_threadsafe(self._set_connection, False, None)
+
+    def _set_connection(self, connected: bool, error: str | None) -> None:
+        conn = self._conn
+        if connected and not conn.connected:
+            self.stats.connects += 1
+            if self.stats.connects > 1:
+                log.info("MQTT bridge reconnected to %s", self._endpoint.describe())
+        elif not connected and conn.connected and not self._stopping:
+            log.warning("MQTT bridge lost %s; reconnecting", self._endpoint.describe())
+        conn.connected, conn.error = connected, error
+        conn.changed.set()
+
+    def _subscribe(self, client: Client, router: MqttRouter) -> None:
+        wanted = {_filter(route.pattern) for route in router.ingest_routes}
+        # retainHandling 2: no retained messages at subscribe time (never ingested).
+        options = SubscribeOptions(qos=1, noLocal=True, retainHandling=2)
+        if wanted:
+            client.subscribe([(f, options) for f in sorted(wanted)])
+        gone = self._filters - wanted
+        if gone:
+            client.unsubscribe(sorted(gone))
+        self._filters = wanted
+
+    def _on_message(self, client: Client, userdata: Any, msg: MQTTMessage) -> None:
+        generation = self._conn.generation
+        while not self._slots.acquire(timeout=0.2):  # full: stop reading the socket
+            if self._stopping:
+                return  # not acknowledged: the broker redelivers it next time
+        self._loop.call_soon_threadsafe(self._accept, msg, generation)
+
+    # --- the event loop ------------------------------------------------------------------
+
+    def _accept(self, msg: MQTTMessage, generation: int) -> None:
+        self.stats.received += 1
+        delivery = Delivery(msg.topic, bytes(msg.payload), msg.qos, time.time() * 1000)
+        task = None
+        if msg.retain:
+            self.stats.retained_skipped += 1
+        else:
+            task = self._loop.create_task(self._write(delivery))
+        self._held.append(_Held(delivery, msg.mid, generation, task))
+        self._wake.set()
+
+    async def _write(self, delivery: Delivery) -> Outcome:
+        full = self._dead_count >= dead_letters.MAX_ROWS
+        work = functools.partial(
+            apply_message,
+            self._gateway.runtime,
+            self._router,
+            delivery,
+            dead_letters_full=full,
+        )
+        outcome, _ = await self._gateway.store.write(work)
+        return outcome
+
+    async def _ack_loop(self) -> None:
+        """Acknowledge held messages in the order received, each once it is durable."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._held:
+                head = self._held[0]
+                if head.task is not None:
+                    outcome = await self._settle(head)
+                    self._count(outcome)
+                self._held.popleft()
+                if head.delivery.qos > 0 and head.generation == self._conn.generation:
+                    self.client.ack(head.mid, 1)
+                    self.stats.acked += 1
+                self._slots.release()
+                if not self._held or (self._held[0].task and not self._held[0].task.done()):
+                    self._publish_acks()
+            self._publish_acks()
+
+    async def _settle(self, head: _Held) -> Outcome:
+        """The head's outcome; a failed write (disk full, I/O) is retried until it holds."""
+        delay = 0.1
+        while True:
+            assert head.task is not None
+            try:
+                return await head.task
+            except Exception as exc:  # noqa: BLE001 - the store could not commit: retry
+                self.stats.retries += 1
+                log.error("MQTT message on %s not stored (%s); retrying", head.delivery.topic, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+                head.task = self._loop.create_task(self._write(head.delivery))
+
+    def _count(self, outcome: Outcome) -> None:
+        stats = self.stats
+        if outcome.kind == "applied":
+            stats.applied += 1
+        elif outcome.kind == "duplicate":
+            stats.duplicates += 1
+        else:
+            stats.dead += 1
+            self._dead_count += 1
+        if outcome.ack is not None:
+            device, boot, acked = outcome.ack
+            self._acks[device] = (boot, acked)
+
+    def _publish_acks(self) -> None:
+        acks, self._acks = self._acks, {}
+        for device, (boot, seq) in acks.items():
+            payload = json.dumps({"boot": boot, "seq": seq}, separators=(",", ":"))
+            self.client.publish(ACK_TOPIC.format(device), payload, qos=1, retain=True)
+
+    async def _app_reloaded(self, app: App) -> None:
+        router = app.mqtt if app.mqtt is not None else MqttRouter()
+        self._router = router
+        if self._conn.connected:
+            self._subscribe(self.client, router)
+
+
+def _filter(pattern: str) -> str:
+    """A route pattern as a subscription filter: every placeholder becomes ``+``."""
+    return "/".join(
+        "+" if isinstance(seg, topics.Placeholder) else seg
+        for seg in topics.parse_segments(pattern)
+    )
+
+
+def _refusal(reason: ReasonCode) -> str:
+    name = str(reason)
+    if name in ("Bad user name or password", "Not authorized"):
+        return f"refused the gateway's credentials ({name})"
+    return f"refused the connection ({name})"

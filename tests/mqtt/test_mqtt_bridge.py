@@ -1,0 +1,165 @@
+"""The bridge against a real Mosquitto and an in-process gateway: messages in, once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import cbor2
+from bridge_kit import eventually, rig
+from mosquitto_kit import Session, session
+
+from gateway.mqtt.codecs import MAX_PAYLOAD_BYTES
+
+TOPIC = "sensors/{}/temperature"
+
+
+async def publish(device: Session, topic: str, payload: bytes, *, retain: bool = False) -> None:
+    await asyncio.to_thread(device.publish, topic, payload, retain=retain)
+
+
+async def test_readings_land_once_with_ctx_mqtt(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        with session(r.port, "dev-a", r.passwords["dev-a"]) as dev:
+            await publish(
+                dev, TOPIC.format("dev-a"), cbor2.dumps({"celsius": 21.5, "seq": 1, "boot": 7})
+            )
+            await publish(
+                dev,
+                TOPIC.format("dev-a"),
+                json.dumps({"celsius": 22, "seq": 2, "boot": 7}).encode(),
+            )
+
+            async def two() -> bool:
+                return len(await r.readings()) == 2
+
+            await eventually(two, "two readings")
+        rows = sorted(await r.readings(), key=lambda d: d["seq"])
+        assert [(d["celsius"], d["seq"], d["boot"]) for d in rows] == [
+            (21.5, 1.0, 7.0),
+            (22.0, 2.0, 7.0),
+        ]
+        assert {d["device"] for d in rows} == {"dev-a"}
+        assert {d["subject"] for d in rows} == {"dev-a"}
+        assert {d["topic"] for d in rows} == {TOPIC.format("dev-a")}
+        assert {d["qos"] for d in rows} == {1.0}
+        assert r.bridge.stats.applied == 2
+
+
+async def test_a_resent_reading_is_applied_once_and_the_ack_covers_it(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        with session(r.port, "dev-a", r.passwords["dev-a"]) as dev:
+            dev.subscribe("outpost/ack/dev-a")
+            for seq in (1, 2, 2, 1, 3):
+                body = cbor2.dumps({"celsius": float(seq), "seq": seq, "boot": 5})
+                await publish(dev, TOPIC.format("dev-a"), body)
+
+            async def acked() -> bool:
+                return r.bridge.stats.applied + r.bridge.stats.duplicates == 5
+
+            await eventually(acked, "five messages settled")
+            acks = []
+            while not acks or acks[-1] != {"boot": 5, "seq": 3}:
+                message = await asyncio.to_thread(dev.receive)
+                assert message.retain or message.topic == "outpost/ack/dev-a"
+                acks.append(json.loads(message.payload))
+        assert sorted(d["seq"] for d in await r.readings()) == [1.0, 2.0, 3.0]
+        assert r.bridge.stats.duplicates == 2
+
+
+async def test_ack_waits_for_a_gap_and_covers_it_once_filled(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        with session(r.port, "dev-b", r.passwords["dev-b"]) as dev:
+            dev.subscribe("outpost/ack/dev-b")
+            for seq in (1, 3):
+                await publish(
+                    dev, TOPIC.format("dev-b"), cbor2.dumps({"celsius": 1.0, "seq": seq, "boot": 9})
+                )
+
+            async def two() -> bool:
+                return r.bridge.stats.applied == 2
+
+            await eventually(two, "two applied")
+            assert json.loads((await asyncio.to_thread(dev.receive)).payload) == {
+                "boot": 9,
+                "seq": 1,
+            }
+            await publish(
+                dev, TOPIC.format("dev-b"), cbor2.dumps({"celsius": 1.0, "seq": 2, "boot": 9})
+            )
+            assert json.loads((await asyncio.to_thread(dev.receive)).payload) == {
+                "boot": 9,
+                "seq": 3,
+            }
+
+
+async def test_every_bad_message_becomes_a_dead_letter_and_the_stream_goes_on(
+    tmp_path: Path,
+) -> None:
+    bad = [
+        (b"\xff\x00 not cbor nor json", "value"),  # raw bytes: the mutation's validator refuses
+        (json.dumps({"celsius": "warm"}).encode(), "celsius"),
+        (json.dumps({"celsius": 5000.0, "seq": 4, "boot": 1}).encode(), "too hot"),
+        (json.dumps({"celsius": 1.0, "device": "dev-b"}).encode(), "topic says"),
+        (json.dumps({"celsius": 1.0, "seq": 0}).encode(), "seq counts from 1"),
+        (json.dumps({"celsius": 2**60}).encode(), "2^53"),
+        (b"{" + b" " * (MAX_PAYLOAD_BYTES + 10) + b"}", "over the"),
+    ]
+    async with rig(tmp_path) as r:
+        with session(r.port, "dev-a", r.passwords["dev-a"]) as dev:
+            for body, _ in bad:
+                await publish(dev, TOPIC.format("dev-a"), body)
+            await publish(dev, TOPIC.format("dev-a"), json.dumps({"celsius": 3.0}).encode())
+
+            async def all_settled() -> bool:
+                return r.bridge.stats.acked == len(bad) + 1
+
+            await eventually(all_settled, "every message acknowledged")
+        letters = await r.dead_letters()
+        assert len(letters) == len(bad)
+        for (body, words), letter in zip(bad, letters, strict=True):
+            assert words in letter["reason"], (words, letter["reason"])
+            assert letter["topic"] == TOPIC.format("dev-a")
+            assert letter["device"] == "dev-a"
+            assert letter["size"] == float(len(body))
+        assert [d["celsius"] for d in await r.readings()] == [3.0]
+
+
+async def test_messages_sent_while_the_bridge_is_down_arrive_after(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        await r.bridge.close()
+        with session(r.port, "dev-a", r.passwords["dev-a"]) as dev:
+            for seq in range(1, 21):
+                await publish(
+                    dev, TOPIC.format("dev-a"), cbor2.dumps({"celsius": 1.0, "seq": seq, "boot": 1})
+                )
+        await r.restart_bridge()
+
+        async def twenty() -> bool:
+            return len(await r.readings()) == 20
+
+        await eventually(twenty, "the queued readings")
+        assert sorted(d["seq"] for d in await r.readings()) == [float(s) for s in range(1, 21)]
+
+
+async def test_a_retained_reading_is_not_ingested_again(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        with session(r.port, "dev-a", r.passwords["dev-a"]) as dev:
+            await publish(
+                dev, TOPIC.format("dev-a"), json.dumps({"celsius": 4.0}).encode(), retain=True
+            )
+
+            async def one() -> bool:
+                return len(await r.readings()) == 1
+
+            await eventually(one, "the live copy")
+        await r.restart_bridge()
+        with session(r.port, "dev-a", r.passwords["dev-a"]) as dev:
+            await publish(dev, TOPIC.format("dev-a"), json.dumps({"celsius": 5.0}).encode())
+
+            async def two() -> bool:
+                return len(await r.readings()) == 2
+
+            await eventually(two, "the next reading")
+        assert sorted(d["celsius"] for d in await r.readings()) == [4.0, 5.0]
