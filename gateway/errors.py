@@ -131,6 +131,15 @@ class ConfigError(OutpostError, ValueError):
     """``outpost.toml``, the environment or a flag holds a setting that cannot be used."""
 
 
+class MissingProgramError(OutpostError):
+    """A program the settings need is not installed (``mosquitto`` for the managed MQTT
+    broker); ``str()`` says how to install it. The command exits 2, as for a setting."""
+
+
+class BrokerError(OutpostError):
+    """The managed MQTT broker could not start or be stopped; ``str()`` is one line."""
+
+
 class StartError(OutpostError):
     """A start step failed and every step started before it was stopped; ``str()`` is
     one line, ``cannot start: <step>: <reason>``, and ``__cause__`` is the step's error."""

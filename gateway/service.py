@@ -14,6 +14,11 @@ http            the listening socket; until "attach",       close (no-op once "a
                 calls and /health/ready answer 503          stopped it)
 gateway         the gateway's own steps, in their order     ``Gateway.close``: its steps in
                 (``gateway.gateway``)                       reverse
+mqtt broker     managed + routes: Mosquitto started and     stop supervising, SIGTERM the
+                supervised (``gateway.mqtt.supervisor``),   broker (SIGKILL after 5 s);
+                ACL rewritten on each ``dev`` reload;       unregister the reload listener
+                ``mqtt_endpoint`` set for the bridge
+                (external: from ``mqtt_url``; else None)
 attach          the API serves calls to the gateway         close HTTP: stop accepting,
                                                             close sync sockets, finish
                                                             in-flight calls (before the
@@ -23,8 +28,8 @@ ready           startup objects frozen out of the           -
                 collector (serve), the ready line
 ==============  ==========================================  ===============================
 
-The subsystems to come slot in as steps: the MQTT bridge and replication after
-"gateway" (they call into it, and must stop before it), zeroconf discovery just
+The subsystems to come slot in as steps: the MQTT bridge after "mqtt broker" and
+replication after it (they call into the gateway, and must stop before it), zeroconf discovery just
 before "ready" (announce only what answers). The stop is bounded by
 ``settings.shutdown_timeout_s`` as a whole (``gateway.lifecycle``).
 """
@@ -44,9 +49,13 @@ from types import TracebackType
 from typing import Any
 
 from gateway.config import Settings
+from gateway.errors import ConfigError
 from gateway.gateway import Gateway
 from gateway.http import HttpServer
 from gateway.lifecycle import Lifecycle, StepHook, cancel_task
+from gateway.mqtt.endpoint import BrokerEndpoint, endpoint_from_url
+from gateway.mqtt.supervisor import ManagedBroker, current_user
+from gateway.runtime.loader import App
 
 log = logging.getLogger("gateway.service")
 
@@ -65,6 +74,8 @@ class Service:
     server: HttpServer
     gateway: Gateway
     port: int  # the bound port (``settings.port`` 0: an ephemeral one)
+    # Where the MQTT bridge connects; None when there is no broker to use.
+    mqtt_endpoint: BrokerEndpoint | None = None
 
     def __init__(
         self,
@@ -92,6 +103,7 @@ class Service:
         await life.start("open files", _raise_open_files_limit, _restore_open_files_limit)
         await life.start("http", self._listen, lambda _: self.server.close())  # no-op once closed
         await life.start("gateway", self._start_gateway, Gateway.close)
+        await life.start("mqtt broker", self._start_broker, _stop_broker)
         await life.start("attach", self._attach, lambda _: self.server.close())
         await life.start("reload watcher", self._start_watcher, cancel_task)
         await life.start("ready", self._ready)
@@ -143,6 +155,33 @@ class Service:
         )
         return self.gateway
 
+    async def _start_broker(self) -> tuple[ManagedBroker, Callable[[], None]] | None:
+        """``mqtt_endpoint`` for the bridge: the managed broker's (started here when the
+        app has routes), the external one's, or None (``off``, or no ``convex/mqtt.py``:
+        then no broker, and no ``mosquitto`` needed)."""
+        settings = self.settings
+        if settings.mqtt_broker == "external":
+            try:
+                self.mqtt_endpoint = endpoint_from_url(settings.mqtt_url)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from exc
+            return None
+        if settings.mqtt_broker != "managed" or self.gateway.app.mqtt is None:
+            return None
+        broker = ManagedBroker(
+            Path(settings.data_dir),
+            settings.mqtt_host,
+            settings.mqtt_port,
+            self.gateway.app.mqtt,
+            run_as_user=current_user(),
+        )
+        self.mqtt_endpoint = await broker.start()
+
+        async def follow_routes(app: App) -> None:  # ``outpost dev`` reloads
+            await broker.update_routes(app.mqtt)
+
+        return broker, self.gateway.on_app_reloaded(follow_routes)
+
     async def _attach(self) -> None:
         self.server.attach(self.gateway)
 
@@ -156,6 +195,13 @@ class Service:
             _freeze_startup_objects()
         if self._on_ready is not None:
             self._on_ready(self)
+
+
+async def _stop_broker(started: tuple[ManagedBroker, Callable[[], None]] | None) -> None:
+    if started is not None:
+        broker, unregister = started
+        unregister()
+        await broker.stop()
 
 
 async def _raise_open_files_limit() -> tuple[int, int]:

@@ -1,7 +1,8 @@
 """The ``outpost`` command line: one module per command, this one wires them up.
 
 Exit status: 0 done, 1 the command failed (message on stderr), 2 a usage or
-configuration error (one line naming the flag, the variable or the file and line).
+configuration error (one line naming the flag, the variable or the file and line) or a
+program the settings need that is not installed (one line saying how to install it).
 
 A failure whose cause is expected (an ``OutpostError``: a broken app, a store that
 cannot open, a bad setting; an ``OSError``: a data directory that is a file, no
@@ -29,7 +30,7 @@ from gateway.cli import (
     snapshot_cmd,
 )
 from gateway.cli.common import CommandError, UsageError, common_flags
-from gateway.errors import ConfigError, OutpostError, StartError
+from gateway.errors import ConfigError, MissingProgramError, OutpostError, StartError
 
 
 def _version() -> str:
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         status: int = args.handler(args)
     except StartError as exc:
         return _start_failed(exc)
-    except (ConfigError, UsageError) as exc:
+    except (ConfigError, MissingProgramError, UsageError) as exc:
         print(f"outpost: {exc}", file=sys.stderr)
         return 2
     except (CommandError, OutpostError) as exc:
@@ -82,12 +83,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _start_failed(exc: StartError) -> int:
-    """One line (after the traceback if the cause is a bug); 2 for a setting, else 1."""
+    """One line (after the traceback if the cause is a bug); 2 for a setting or a missing
+    program, else 1."""
     cause = exc.__cause__
     if cause is not None and not isinstance(cause, OutpostError | OSError):
         traceback.print_exception(cause, file=sys.stderr)
     print(f"outpost: {exc}", file=sys.stderr)
-    return 2 if isinstance(cause, ConfigError) else 1
+    return 2 if isinstance(cause, ConfigError | MissingProgramError) else 1
 
 
 def _os_error(exc: OSError) -> str:
