@@ -19,6 +19,9 @@ mqtt broker     managed + routes: Mosquitto started and     stop supervising, SI
                 ACL rewritten on each ``dev`` reload;       unregister the reload listener
                 ``mqtt_endpoint`` set for the bridge
                 (external: from ``mqtt_url``; else None)
+mqtt bridge     the gateway's MQTT client on the endpoint   acknowledge what is durable
+                (``gateway.mqtt.bridge``): routes in,       (bounded), disconnect, stop
+                acks and publish rules out                  paho's thread
 attach          the API serves calls to the gateway         close HTTP: stop accepting,
                                                             close sync sockets, finish
                                                             in-flight calls (before the
@@ -28,10 +31,10 @@ ready           startup objects frozen out of the           -
                 collector (serve), the ready line
 ==============  ==========================================  ===============================
 
-The subsystems to come slot in as steps: the MQTT bridge after "mqtt broker" and
-replication after it (they call into the gateway, and must stop before it), zeroconf discovery just
-before "ready" (announce only what answers). The stop is bounded by
-``settings.shutdown_timeout_s`` as a whole (``gateway.lifecycle``).
+The subsystems to come slot in as steps: replication after "mqtt bridge" (it calls
+into the gateway, and must stop before it), zeroconf discovery just before "ready"
+(announce only what answers). The stop is bounded by ``settings.shutdown_timeout_s`` as
+a whole (``gateway.lifecycle``).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from gateway.errors import ConfigError
 from gateway.gateway import Gateway
 from gateway.http import HttpServer
 from gateway.lifecycle import Lifecycle, StepHook, cancel_task
+from gateway.mqtt.bridge import Bridge
 from gateway.mqtt.endpoint import BrokerEndpoint, endpoint_from_url
 from gateway.mqtt.supervisor import ManagedBroker, current_user
 from gateway.runtime.loader import App
@@ -76,6 +80,7 @@ class Service:
     port: int  # the bound port (``settings.port`` 0: an ephemeral one)
     # Where the MQTT bridge connects; None when there is no broker to use.
     mqtt_endpoint: BrokerEndpoint | None = None
+    bridge: Bridge | None = None  # the gateway's MQTT client (``gateway.mqtt.bridge``)
 
     def __init__(
         self,
@@ -104,6 +109,7 @@ class Service:
         await life.start("http", self._listen, lambda _: self.server.close())  # no-op once closed
         await life.start("gateway", self._start_gateway, Gateway.close)
         await life.start("mqtt broker", self._start_broker, _stop_broker)
+        await life.start("mqtt bridge", self._start_bridge, _stop_bridge)
         await life.start("attach", self._attach, lambda _: self.server.close())
         await life.start("reload watcher", self._start_watcher, cancel_task)
         await life.start("ready", self._ready)
@@ -182,6 +188,14 @@ class Service:
 
         return broker, self.gateway.on_app_reloaded(follow_routes)
 
+    async def _start_bridge(self) -> Bridge | None:
+        """The gateway's MQTT client on ``mqtt_endpoint``, when the app has routes."""
+        if self.mqtt_endpoint is None or self.gateway.app.mqtt is None:
+            return None
+        self.bridge = Bridge(self.gateway, self.mqtt_endpoint)
+        await self.bridge.start()
+        return self.bridge
+
     async def _attach(self) -> None:
         self.server.attach(self.gateway)
 
@@ -195,6 +209,11 @@ class Service:
             _freeze_startup_objects()
         if self._on_ready is not None:
             self._on_ready(self)
+
+
+async def _stop_bridge(bridge: Bridge | None) -> None:
+    if bridge is not None:
+        await bridge.close()
 
 
 async def _stop_broker(started: tuple[ManagedBroker, Callable[[], None]] | None) -> None:
