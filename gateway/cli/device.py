@@ -7,14 +7,19 @@ ties every topic to the device that owns it. ``add`` makes a random password, st
 hash and prints the password once: it cannot be shown again, only replaced (``remove``,
 then ``add``).
 
-A running broker does not see the change until it rereads the file; nothing reloads it
-yet (no broker supervisor exists): the change takes effect when the broker next starts.
+``add`` and ``remove`` then reload the running managed broker, if any: SIGHUP to the
+PID in its pidfile, once ``/proc`` shows it is a Mosquitto on this data directory's
+config (``gateway.mqtt.broker_pid``); Mosquitto rereads the password file on it, so a new
+device connects at once and a removed one is refused from its next connect. Writers of
+the password file take the broker files' lock, so two ``add`` at once, or one beside a
+starting gateway, never lose each other's line.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +27,8 @@ from typing import Any
 
 from gateway.cli.common import CommandError, settings_for
 from gateway.config import Settings
-from gateway.mqtt.broker_files import BRIDGE_USER, BROKER_DIR_NAME, PASSWORD_FILE_NAME
+from gateway.mqtt.broker_files import BRIDGE_USER, PASSWORD_FILE_NAME
+from gateway.mqtt.broker_pid import broker_directory, files_lock, signal_broker
 from gateway.mqtt.passwords import (
     check_username,
     generate_password,
@@ -32,7 +38,7 @@ from gateway.mqtt.passwords import (
 )
 from gateway.store.datadir import make_private_dir
 
-_NOT_RELOADED = "A running broker is not reloaded yet: it sees the change when it next starts."
+_RELOADS = "A running managed broker is reloaded and sees the change at once."
 
 
 def add_parser(
@@ -42,7 +48,7 @@ def add_parser(
     device = commands.add_parser(
         "device",
         help="add, list or remove the devices allowed on the managed MQTT broker",
-        description=f"Devices of the managed MQTT broker (mqtt_broker = managed). {_NOT_RELOADED}",
+        description=f"Devices of the managed MQTT broker (mqtt_broker = managed). {_RELOADS}",
     )
     actions = device.add_subparsers(
         dest="action", metavar="ACTION", required=True, parser_class=_IntermixedParser
@@ -87,7 +93,7 @@ def _action(
     with_id: bool = True,
 ) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = actions.add_parser(
-        name, parents=[common], help=summary, description=f"{summary}. {_NOT_RELOADED}"
+        name, parents=[common], help=summary, description=f"{summary}. {_RELOADS}"
     )
     if with_id:
         parser.add_argument("device_id", metavar="ID", help="its MQTT username and {device}")
@@ -104,15 +110,17 @@ def add_device(args: argparse.Namespace) -> int:
             "the managed broker (mqtt_broker = managed)"
         )
     path = _password_path(settings, create=True)
-    entries = _read(path)
-    if device_id in entries:
-        raise CommandError(
-            f"device {device_id!r} already exists; to give it a new password, "
-            f"`outpost device remove {device_id}` first"
-        )
     password = generate_password()
-    write_password_file(path, {**entries, device_id: hash_password(password)})
+    with files_lock(path.parent):
+        entries = _read(path)
+        if device_id in entries:
+            raise CommandError(
+                f"device {device_id!r} already exists; to give it a new password, "
+                f"`outpost device remove {device_id}` first"
+            )
+        write_password_file(path, {**entries, device_id: hash_password(password)})
     _print_credentials(device_id, password, settings, as_json=args.json)
+    _reload_broker(settings)
     return 0
 
 
@@ -131,13 +139,25 @@ def remove_device(args: argparse.Namespace) -> int:
     settings = settings_for(args, args.app_dir)
     device_id = _checked_id(args.device_id)
     path = _password_path(settings, create=False)
-    entries = _read(path)
-    if device_id not in entries:
+    if not path.exists():
         raise CommandError(f"no device {device_id!r} (see `outpost device list`)")
-    del entries[device_id]
-    write_password_file(path, entries)
+    with files_lock(path.parent):
+        entries = _read(path)
+        if device_id not in entries:
+            raise CommandError(f"no device {device_id!r} (see `outpost device list`)")
+        del entries[device_id]
+        write_password_file(path, entries)
     print(f"removed device {device_id!r}", file=sys.stderr)
+    _reload_broker(settings)
     return 0
+
+
+def _reload_broker(settings: Settings) -> None:
+    """SIGHUP the running managed broker of this data directory, and say which happened."""
+    if signal_broker(Path(settings.data_dir), signal.SIGHUP) is not None:
+        print("the running broker was reloaded", file=sys.stderr)
+    else:
+        print("no broker is running; it sees the change when it starts", file=sys.stderr)
 
 
 def _checked_id(device_id: str) -> str:
@@ -154,7 +174,7 @@ def _checked_id(device_id: str) -> str:
 def _password_path(settings: Settings, *, create: bool) -> Path:
     """The managed broker's password file; its directories made 0700 when ``create``."""
     data_dir = Path(settings.data_dir)
-    directory = data_dir / BROKER_DIR_NAME
+    directory = broker_directory(data_dir)
     if create:
         make_private_dir(data_dir)
         make_private_dir(directory)

@@ -189,7 +189,7 @@ def test_remove_deletes_the_entry(app: Path, capsys: pytest.CaptureFixture[str])
     _add_json(app, "d1", capsys)
     _add_json(app, "d2", capsys)
     assert _device(app, "remove", "d1") == 0
-    assert capsys.readouterr().err == "removed device 'd1'\n"
+    assert capsys.readouterr().err.startswith("removed device 'd1'\n")
     assert list(read_password_file(_passwords(app))) == ["d2"]
     assert stat.S_IMODE(_passwords(app).stat().st_mode) == 0o600
     assert _device(app, "list") == 0
@@ -215,13 +215,39 @@ def test_a_broken_password_file_is_one_line(app: Path, capsys: pytest.CaptureFix
     )
 
 
-def test_help_says_a_running_broker_is_not_reloaded(capsys: pytest.CaptureFixture[str]) -> None:
+def test_help_says_a_running_broker_is_reloaded(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["device", "add", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
-    assert "A running broker is not reloaded yet: it sees the change when it next starts." in (
-        help_text
-    )
+    assert "A running managed broker is reloaded and sees the change at once." in help_text
+
+
+def test_without_a_running_broker_add_and_remove_say_so(
+    app: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    not_running = "no broker is running; it sees the change when it starts\n"
+    assert _device(app, "add", "d1") == 0
+    assert capsys.readouterr().err.endswith(not_running)
+    assert _device(app, "remove", "d1") == 0
+    assert capsys.readouterr().err == "removed device 'd1'\n" + not_running
+
+
+def test_concurrent_adds_keep_every_device(app: Path) -> None:
+    """Eight ``device add`` processes at once: the lock keeps each one's line."""
+    names = [f"d{i}" for i in range(8)]
+    flags = [str(app), "--data-dir", str(_data(app))]
+    children = [
+        subprocess.Popen(
+            [str(OUTPOST), "device", "add", name, *flags],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for name in names
+    ]
+    for child in children:
+        _out, err = child.communicate(timeout=60)
+        assert child.returncode == 0, err
+    assert sorted(read_password_file(_passwords(app))) == names
 
 
 # --- settings ----------------------------------------------------------------------------
