@@ -1,0 +1,1 @@
+"""CPython stand-in for MicroPython's umqtt package (see simple.py)."""
