@@ -49,6 +49,7 @@ from gateway.errors import OutpostError
 from gateway.mqtt import dead_letters, marks, topics
 from gateway.mqtt.endpoint import BrokerEndpoint
 from gateway.mqtt.ingest import Delivery, Outcome, apply_message
+from gateway.mqtt.publisher import Publisher
 from gateway.mqtt.routes import MqttRouter
 
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ class Bridge:
         self._gateway = gateway
         self._endpoint = endpoint
         self._loop = asyncio.get_running_loop()
-        self._router: MqttRouter = gateway.app.mqtt
+        self._router: MqttRouter = gateway.app.mqtt or MqttRouter()
         self._filters: set[str] = set()
         self._held: deque[_Held] = deque()
         self._slots = threading.BoundedSemaphore(MAX_HELD)
@@ -123,6 +124,7 @@ class Bridge:
         self._unlisten: Any = None
         self.stats = BridgeStats()
         self.client = self._make_client(gateway.store.gateway_id)
+        self.publisher = Publisher(gateway.sync, self._publish_retained, gateway.data_dir)
 
     # --- life ----------------------------------------------------------------------------
 
@@ -143,6 +145,11 @@ class Bridge:
         self.client.loop_start()
         try:
             await self._wait_connected()
+        except BaseException:
+            await self.close()
+            raise
+        try:
+            await self.publisher.start(self._router)
         except BaseException:
             await self.close()
             raise
@@ -172,6 +179,7 @@ class Bridge:
         self._stopping = True
         if self._unlisten is not None:
             self._unlisten()
+        await self.publisher.close()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._drained(), DRAIN_DEADLINE_S)
         if self._acker is not None:
@@ -243,6 +251,7 @@ class Bridge:
             self.stats.connects += 1
             if self.stats.connects > 1:
                 log.info("MQTT bridge reconnected to %s", self._endpoint.describe())
+                self.publisher.republish()
         elif not connected and conn.connected and not self._stopping:
             log.warning("MQTT bridge lost %s; reconnecting", self._endpoint.describe())
         conn.connected, conn.error = connected, error
@@ -343,11 +352,15 @@ class Bridge:
             payload = json.dumps({"boot": boot, "seq": seq}, separators=(",", ":"))
             self.client.publish(ACK_TOPIC.format(device), payload, qos=1, retain=True)
 
+    def _publish_retained(self, topic: str, payload: bytes) -> None:
+        self.client.publish(topic, payload, qos=1, retain=True)
+
     async def _app_reloaded(self, app: App) -> None:
         router = app.mqtt if app.mqtt is not None else MqttRouter()
         self._router = router
         if self._conn.connected:
             self._subscribe(self.client, router)
+        await self.publisher.replace(router)
 
 
 def _filter(pattern: str) -> str:

@@ -166,7 +166,8 @@ def acl_text(
     for pattern in ingest_patterns:
         rules.append(("write", acl_topic(pattern)))
     for pattern in publish_patterns:
-        rules.append(("read", acl_topic(pattern)))
+        # A publish topic without {device} (``site/summary``) is for every device.
+        rules.append(("read", acl_topic(pattern, shared="{device}" not in pattern)))
     rules += [
         ("read", acl_topic(ACK_TOPIC)),
         ("write", acl_topic(CALL_TREE, allow_tail=True)),
@@ -186,18 +187,19 @@ def acl_text(
     return "\n".join(lines) + "\n"
 
 
-def acl_topic(pattern: str, *, allow_tail: bool = False) -> str:
+def acl_topic(pattern: str, *, allow_tail: bool = False, shared: bool = False) -> str:
     """A route pattern as an ACL ``pattern`` topic: ``{device}`` -> ``%u``, ``{x}`` -> ``+``.
 
-    ``allow_tail`` admits a final ``#`` (the gateway's own trees, never a route's).
+    ``allow_tail`` admits a final ``#`` (the gateway's own trees, never a route's);
+    ``shared`` admits a pattern without ``{device}`` (a publish topic every device reads).
     """
     segments = pattern.split("/")
     if allow_tail and segments[-1] == "#":
-        return "/".join([*_acl_segments(pattern, segments[:-1]), "#"])
-    return "/".join(_acl_segments(pattern, segments))
+        return "/".join([*_acl_segments(pattern, segments[:-1], shared), "#"])
+    return "/".join(_acl_segments(pattern, segments, shared))
 
 
-def _acl_segments(pattern: str, segments: list[str]) -> list[str]:
+def _acl_segments(pattern: str, segments: list[str], shared: bool = False) -> list[str]:
     """The ACL segments of a route pattern, parsed as routes are (``topics``), plus what
     only the ACL needs: a ``{device}`` to tie the topic to a username, no ``%``."""
     if pattern.startswith("$"):
@@ -212,7 +214,7 @@ def _acl_segments(pattern: str, segments: list[str]) -> list[str]:
     except ValueError as exc:
         raise ValueError(f"topic pattern {pattern!r}: {exc}") from None
     names = [seg.name if isinstance(seg, Placeholder) else None for seg in parsed]
-    if "device" not in names:
+    if "device" not in names and not shared:
         raise ValueError(
             f"topic pattern {pattern!r} has no {{device}} segment: the ACL can only tie a "
             "topic to one device through it, e.g. 'sensors/{device}/temperature'"

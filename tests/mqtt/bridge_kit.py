@@ -107,7 +107,7 @@ def broker_spec(data_dir: Path, passwords: dict[str, str], port: int) -> BrokerS
         bridge_user=BRIDGE_USER,
         users={name: hash_password(pw) for name, pw in passwords.items()},
         ingest_patterns=["sensors/{device}/temperature"],
-        publish_patterns=["devices/{device}/config"],
+        publish_patterns=["devices/{device}/config", "site/summary"],
         run_as_user=current_user(),
     )
 

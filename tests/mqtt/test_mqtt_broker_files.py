@@ -87,10 +87,18 @@ def test_acl_text_ties_every_device_topic_to_its_username() -> None:
     ],
 )
 def test_a_bad_pattern_is_refused(pattern: str, complaint: str) -> None:
-    for ingest, publish in (([pattern], []), ([], [pattern])):
+    # A publish topic may lack {device}: every device reads it (next test).
+    cases = [([pattern], [])] if "{device}" in complaint else [([pattern], []), ([], [pattern])]
+    for ingest, publish in cases:
         with pytest.raises(ValueError, match="topic pattern") as caught:
             acl_text(BRIDGE, ingest, publish)
         assert complaint in str(caught.value)
+
+
+def test_a_publish_topic_without_device_is_read_by_every_device() -> None:
+    text = acl_text(BRIDGE, INGEST, ["site/summary", "zones/{zone}/config"])
+    assert "pattern read site/summary\n" in text
+    assert "pattern read zones/+/config\n" in text
 
 
 @pytest.mark.parametrize("name", ["a/b", "a+b", "a#", "a%u", "a b", "a\tb", "a:b", ""])
