@@ -25,6 +25,7 @@ from gateway.cli import (
     data,
     dev,
     device,
+    mqtt_cmd,
     scaffold,
     serve,
     snapshot_cmd,
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     config_cmd.add_parser(commands, common)
     snapshot_cmd.add_parser(commands, common)
     device.add_parser(commands, common)
+    mqtt_cmd.add_parser(commands, common)
     return parser
 
 

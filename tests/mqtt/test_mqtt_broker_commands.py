@@ -1,0 +1,262 @@
+"""The managed broker through the commands: ``outpost serve`` starts and stops it,
+``outpost device add/remove`` reload it, ``outpost mqtt config`` files run under a
+stock-like Mosquitto, a missing ``mosquitto`` exits 2 with the install line."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from mosquitto_kit import connack_until, current_user, free_port, mosquitto_path, session
+
+from gateway.cli import main
+from gateway.mqtt import supervisor
+from gateway.mqtt.broker_files import BRIDGE_USER
+from gateway.mqtt.broker_pid import broker_directory, read_pid
+
+OUTPOST = Path(sys.executable).parent / "outpost"
+READY_PREFIX = "Outpost listening on http://"
+DEADLINE_S = 30.0
+
+READINGS = """
+from gateway import mutation, query, v
+
+@mutation(args={"device": v.string(), "t": v.float64()})
+async def ingest(ctx, args):
+    return await ctx.db.insert("readings", args)
+
+@query(args={})
+async def configs(ctx, args):
+    return []
+"""
+
+MQTT = """
+from gateway import mqtt_router
+
+mqtt = mqtt_router()
+mqtt.ingest("sensors/{device}/t", "readings:ingest")
+mqtt.publish("devices/{device}/config", query="readings:configs", each=True)
+"""
+
+
+def _app(tmp_path: Path, *, routes: bool = True) -> Path:
+    app = tmp_path / "app"
+    (app / "convex").mkdir(parents=True)
+    (app / "convex" / "readings.py").write_text(READINGS)
+    if routes:
+        (app / "convex" / "mqtt.py").write_text(MQTT)
+    return app
+
+
+def _outpost(*args: object, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [OUTPOST, *map(str, args)], capture_output=True, text=True, timeout=60, env=env
+    )
+
+
+def _ready_line(proc: subprocess.Popen[str]) -> str:
+    """The first stdout line, read on a thread so the wait has a deadline."""
+    lines: queue.Queue[str] = queue.Queue()
+    stdout = proc.stdout
+    assert stdout is not None
+    threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
+    try:
+        return lines.get(timeout=DEADLINE_S)
+    except queue.Empty:
+        pytest.fail(f"outpost serve printed no ready line in {DEADLINE_S} s")
+
+
+def _end(proc: subprocess.Popen[str]) -> None:
+    """Kill (if still running), reap, close its pipe."""
+    proc.kill()
+    proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _connects(port: int, username: str, password: str) -> bool:
+    with session(port, username, password) as client:
+        return not client.connack.is_failure
+
+
+def _until(condition: object, what: str) -> None:
+    assert callable(condition)
+    deadline = time.monotonic() + DEADLINE_S
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+# --- outpost serve ------------------------------------------------------------------------
+
+
+def test_serve_runs_a_broker_devices_reach_and_device_add_reloads_it(tmp_path: Path) -> None:
+    mosquitto_path()
+    app, data, port = _app(tmp_path), tmp_path / "data", free_port()
+    env = {**os.environ, "OUTPOST_MQTT_PORT": str(port)}
+    flags = [app, "--data-dir", data]
+    d1 = json.loads(_outpost("device", "add", "d1", "--json", *flags, env=env).stdout)
+    err = tmp_path / "serve.err"
+    with err.open("w") as stderr:
+        proc = subprocess.Popen(
+            [OUTPOST, "serve", app, "--port", "0", "--data-dir", data],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+    try:
+        assert _ready_line(proc).startswith(READY_PREFIX), err.read_text()
+        pid = read_pid(broker_directory(data))
+        assert pid is not None and _alive(pid)
+        assert _connects(port, "d1", d1["password"])
+
+        added = _outpost("device", "add", "d2", "--json", *flags, env=env)
+        assert "the running broker was reloaded" in added.stderr
+        connack_until(port, "d2", json.loads(added.stdout)["password"], refused=False)
+        removed = _outpost("device", "remove", "d1", *flags, env=env)
+        assert "the running broker was reloaded" in removed.stderr
+        connack_until(port, "d1", d1["password"], refused=True)
+        assert read_pid(broker_directory(data)) == pid and _alive(pid)  # reloaded, not restarted
+
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=DEADLINE_S) == 0, err.read_text()
+        assert not _alive(pid) and not _accepts(port)
+        assert read_pid(broker_directory(data)) is None
+    finally:
+        _end(proc)
+    gone = _outpost("device", "add", "d3", *flags, env=env)
+    assert "no broker is running; it sees the change when it starts" in gone.stderr
+
+
+def test_serve_of_an_app_without_mqtt_py_starts_no_broker(tmp_path: Path) -> None:
+    app, data = _app(tmp_path, routes=False), tmp_path / "data"
+    # No mosquitto anywhere: an app without routes must not need it.
+    env = {**os.environ, "PATH": str(tmp_path), "OUTPOST_MQTT_PORT": str(free_port())}
+    with (tmp_path / "serve.err").open("w") as stderr:
+        proc = subprocess.Popen(
+            [OUTPOST, "serve", app, "--port", "0", "--data-dir", data],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+    try:
+        assert _ready_line(proc).startswith(READY_PREFIX)
+        assert not broker_directory(data).exists()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=DEADLINE_S) == 0
+    finally:
+        _end(proc)
+
+
+def test_a_missing_mosquitto_exits_2_saying_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(supervisor, "SEARCH_DIRS", ())
+    app = _app(tmp_path)
+    status = main(["serve", str(app), "--port", "0", "--data-dir", str(tmp_path / "data")])
+    assert status == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("outpost:")]
+    assert lines == [
+        "outpost: cannot start: mqtt broker: the managed MQTT broker needs mosquitto, which is "
+        "not installed: run `sudo apt-get install mosquitto` "
+        '(or set mqtt_broker = "external" or "off")'
+    ]
+
+
+def test_external_without_a_url_exits_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OUTPOST_MQTT_BROKER", "external")
+    app = _app(tmp_path)
+    assert main(["serve", str(app), "--port", "0", "--data-dir", str(tmp_path / "data")]) == 2
+    assert 'mqtt_broker is "external" but mqtt_url is empty' in capsys.readouterr().err
+
+
+# --- outpost mqtt config ------------------------------------------------------------------
+
+
+def test_mqtt_config_prints_a_drop_in_and_the_acl_but_no_hashes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app, data = _app(tmp_path), tmp_path / "data"
+    assert main(["device", "add", "d1", str(app), "--data-dir", str(data)]) == 0
+    capsys.readouterr()
+    assert main(["mqtt", "config", str(app), "--data-dir", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("# file: outpost.conf\n") and "\n# file: acl\n" in out
+    assert "$7$" not in out and "d1" not in out
+    config = out.split("\n# file: acl\n")[0]
+    options = {line.split()[0] for line in config.splitlines() if line and line[0] != "#"}
+    assert not options & {"pid_file", "persistence_location", "log_dest", "user"}
+    assert {"allow_anonymous", "autosave_on_changes", "max_queued_bytes", "listener"} <= options
+    assert "password_file /etc/mosquitto/outpost/passwords" in out
+    assert "pattern write sensors/%u/t" in out and "pattern read devices/%u/config" in out
+
+
+def test_mqtt_config_files_run_under_a_stock_like_mosquitto(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app, data, files = _app(tmp_path), tmp_path / "data", tmp_path / "files"
+    port = free_port()
+    monkeypatch.setenv("OUTPOST_MQTT_PORT", str(port))
+    flags = [str(app), "--data-dir", str(data)]
+    assert main(["device", "add", "d1", "--json", *flags]) == 0
+    d1 = json.loads(capsys.readouterr().out)["password"]
+    assert main(["mqtt", "config", *flags, "--dir", str(files)]) == 0
+    assert {p.name for p in files.iterdir()} == {"outpost.conf", "acl", "passwords", "bridge-url"}
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in files.iterdir())
+    bridge_url = (files / "bridge-url").read_text().strip()
+    # Debian's stock mosquitto.conf, its paths moved into the test's directory.
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "conf.d" / "outpost.conf").write_text((files / "outpost.conf").read_text())
+    stock = tmp_path / "mosquitto.conf"
+    stock.write_text(
+        f"pid_file {tmp_path}/mosquitto.pid\npersistence true\n"
+        f"persistence_location {tmp_path}/\nlog_dest stderr\n"
+        f"include_dir {tmp_path}/conf.d\nuser {current_user()}\n"
+    )
+    log = tmp_path / "mosquitto.log"
+    with log.open("wb") as out:
+        broker = subprocess.Popen([mosquitto_path(), "-c", str(stock)], stdout=out, stderr=out)
+    try:
+        _until(lambda: _accepts(port) or broker.poll() is not None, "the broker")
+        assert broker.poll() is None, log.read_text()
+        password = bridge_url.split(":")[2].split("@")[0]
+        assert _connects(port, BRIDGE_USER, password)
+        assert _connects(port, "d1", d1)
+        assert not _connects(port, "d1", "wrong")
+    finally:
+        broker.terminate()
+        broker.wait(DEADLINE_S)
+    assert bridge_url == f"mqtt://{BRIDGE_USER}:{password}@127.0.0.1:{port}"
+    # Run again (after a device change): the bridge keeps its password.
+    assert main(["mqtt", "config", *flags, "--dir", str(files)]) == 0
+    assert (files / "bridge-url").read_text().strip() == bridge_url
