@@ -46,9 +46,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from gateway.errors import OutpostError
-from gateway.mqtt import dead_letters, marks, topics
+from gateway.mqtt import dead_letters, marks, rpc, topics
 from gateway.mqtt.endpoint import BrokerEndpoint
-from gateway.mqtt.ingest import Delivery, Outcome, apply_message
+from gateway.mqtt.ingest import Delivery, Outcome, apply_message, device_identity
 from gateway.mqtt.publisher import Publisher
 from gateway.mqtt.routes import MqttRouter
 
@@ -81,6 +81,7 @@ class BridgeStats:
     duplicates: int = 0
     dead: int = 0
     retained_skipped: int = 0
+    answered: int = 0
     acked: int = 0
     connects: int = 0
     retries: int = 0
@@ -258,7 +259,7 @@ class Bridge:
         conn.changed.set()
 
     def _subscribe(self, client: Client, router: MqttRouter) -> None:
-        wanted = {_filter(route.pattern) for route in router.ingest_routes}
+        wanted = {_filter(route.pattern) for route in router.ingest_routes} | {rpc.CALL_FILTER}
         # retainHandling 2: no retained messages at subscribe time (never ingested).
         options = SubscribeOptions(qos=1, noLocal=True, retainHandling=2)
         if wanted:
@@ -280,13 +281,41 @@ class Bridge:
     def _accept(self, msg: MQTTMessage, generation: int) -> None:
         self.stats.received += 1
         delivery = Delivery(msg.topic, bytes(msg.payload), msg.qos, time.time() * 1000)
-        task = None
+        task: asyncio.Task[Outcome] | None = None
         if msg.retain:
             self.stats.retained_skipped += 1
+        elif rpc.is_call(msg.topic):
+            task = self._start_call(msg, delivery)
         else:
             task = self._loop.create_task(self._write(delivery))
         self._held.append(_Held(delivery, msg.mid, generation, task))
         self._wake.set()
+
+    def _start_call(self, msg: MQTTMessage, delivery: Delivery) -> asyncio.Task[Outcome] | None:
+        props = msg.properties
+        call = rpc.parse_call(
+            delivery.topic,
+            delivery.payload,
+            getattr(props, "ResponseTopic", None),
+            getattr(props, "CorrelationData", None),
+        )
+        if call is None:
+            log.warning(
+                "MQTT call on %s not answered: its response topic must be in the device's "
+                "own outpost/reply/{device}/ tree",
+                delivery.topic[:200],
+            )
+            return None
+        return self._loop.create_task(self._answer(call))
+
+    async def _answer(self, call: rpc.Call) -> Outcome:
+        payload = await rpc.run_call(self._gateway.runtime, call, device_identity(call.device))
+        props = None
+        if call.correlation is not None:
+            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            props.CorrelationData = call.correlation
+        self.client.publish(call.response_topic, payload, qos=1, properties=props)
+        return Outcome("answered")
 
     async def _write(self, delivery: Delivery) -> Outcome:
         full = self._dead_count >= dead_letters.MAX_ROWS
@@ -339,6 +368,8 @@ class Bridge:
             stats.applied += 1
         elif outcome.kind == "duplicate":
             stats.duplicates += 1
+        elif outcome.kind == "answered":
+            stats.answered += 1
         else:
             stats.dead += 1
             self._dead_count += 1

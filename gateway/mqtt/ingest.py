@@ -40,7 +40,7 @@ class Delivery:
 class Outcome:
     """What became of a message; ``ack`` is its (device, boot, acked) after the job."""
 
-    kind: Literal["applied", "duplicate", "dead"]
+    kind: Literal["applied", "duplicate", "dead", "answered"]  # answered: a device RPC
     ack: tuple[str, int, int] | None = None
     reason: str = ""
 
