@@ -22,6 +22,7 @@ from gateway.cli import main
 from gateway.mqtt import supervisor
 from gateway.mqtt.broker_files import BRIDGE_USER
 from gateway.mqtt.broker_pid import broker_directory, read_pid
+from gateway.mqtt.endpoint import BrokerEndpoint
 
 OUTPOST = Path(sys.executable).parent / "outpost"
 READY_PREFIX = "Outpost listening on http://"
@@ -260,3 +261,60 @@ def test_mqtt_config_files_run_under_a_stock_like_mosquitto(
     # Run again (after a device change): the bridge keeps its password.
     assert main(["mqtt", "config", *flags, "--dir", str(files)]) == 0
     assert (files / "bridge-url").read_text().strip() == bridge_url
+
+
+# --- outpost dev: a reload rewrites the ACL -----------------------------------------------
+
+
+async def test_an_app_reload_rewrites_the_acl_of_the_same_broker(tmp_path: Path) -> None:
+    from gateway.config import Settings
+    from gateway.service import Service
+
+    mosquitto_path()
+    app = _app(tmp_path)
+    settings = Settings(port=0, data_dir=str(tmp_path / "data"), mqtt_port=free_port())
+    acl = broker_directory(tmp_path / "data") / "acl"
+    async with Service(app, settings) as service:
+        endpoint = service.mqtt_endpoint
+        assert endpoint is not None and endpoint.port == settings.mqtt_port
+        pid = read_pid(broker_directory(tmp_path / "data"))
+        assert "pattern write sensors/%u/t\n" in acl.read_text()
+        (app / "convex" / "mqtt.py").write_text(MQTT.replace("sensors/{device}/t", "s/{device}/h"))
+        await service.gateway.reload_app()
+        assert "pattern write s/%u/h\n" in acl.read_text()
+        assert "sensors/%u/t" not in acl.read_text()
+        assert read_pid(broker_directory(tmp_path / "data")) == pid
+    assert pid is not None and not _alive(pid)
+    assert service.gateway._reload_listeners == []  # unregistered on stop
+
+
+async def test_off_and_external_start_no_broker(tmp_path: Path) -> None:
+    from gateway.config import Settings
+    from gateway.errors import StartError
+    from gateway.service import Service
+
+    app = _app(tmp_path)
+    off = Settings(port=0, data_dir=str(tmp_path / "off"), mqtt_broker="off")
+    async with Service(app, off) as service:
+        assert service.mqtt_endpoint is None
+    assert not broker_directory(tmp_path / "off").exists()
+
+    url = "mqtts://gw:secret@broker.lan:8883"
+    settings = Settings(
+        port=0, data_dir=str(tmp_path / "ext"), mqtt_broker="external", mqtt_url=url
+    )
+    seen: list[object] = []
+
+    async def after_the_broker_step(phase: str, name: str) -> None:
+        # The step after "mqtt broker" (the bridge) would connect to broker.lan: stop there.
+        if phase == "start" and seen == ["mqtt broker"]:
+            seen.append(service.mqtt_endpoint)
+            raise RuntimeError("enough")
+        if phase == "start" and name == "mqtt broker":
+            seen.append(name)
+
+    service = Service(app, settings, step_hook=after_the_broker_step)
+    with pytest.raises(StartError):
+        await service.start()
+    assert seen[1] == BrokerEndpoint("broker.lan", 8883, "gw", "secret", tls=True)
+    assert not broker_directory(tmp_path / "ext").exists()
