@@ -150,8 +150,10 @@ def _write(files_dir: Path, texts: dict[str, str], settings: Settings) -> None:
     """The drop-in, the ACL, and the password file (devices + a bridge entry), all 0600."""
     make_private_dir(files_dir)
     registry = broker_directory(Path(settings.data_dir)) / PASSWORD_FILE_NAME
-    with files_lock(registry.parent):
-        users = read_password_file(registry)
+    users: dict[str, str] = {}
+    if registry.parent.is_dir():  # no devices yet: nothing to lock, nothing to create
+        with files_lock(registry.parent):
+            users = read_password_file(registry)
     users.pop(BRIDGE_USER, None)  # the managed broker's, which changes at each start
     ours = read_password_file(files_dir / PASSWORD_FILE_NAME).get(BRIDGE_USER)
     if ours is None:  # first time: a bridge password of this broker's own
@@ -169,7 +171,7 @@ def _advise(files_dir: Path, *, written: bool) -> None:
         f"install {DROP_IN_NAME} as /etc/mosquitto/conf.d/{DROP_IN_NAME}",
         f"`chown -R mosquitto: {files_dir}` (the service reads the files as mosquitto)",
         f'set mqtt_broker = "external" and mqtt_url = the URL in {files_dir / BRIDGE_URL_NAME}',
-        "after `outpost device add/remove`, run this again with --dir and "
+        "after `outpost device add/remove`, run this again with --dir, chown again and "
         "`systemctl reload mosquitto`",
     ]
     if not written:
