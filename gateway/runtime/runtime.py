@@ -28,7 +28,7 @@ from gateway.errors import (
     ReturnsValidationError,
     ValidationError,
 )
-from gateway.runtime import session_requests
+from gateway.runtime import session_requests, system_functions
 from gateway.runtime.context import ActionCtx, MqttMessage, MutationCtx, QueryCtx
 from gateway.runtime.cursors import CursorCodec, journal_for, pinned_end
 from gateway.runtime.database import Execution
@@ -231,6 +231,8 @@ class Runtime:
                     f"a function path is a string like 'module:name', got {path!r}"
                 )
             fn = self.app.lookup(path)
+            if fn is None and internal_ok and path.startswith(system_functions.PREFIX):
+                fn = system_functions.lookup(path)
         if fn is None or (fn.visibility == "internal" and not internal_ok):
             if not isinstance(path, RegisteredFunction):
                 shown = canonical_path(path).removesuffix(":default")
