@@ -58,7 +58,7 @@ def _expected(step: str) -> tuple[list[str], list[str]]:
 
 
 def _service(tmp_path: Path, hook: Recorder, on_ready=None) -> Service:
-    settings = Settings(port=0, data_dir=str(tmp_path / "data"))
+    settings = Settings(port=0, data_dir=str(tmp_path / "data"), mqtt_broker="off")
     return Service(GREENHOUSE, settings, while_serving=_idle, on_ready=on_ready, step_hook=hook)
 
 
@@ -104,7 +104,7 @@ async def test_a_port_in_use_fails_the_http_step(tmp_path: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        settings = Settings(port=port, data_dir=str(tmp_path / "data"))
+        settings = Settings(port=port, data_dir=str(tmp_path / "data"), mqtt_broker="off")
         with pytest.raises(StartError) as caught:
             await Service(GREENHOUSE, settings).start()
     assert str(caught.value) == (

@@ -21,6 +21,9 @@ import pytest
 
 OUTPOST = Path(sys.executable).parent / "outpost"
 GREENHOUSE = Path(__file__).resolve().parents[2] / "examples" / "greenhouse"
+# The greenhouse app has MQTT routes; these tests are not about the broker (which
+# would take port 1883, shared by every test running at once).
+NO_BROKER = {"OUTPOST_MQTT_BROKER": "off"}
 READY_PREFIX = "Outpost listening on http://"
 
 
@@ -63,7 +66,7 @@ def _ready_line(proc: subprocess.Popen[str], deadline_s: float = 30.0) -> str:
 
 
 def _serve(app: Path, tmp_path: Path, *extra: str) -> Iterator[Served]:
-    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg")}
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg"), **NO_BROKER}
     env.pop("OUTPOST_PORT", None)
     stderr = (tmp_path / "serve.err").open("w")
     proc = subprocess.Popen(

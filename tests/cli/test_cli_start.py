@@ -18,10 +18,13 @@ import pytest
 
 OUTPOST = Path(sys.executable).parent / "outpost"
 GREENHOUSE = Path(__file__).resolve().parents[2] / "examples" / "greenhouse"
+# The greenhouse app has MQTT routes; these tests are not about the broker (which
+# would take port 1883, shared by every test running at once).
+NO_BROKER = {"OUTPOST_MQTT_BROKER": "off"}
 
 
 def _outpost(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "XDG_DATA_HOME": str(cwd / "xdg")}
+    env = {**os.environ, "XDG_DATA_HOME": str(cwd / "xdg"), **NO_BROKER}
     env.pop("OUTPOST_PORT", None)
     return subprocess.run(
         [OUTPOST, *map(str, args), "--log-level", "warning"],
@@ -96,7 +99,7 @@ def _wait_for(path: Path, timeout_s: float = 30.0) -> None:
 def test_sigterm_during_a_slow_start_stops_cleanly(make_app, tmp_path: Path) -> None:
     app = make_app(fns=textwrap.dedent(SLOW))
     data = tmp_path / "data"
-    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg")}
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg"), **NO_BROKER}
     proc = subprocess.Popen(
         [OUTPOST, "serve", app, "--port", "0", "--data-dir", data],
         stdout=subprocess.PIPE,
@@ -186,7 +189,7 @@ def test_sigterm_while_the_store_waits_on_a_lock_stops_cleanly(tmp_path: Path) -
     holder = sqlite3.connect(data / DB_FILENAME, isolation_level=None)
     holder.execute("PRAGMA locking_mode=EXCLUSIVE")
     holder.execute("BEGIN EXCLUSIVE")
-    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg")}
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg"), **NO_BROKER}
     proc = subprocess.Popen(
         [OUTPOST, "serve", GREENHOUSE, "--port", "0", "--data-dir", data, "--log-level", "debug"],
         stdout=subprocess.PIPE,

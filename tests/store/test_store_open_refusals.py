@@ -305,6 +305,9 @@ def test_a_read_only_filesystem_is_refused_and_left_untouched(tmp_path: Path) ->
 
 OUTPOST = Path(sys.executable).parent / "outpost"
 GREENHOUSE = REPO / "examples" / "greenhouse"
+# The greenhouse app has MQTT routes; these tests are not about the broker (which
+# would take port 1883, shared by every test running at once).
+NO_BROKER = {"OUTPOST_MQTT_BROKER": "off"}
 
 
 def serve_command(data: Path) -> list[str]:
@@ -312,7 +315,7 @@ def serve_command(data: Path) -> list[str]:
 
 
 def serve_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("OUTPOST_")}
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("OUTPOST_")}, **NO_BROKER}
 
 
 def refusal_line(done: subprocess.CompletedProcess[str]) -> str:

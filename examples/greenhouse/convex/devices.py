@@ -25,6 +25,15 @@ async def list_all(ctx, args):
     return await ctx.db.query("devices").with_index("by_name").collect()
 
 
+@query(args={})
+async def configs(ctx, args):
+    """One config per device, published to greenhouse/<name>/config (convex/mqtt.py)."""
+    devices = await ctx.db.query("devices").with_index("by_name").collect()
+    return [
+        {"device": d["name"], "zone": d["zone"], "max_celsius": d["max_celsius"]} for d in devices
+    ]
+
+
 @mutation(args={"name": v.string()})
 async def remove(ctx, args):
     device = await (

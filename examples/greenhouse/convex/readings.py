@@ -15,8 +15,14 @@ from ._thresholds import above_limit
     returns=v.id("readings"),
 )
 async def ingest(ctx, args):
-    """Store one reading; raise an alert when the device's limit is exceeded."""
-    reading_id = await ctx.db.insert("readings", args)
+    """Store one reading; raise an alert when the device's limit is exceeded.
+
+    Over MQTT (convex/mqtt.py) the device is the topic's and ``ctx.mqtt`` holds the
+    message's counters, kept with the reading."""
+    reading = dict(args)
+    if ctx.mqtt is not None and ctx.mqtt.seq is not None:
+        reading["seq"], reading["boot"] = Int64(ctx.mqtt.seq), Int64(ctx.mqtt.boot)
+    reading_id = await ctx.db.insert("readings", reading)
     device = await (
         ctx.db.query("devices")
         .with_index("by_name", lambda q: q.eq("name", args["device"]))

@@ -10,6 +10,7 @@ schema = define_schema(
                 "celsius": v.float64(),
                 "humidity": v.optional(v.float64()),
                 "seq": v.optional(v.int64()),
+                "boot": v.optional(v.int64()),
             }
         )
         .index("by_device", ["device"])
