@@ -17,7 +17,7 @@ import json
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,10 +68,16 @@ class DeviceBroker:
 
 
 @contextlib.contextmanager
-def device_broker(work: Path, devices: Sequence[str]) -> Iterator[DeviceBroker]:
-    """A broker whose accounts are the bridge's and one per device, ACL as in production."""
+def device_broker(
+    work: Path, devices: Sequence[str], hashed: Mapping[str, str] | None = None
+) -> Iterator[DeviceBroker]:
+    """A broker with the bridge's account and one per device, ACL as in production.
+
+    ``hashed``: more accounts, as stored hashes (a password file's entries).
+    """
     passwords = {name: generate_password() for name in [BRIDGE_USER, *devices]}
     users = {name: hash_password(password) for name, password in passwords.items()}
+    users.update(hashed or {})
 
     def make_spec(port: int) -> BrokerSpec:
         return BrokerSpec(
