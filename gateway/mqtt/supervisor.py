@@ -106,7 +106,8 @@ class _Run:
     process: asyncio.subprocess.Process
     relay: asyncio.Task[None] | None = None
     last_line: str = ""
-    running: asyncio.Event = field(default_factory=asyncio.Event)
+    running: asyncio.Event = field(default_factory=asyncio.Event)  # its "running" line
+    accepting: bool = False  # it answered a connection
 
 
 class ManagedBroker:
@@ -141,9 +142,12 @@ class ManagedBroker:
 
     @property
     def pid(self) -> int | None:
-        """The running broker's PID (None before start, after stop, while restarting)."""
+        """The PID of the broker accepting connections (None before start, after stop and
+        from an exit until the restarted broker accepts)."""
         run = self._run
-        return run.process.pid if run and run.process.returncode is None else None
+        if run is None or not run.accepting or run.process.returncode is not None:
+            return None
+        return run.process.pid
 
     async def start(self) -> BrokerEndpoint:
         """Write the files, reap a survivor, spawn, wait until it accepts; then supervise."""
@@ -246,6 +250,7 @@ class ManagedBroker:
             # "running" comes after every listener is bound: a probe that connects before
             # it may have reached another program on the port, not ours.
             if run.running.is_set() and await _accepts(host, self.port):
+                run.accepting = True
                 return
             if loop.time() > deadline:
                 raise BrokerError(

@@ -146,6 +146,28 @@ async def test_a_broker_killed_with_sigkill_comes_back_on_the_same_port(
     assert "was killed by SIGKILL" in caplog.text
 
 
+async def test_a_failed_restart_is_logged_and_retried_with_backoff(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    broker, endpoint = await _started(tmp_path / "data")
+    try:
+        broker._restart_first_s = 1.0  # time for the test to take the port meanwhile
+        old = broker.pid
+        assert old is not None
+        with socket.socket() as squatter:
+            squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            os.kill(old, signal.SIGKILL)
+            await _until(lambda: not _accepting(endpoint.port), "the port to be free")
+            squatter.bind(("127.0.0.1", endpoint.port))
+            squatter.listen()
+            await _until(lambda: "did not restart" in caplog.text, "a failed restart")
+            assert f"MQTT port {endpoint.port} is in use" in caplog.text
+        await _until(lambda: broker.pid not in (None, old), "the restart after the port is free")
+        assert await asyncio.to_thread(_connects, endpoint, BRIDGE_USER, endpoint.password)
+    finally:
+        await broker.stop()
+
+
 async def test_update_routes_rewrites_the_acl_and_reloads_the_same_process(
     managed: tuple[ManagedBroker, BrokerEndpoint], caplog: pytest.LogCaptureFixture
 ) -> None:
