@@ -1,6 +1,7 @@
 """The managed broker through the commands: ``outpost serve`` starts and stops it,
 ``outpost device add/remove`` reload it, ``outpost mqtt config`` files run under a
-stock-like Mosquitto, a missing ``mosquitto`` exits 2 with the install line."""
+stock-like Mosquitto, an ``outpost dev`` reload rewrites the ACL. (Refusals that need no
+broker: ``tests/cli/test_cli_mqtt.py``.)"""
 
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ import pytest
 from mosquitto_kit import connack_until, current_user, free_port, mosquitto_path, session
 
 from gateway.cli import main
-from gateway.mqtt import supervisor
 from gateway.mqtt.broker_files import BRIDGE_USER
 from gateway.mqtt.broker_pid import broker_directory, read_pid
 from gateway.mqtt.endpoint import BrokerEndpoint
@@ -176,50 +176,7 @@ def test_serve_of_an_app_without_mqtt_py_starts_no_broker(tmp_path: Path) -> Non
         _end(proc)
 
 
-def test_a_missing_mosquitto_exits_2_saying_how_to_install_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr(supervisor, "SEARCH_DIRS", ())
-    app = _app(tmp_path)
-    status = main(["serve", str(app), "--port", "0", "--data-dir", str(tmp_path / "data")])
-    assert status == 2
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("outpost:")]
-    assert lines == [
-        "outpost: cannot start: mqtt broker: the managed MQTT broker needs mosquitto, which is "
-        "not installed: run `sudo apt-get install mosquitto` "
-        '(or set mqtt_broker = "external" or "off")'
-    ]
-
-
-def test_external_without_a_url_exits_2(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("OUTPOST_MQTT_BROKER", "external")
-    app = _app(tmp_path)
-    assert main(["serve", str(app), "--port", "0", "--data-dir", str(tmp_path / "data")]) == 2
-    assert 'mqtt_broker is "external" but mqtt_url is empty' in capsys.readouterr().err
-
-
 # --- outpost mqtt config ------------------------------------------------------------------
-
-
-def test_mqtt_config_prints_a_drop_in_and_the_acl_but_no_hashes(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    app, data = _app(tmp_path), tmp_path / "data"
-    assert main(["device", "add", "d1", str(app), "--data-dir", str(data)]) == 0
-    capsys.readouterr()
-    assert main(["mqtt", "config", str(app), "--data-dir", str(data)]) == 0
-    out = capsys.readouterr().out
-    assert out.startswith("# file: outpost.conf\n") and "\n# file: acl\n" in out
-    assert "$7$" not in out and "d1" not in out
-    config = out.split("\n# file: acl\n")[0]
-    options = {line.split()[0] for line in config.splitlines() if line and line[0] != "#"}
-    assert not options & {"pid_file", "persistence_location", "log_dest", "user"}
-    assert {"allow_anonymous", "autosave_on_changes", "max_queued_bytes", "listener"} <= options
-    assert "password_file /etc/mosquitto/outpost/passwords" in out
-    assert "pattern write sensors/%u/t" in out and "pattern read devices/%u/config" in out
 
 
 def test_mqtt_config_files_run_under_a_stock_like_mosquitto(
