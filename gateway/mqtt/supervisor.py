@@ -138,7 +138,6 @@ class ManagedBroker:
         self._argv: list[str] = []
         self._run: _Run | None = None
         self._supervisor: asyncio.Task[None] | None = None
-        self._stopping = False
 
     @property
     def pid(self) -> int | None:
@@ -157,7 +156,6 @@ class ManagedBroker:
         await asyncio.to_thread(self._write_files)
         await reap_survivor(self.directory)
         self._argv = _argv(program, self.directory / CONFIG_NAME)
-        self._stopping = False
         try:
             await self._spawn_ready()
         except BaseException:
@@ -177,12 +175,14 @@ class ManagedBroker:
     async def reload(self) -> None:
         """SIGHUP: Mosquitto rereads its password file and ACL (mosquitto(8), Signals)."""
         run = self._run
-        if run is not None and run.process.returncode is None:
+        # Only once it accepts: before Mosquitto sets its handler (or while setpriv has
+        # not executed it yet) SIGHUP would end it. A broker still starting reads the
+        # files as they are now anyway.
+        if run is not None and run.accepting and run.process.returncode is None:
             run.process.send_signal(signal.SIGHUP)
 
     async def stop(self) -> None:
         """Stop supervising, SIGTERM the broker, SIGKILL after a deadline. Idempotent."""
-        self._stopping = True
         supervisor, self._supervisor = self._supervisor, None
         if supervisor is not None:
             supervisor.cancel()
@@ -199,7 +199,10 @@ class ManagedBroker:
         """Config, ACL and password file; every device entry kept, the bridge's replaced."""
         ingest, publish = route_patterns(self._router)
         with broker_pid.files_lock(self.directory):
-            users = read_password_file(self.directory / PASSWORD_FILE_NAME)
+            try:
+                users = read_password_file(self.directory / PASSWORD_FILE_NAME)
+            except ValueError as exc:
+                raise BrokerError(f"{exc} (fix or move the file)") from None
             users[BRIDGE_USER] = self._bridge_hash
             spec = BrokerSpec(
                 self.host,
@@ -232,12 +235,15 @@ class ManagedBroker:
         )
         run = self._run = _Run(process)
         run.relay = asyncio.create_task(_relay(run), name="outpost-mqtt-broker-log")
-        await asyncio.to_thread(broker_pid.write_pid, self.directory, process.pid)
         try:
             await self._wait_ready(run)
         except BaseException:
             await _terminate(run)
             raise
+        # Only now: ``outpost device add`` SIGHUPs the PID it names, which would end a
+        # broker that has not set its handler yet. A gateway killed before this line
+        # leaves a broker the parent-death signal ends.
+        await asyncio.to_thread(broker_pid.write_pid, self.directory, process.pid)
 
     async def _wait_ready(self, run: _Run) -> None:
         loop = asyncio.get_running_loop()
