@@ -32,6 +32,7 @@ class Board:
     limit: int = 0  # how many readings the sensor gives before it returns None
     given: int = 0
     configs: list[Any] = field(default_factory=list)
+    devices: list[Device] = field(default_factory=list)
 
     def sensor(self) -> dict[str, Any] | None:
         if self.given >= self.limit:
@@ -48,6 +49,7 @@ class Board:
             log=lambda _m: None,
             **options,
         )
+        self.devices.append(device)
         return Runner(device, self.sensor, interval_s=0.001, retry_first_ms=RETRY_MS)
 
 
@@ -64,10 +66,13 @@ def acker(broker: DeviceBroker) -> Iterator[StandInAcker]:
 
 
 @pytest.fixture
-def board(tmp_path: Path, broker: DeviceBroker) -> Board:
+def board(tmp_path: Path, broker: DeviceBroker) -> Iterator[Board]:
     flash = tmp_path / "flash"
     flash.mkdir()
-    return Board(flash, broker.credentials(DEVICE))
+    powered = Board(flash, broker.credentials(DEVICE))
+    yield powered
+    for device in powered.devices:  # a failed test leaves no socket open
+        device.close()
 
 
 def in_order(seen: list[int], expected: list[int]) -> bool:
