@@ -146,7 +146,11 @@ def status(fleet: Fleet, elapsed_s: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
-    fleet = make_fleet(args, credentials_for(args))
+    try:
+        fleet = make_fleet(args, credentials_for(args))
+    except (ValueError, RuntimeError, OSError) as exc:
+        print(f"simulator: {exc}", file=sys.stderr)
+        return 2
     covered = run(fleet, args.duration, args.drain_s)
     print("every reading covered by an ack" if covered else "some readings were not acked in time")
     return 0 if covered else 1
