@@ -121,7 +121,7 @@ class StandInAcker:
 
     def on_message(self, _c: Client, _u: object, message: MQTTMessage) -> None:
         device = message.topic.split("/")[1]
-        reading = decode(message.payload)
+        reading = decode(bytes(message.payload))
         with self.lock:
             self.received.append(Received(device, reading))
             self.seen.setdefault((device, reading["boot"]), set()).add(reading["seq"])
@@ -187,7 +187,7 @@ def stand_in_acker(port: int, password: str) -> Iterator[StandInAcker]:
     client.on_connect = on_connect
     client.on_subscribe = lambda _c, _u, _mid, _codes, _p: subscribed.put(True)
     client.on_message = acker.on_message
-    properties = Properties(PacketTypes.CONNECT)
+    properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     properties.SessionExpiryInterval = SESSION_EXPIRY_S
     client.connect("127.0.0.1", port, clean_start=False, properties=properties)
     client.loop_start()
