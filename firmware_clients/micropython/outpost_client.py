@@ -111,7 +111,8 @@ class Device:
         except Exception:
             self.drop()
             raise
-        self.log(f"outpost: connected to {creds['host']}:{creds.get('port', 1883)}")
+        host, port = creds["host"], creds.get("port", 1883)
+        self.log(f"outpost: connected to {host}:{port}")
 
     def drop(self):
         """Forget the connection after an error (the socket is closed, no DISCONNECT)."""
