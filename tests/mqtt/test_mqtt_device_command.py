@@ -34,7 +34,7 @@ def test_an_added_device_connects_and_a_removed_one_is_refused(
             assert not device.connack.is_failure, broker.log()
         assert main(["device", "remove", "d1", *flags]) == 0
         assert set(read_password_file(registry)) == {BRIDGE_USER}  # the bridge stays
-        broker.reload()  # what the supervisor will do; the command does not yet
+        broker.reload()  # not a managed broker (no pidfile): the command cannot reload it
         connack_until(broker.port, "d1", password, refused=True)
         with session(broker.port, BRIDGE_USER, bridge_password) as bridge:
             assert not bridge.connack.is_failure, broker.log()
