@@ -37,7 +37,8 @@ def _exists(path):
         return False
 
 
-def _makedirs(path):
+def makedirs(path):
+    """Make `path` and its parents where missing (MicroPython's os has no makedirs)."""
     built = "/" if path.startswith("/") else ""
     for part in path.split("/"):
         if not part:
@@ -75,6 +76,7 @@ class Counter:
     """The persisted (boot, seq, dropped) of a device; `next_seq()` reserves one seq."""
 
     def __init__(self, directory):
+        makedirs(directory)  # a board's first start: /outpost is not there yet
         self.path = _join(directory, COUNTER_NAME)
         self.fresh = False  # True when this start chose a new boot
         state = self._load()
@@ -116,7 +118,7 @@ class Queue:
     def __init__(self, directory, max_items):
         self.directory = _join(directory, QUEUE_DIR_NAME)
         self.max_items = max_items
-        _makedirs(self.directory)
+        makedirs(self.directory)
         self.seqs = sorted(self._scan())
 
     def _scan(self):

@@ -11,13 +11,13 @@ from cbor_values import readings, typed
 from hypothesis import given, settings
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(readings)
 def test_random_readings_decode_to_themselves(reading: dict[str, Any]) -> None:
     assert typed(cbor2.loads(outpost_cbor.dumps(reading))) == typed(reading)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(readings)
 def test_bytes_equal_cbor2s_except_for_float_widths(reading: dict[str, Any]) -> None:
     """Both write shortest heads; cbor2 may shorten a float, this encoder never does."""

@@ -164,8 +164,7 @@ def test_a_reboot_keeps_the_boot_and_continues_the_seq(board: Board, acker: Stan
 
 def test_a_wiped_flash_starts_a_new_boot(board: Board, tmp_path: Path) -> None:
     first = board.power_on()
-    wiped = Board(tmp_path / "wiped", board.credentials)
-    wiped.flash.mkdir()
+    wiped = Board(tmp_path / "wiped" / "outpost", board.credentials)  # not there yet
     second = wiped.power_on()
     assert second.device.boot != first.device.boot
     assert second.device.seq == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import stat
 import subprocess
@@ -60,6 +61,22 @@ def test_every_reading_of_every_device_is_covered(
     assert_every_reading_arrived(acker, fleet, 40)
     assert fleet.totals()["dropped"] == 0
     assert not [t for t in threading.enumerate() if t.name == "outpost-sim-fleet"]
+
+
+def test_as_fast_as_acked_keeps_a_window(broker: DeviceBroker, acker: StandInAcker) -> None:
+    with fleet_of(broker, rate_hz=math.inf, window=20, max_readings=300) as fleet:
+        wait_until(lambda: all(n == 300 for n in fleet.made.values()), "every reading made")
+        assert fleet.wait_covered(COVER_DEADLINE_S), fleet.totals()
+    assert_every_reading_arrived(acker, fleet, 300)
+
+
+def test_the_window_waits_for_acks(broker: DeviceBroker, acker: StandInAcker) -> None:
+    acker.pause()
+    with fleet_of(broker, rate_hz=math.inf, window=20) as fleet:
+        wait_until(lambda: all(len(acker.seqs(d)) == 20 for d in DEVICES), "a window each")
+        assert fleet.made == dict.fromkeys(DEVICES, 20)
+        acker.resume()
+        wait_until(lambda: all(n >= 40 for n in fleet.made.values()), "the next window")
 
 
 def test_a_dropped_connection_resends_what_is_not_covered(
