@@ -3,12 +3,15 @@
 A driver program (cbor_writer_driver.cpp) turns lines of commands into calls of the
 writer and prints the bytes; the tests check them with cbor2 against the values the
 commands describe: random readings (one seed a run, printed on failure), then the
-edges: float bits, negative integers, lengths needing 1-, 2- and 4-byte heads.
+edges: float bits, negative integers, lengths needing 1-, 2- and 4-byte heads. The
+sketch itself is compiled (not linked) against declarations of the Arduino APIs it uses
+(arduino_stubs/), so a typo or a wrong call fails here rather than in the Arduino IDE.
 """
 
 from __future__ import annotations
 
 import random
+import shutil
 import struct
 import subprocess
 from pathlib import Path
@@ -25,13 +28,20 @@ SOURCES = [HERE / "cbor_writer_driver.cpp", SKETCH / "cbor_writer.cpp", SKETCH /
 MAX_INT = 2**53
 
 
+STUBS = HERE / "arduino_stubs"
+WARNINGS = ["-std=c++17", "-Wall", "-Wextra", "-Werror", "-pedantic"]
+
+
+def gxx() -> str:
+    return ensure_programs(["g++"], ["g++"], "the Arduino sketch's tests")["g++"]
+
+
 @pytest.fixture(scope="module")
 def driver(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    gxx = ensure_programs(["g++"], ["g++"], "the Arduino CBOR writer's test")["g++"]
     program = tmp_path_factory.mktemp("cbor_cpp") / "driver"
-    flags = ["-std=c++17", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O1", f"-I{SKETCH}"]
+    flags = [*WARNINGS, "-O1", f"-I{SKETCH}"]
     done = subprocess.run(
-        [gxx, *flags, *map(str, SOURCES), "-o", str(program)], capture_output=True, text=True
+        [gxx(), *flags, *map(str, SOURCES), "-o", str(program)], capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
     return program
@@ -166,3 +176,12 @@ def test_errors_stop_the_writer(driver: Path) -> None:
 )
 def test_ack_parser(driver: Path, text: str, expected: str) -> None:
     assert run(driver, [f"ack {text.encode().hex()}"]) == [expected]
+
+
+def test_the_sketch_compiles_against_the_apis_it_uses(tmp_path: Path) -> None:
+    sketch = tmp_path / "outpost_sensor.cpp"  # what the Arduino IDE makes of the .ino
+    shutil.copy(SKETCH / "outpost_sensor.ino", sketch)
+    shutil.copy(SKETCH / "secrets.example.h", tmp_path / "secrets.h")
+    command = [gxx(), *WARNINGS, "-fsyntax-only", f"-I{STUBS}", f"-I{SKETCH}", str(sketch)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
