@@ -209,3 +209,13 @@ def test_a_full_queue_drops_the_oldest_and_counts_them(board: Board) -> None:
     assert runner.device.dropped == 3
     again = board.power_on(max_queue=4)  # the count survives a reboot
     assert again.device.dropped == 3 and again.device.queue.seqs == [4, 5, 6, 7]
+
+
+def test_a_topic_the_acl_forbids_costs_the_connection_not_the_readings(
+    board: Board, acker: StandInAcker
+) -> None:
+    board.limit = 2
+    runner = board.power_on(reading_topic="greenhouse/dev-2/reading")  # another device's
+    run_until(runner, lambda: runner.failures >= 2, "the broker to close the connection twice")
+    assert runner.device.queue.seqs == [1, 2]
+    assert acker.received == []
