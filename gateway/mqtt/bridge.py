@@ -82,6 +82,7 @@ class BridgeStats:
     dead: int = 0
     retained_skipped: int = 0
     answered: int = 0
+    peak_held: int = 0  # most messages held at once (bounded by ``MAX_HELD``)
     acked: int = 0
     connects: int = 0
     retries: int = 0
@@ -200,6 +201,11 @@ class Bridge:
     def connected(self) -> bool:
         return self._conn.connected
 
+    @property
+    def pending(self) -> int:
+        """Messages received and not yet acknowledged (or settled, for QoS 0)."""
+        return len(self._held)
+
     # --- paho's thread -------------------------------------------------------------------
 
     def _make_client(self, gateway_id: str) -> Client:
@@ -289,6 +295,7 @@ class Bridge:
         else:
             task = self._loop.create_task(self._write(delivery))
         self._held.append(_Held(delivery, msg.mid, generation, task))
+        self.stats.peak_held = max(self.stats.peak_held, len(self._held))
         self._wake.set()
 
     def _start_call(self, msg: MQTTMessage, delivery: Delivery) -> asyncio.Task[Outcome] | None:
