@@ -40,6 +40,7 @@ MAX_BOOT = 2**31 - 1
 RETRY_FIRST_S = 0.1
 RETRY_MAX_S = 5.0
 MISC_INTERVAL_S = 1.0  # paho's keepalive bookkeeping (loop_misc) needs no more
+CONNACK_DEADLINE_S = 10.0  # a broker that accepts TCP but never answers CONNECT
 
 ReadingFactory = Callable[[random.Random], dict[str, Any]]
 
@@ -107,6 +108,7 @@ class SimDevice:
         self.retry_at = now
         self.retry_s = RETRY_FIRST_S
         self.next_misc_at = now
+        self.connack_deadline = now
         self.disconnect_at = self._next_disconnect(now)
 
     # --- the fleet thread's calls -------------------------------------------------------
@@ -118,7 +120,7 @@ class SimDevice:
             if now >= self.retry_at:
                 self._connect(now)
             return
-        if self.lost:
+        if self.lost or (not self.online and now >= self.connack_deadline):
             self.disconnects += self.online  # a refused CONNACK is not a disconnect
             self._drop(now, self._backoff())
         elif self.drop_requested or now >= self.disconnect_at:
@@ -230,6 +232,8 @@ class SimDevice:
             self.retry_at = now + self._backoff()
             return
         self.client = client
+        self.connack_deadline = now + CONNACK_DEADLINE_S
+        self.disconnect_at = self._next_disconnect(now)  # counted from each connect
 
     def _drop(self, now: float, delay_s: float) -> None:
         """Lose the connection abruptly (no DISCONNECT), as a device losing its network."""
