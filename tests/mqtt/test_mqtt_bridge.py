@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import cbor2
@@ -14,6 +16,7 @@ from gateway.mqtt.bridge import MAX_HELD, RECEIVE_MAXIMUM
 from gateway.mqtt.codecs import MAX_PAYLOAD_BYTES
 
 TOPIC = "sensors/{}/temperature"
+OUTPOST = str(Path(sys.executable).parent / "outpost")
 
 
 async def publish(device: Session, topic: str, payload: bytes, *, retain: bool = False) -> None:
@@ -125,6 +128,25 @@ async def test_every_bad_message_becomes_a_dead_letter_and_the_stream_goes_on(
             assert letter["device"] == "dev-a"
             assert letter["size"] == float(len(body))
         assert [d["celsius"] for d in await r.readings()] == [3.0]
+        # `outpost data _dead_letters` lists them while the gateway runs.
+        listed = await asyncio.to_thread(
+            subprocess.run,
+            [
+                OUTPOST,
+                "data",
+                "_dead_letters",
+                "--app",
+                str(tmp_path / "app"),
+                "--data-dir",
+                str(tmp_path / "data"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert listed.returncode == 0, listed.stderr
+        lines = [json.loads(line) for line in listed.stdout.splitlines()]
+        assert sorted(line["reason"] for line in lines) == sorted(d["reason"] for d in letters)
 
 
 async def test_messages_sent_while_the_bridge_is_down_arrive_after(tmp_path: Path) -> None:
