@@ -22,7 +22,7 @@ SUBSCRIBE, SUBACK, PINGREQ, PINGRESP, DISCONNECT = 0x82, 0x90, 0xC0, 0xD0, 0xE0
 SOCKET_TIMEOUT_S = 10.0
 
 
-class MQTTException(Exception):  # noqa: N818 (umqtt.simple's name)
+class MQTTException(Exception):
     """A refused CONNECT (its return code) or SUBSCRIBE."""
 
 
