@@ -8,6 +8,7 @@ the store opened directly to count what is in it.
 
 from __future__ import annotations
 
+import json
 import os
 import selectors
 import signal
@@ -16,6 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from contextlib import closing
@@ -57,6 +59,7 @@ class GatewayProcess:
         self.app, self.data, self.mqtt_port, self.log = app, data, mqtt_port, log
         self.proc: subprocess.Popen[str] | None = None
         self.starts = 0
+        self.url = ""  # the HTTP API of the running process
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("OUTPOST_")}
@@ -80,6 +83,7 @@ class GatewayProcess:
         self.starts += 1
         line = self._ready_line()
         assert line.startswith("Outpost listening on "), f"no ready line: {line!r}\n{self.tail()}"
+        self.url = line.split(" on ", 1)[1].strip()
 
     def _ready_line(self) -> str:
         assert self.proc is not None and self.proc.stdout is not None
@@ -129,6 +133,18 @@ class GatewayProcess:
     def tail(self, lines: int = 40) -> str:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
+
+
+def call(url: str, kind: str, path: str, args: dict[str, Any]) -> Any:
+    """One call through the HTTP API; its value (an error fails the test)."""
+    body = json.dumps({"path": path, "args": args, "format": "json"}).encode()
+    request = urllib.request.Request(
+        f"{url}/api/{kind}", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        answer = json.loads(response.read())
+    assert answer["status"] == "success", answer
+    return answer["value"]
 
 
 def integrity(data: Path) -> str:
