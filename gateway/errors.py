@@ -124,7 +124,14 @@ class MqttRouteError(AppLoadError, ValueError):
 
 
 class PayloadError(OutpostError, ValueError):
-    """An MQTT payload cannot become a mutation's arguments; ``str()`` is a dead-letter reason."""
+    """An MQTT payload cannot become a mutation's arguments; ``str()`` is a dead-letter reason.
+
+    ``seq`` and ``boot``: the payload's counters when they could be read before the
+    problem was found (the dead letter then moves the device's ack like an applied one).
+    """
+
+    seq: int | None = None
+    boot: int | None = None
 
 
 class ConfigError(OutpostError, ValueError):

@@ -114,7 +114,8 @@ class Bridge:
         self._endpoint = endpoint
         self._loop = asyncio.get_running_loop()
         self._router: MqttRouter = gateway.app.mqtt or MqttRouter()
-        self._filters: set[str] = set()
+        self._filters: set[str] = set()  # subscribed now; under ``_subscribing``
+        self._subscribing = threading.Lock()  # paho's thread (connect) and the loop (reload)
         self._held: deque[_Held] = deque()
         self._slots = threading.BoundedSemaphore(MAX_HELD)
         self._wake = asyncio.Event()
@@ -265,6 +266,10 @@ class Bridge:
         conn.changed.set()
 
     def _subscribe(self, client: Client, router: MqttRouter) -> None:
+        with self._subscribing:
+            self._resubscribe(client, router)
+
+    def _resubscribe(self, client: Client, router: MqttRouter) -> None:
         wanted = {_filter(route.pattern) for route in router.ingest_routes} | {rpc.CALL_FILTER}
         # retainHandling 2: no retained messages at subscribe time (never ingested).
         options = SubscribeOptions(qos=1, noLocal=True, retainHandling=2)

@@ -174,7 +174,9 @@ def _to_args(value: Any) -> Decoded:
     try:
         checked = to_convex(value, what="payload")
     except ConvexValueError as exc:
-        raise PayloadError(_device_wording(str(exc))) from None
+        error = PayloadError(_device_wording(str(exc)))
+        error.seq, error.boot = seq, boot
+        raise error from None
     if isinstance(checked, dict):
         return Decoded(checked, seq, boot)
     return Decoded({"value": checked}, seq, boot)

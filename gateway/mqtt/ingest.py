@@ -67,27 +67,44 @@ def apply_message(
     if len(delivery.payload) > MAX_PAYLOAD_BYTES:
         reason = f"payload is {len(delivery.payload)} bytes, over the {MAX_PAYLOAD_BYTES} cap"
         return _dead(tx, delivery, device, reason, dead_letters_full)
+    problem = ""  # a payload refused after its counters were read
+    args: dict[str, object] = {}
+    seq: int | None
+    boot: int | None
     try:
         decoded = decode_payload(route.payload, delivery.payload)
-        args = route.args_for(bound, decoded.args)
     except PayloadError as exc:
-        return _dead(tx, delivery, device, str(exc), dead_letters_full)
-    seq, boot = decoded.seq, decoded.boot if decoded.boot is not None else 0
+        if exc.seq is None:
+            return _dead(tx, delivery, device, str(exc), dead_letters_full)
+        seq, boot, problem = exc.seq, exc.boot, str(exc)
+    else:
+        seq, boot = decoded.seq, decoded.boot
+        try:
+            args = route.args_for(bound, decoded.args)
+        except PayloadError as exc:
+            problem = str(exc)
+    epoch = boot if boot is not None else 0
     if seq is None:  # at-least-once: nothing to dedupe by
+        if problem:
+            return _dead(tx, delivery, device, problem, dead_letters_full)
         return _run(runtime, route.function, args, tx, delivery, device, None, dead_letters_full)
     if seq == 0:
         reason = "seq counts from 1 in each boot (0 would never be covered by an ack)"
-        return _dead(tx, delivery, device, reason, dead_letters_full, seq=seq, boot=boot)
+        return _dead(tx, delivery, device, reason, dead_letters_full, seq=seq, boot=epoch)
     conn = tx.conn
-    mark = marks.load(conn, device, boot)
+    mark = marks.load(conn, device, epoch)
     if mark.seen(seq):
-        return Outcome("duplicate", (device, boot, mark.acked))
-    outcome = _run(
-        runtime, route.function, args, tx, delivery, device, (seq, boot), dead_letters_full
-    )
+        return Outcome("duplicate", (device, epoch, mark.acked))
+    if problem:  # the dead letter takes its place, and the ack covers it
+        outcome = _dead(tx, delivery, device, problem, dead_letters_full, seq=seq, boot=epoch)
+    else:
+        counters = (seq, epoch)
+        outcome = _run(
+            runtime, route.function, args, tx, delivery, device, counters, dead_letters_full
+        )
     mark.add(seq)
     marks.save(conn, mark, delivery.received_ms)
-    return Outcome(outcome.kind, (device, boot, mark.acked), outcome.reason)
+    return Outcome(outcome.kind, (device, epoch, mark.acked), outcome.reason)
 
 
 def _run(

@@ -233,3 +233,27 @@ async def test_a_qos0_flood_is_held_within_the_bound(tmp_path: Path) -> None:
             await eventually(all_in, "the QoS 0 flood settled")
         assert len(await r.readings()) == count
         assert r.bridge.stats.peak_held <= MAX_HELD
+
+
+async def test_a_refused_payload_with_counters_is_covered_by_the_ack_once(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        with session(r.port, "dev-a", r.passwords["dev-a"]) as dev:
+            dev.subscribe("outpost/ack/dev-a")
+            refused = [
+                {"celsius": 1.0, "$x": 1, "seq": 1, "boot": 4},  # a field name Convex refuses
+                {"celsius": 1.0, "device": "dev-b", "seq": 2, "boot": 4},  # another's name
+            ]
+            for body in [*refused, *refused]:  # each sent twice: the resend is a duplicate
+                await publish(dev, TOPIC.format("dev-a"), json.dumps(body).encode())
+            acks = []
+            while not acks or acks[-1] != {"boot": 4, "seq": 2}:
+                acks.append(json.loads((await asyncio.to_thread(dev.receive)).payload))
+
+            async def settled() -> bool:
+                return r.bridge.stats.acked == 4
+
+            await eventually(settled, "four messages acknowledged")
+        letters = await r.dead_letters()
+        assert [(d["seq"], d["boot"]) for d in letters] == [(1.0, 4.0), (2.0, 4.0)]
+        assert "$x" in letters[0]["reason"] and "topic says" in letters[1]["reason"]
+        assert r.bridge.stats.duplicates == 2
