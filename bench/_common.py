@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import resource
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -52,6 +53,13 @@ def filesystem_of(path: Path) -> str:
     return f"{best[0]} ({best[1]}) on {best[2]}"
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def make_workdir(base: str | None) -> Path:
     return Path(tempfile.mkdtemp(prefix="outpost-bench-", dir=base))
 
@@ -66,10 +74,13 @@ def write_app(root: Path, files: dict[str, str]) -> Path:
     return app
 
 
-def write_bytes() -> int | None:
-    """This process's ``write_bytes`` (bytes sent towards the storage device)."""
+def write_bytes(pid: int | str | None = "self") -> int | None:
+    """A process's ``write_bytes`` (bytes sent towards the storage device); this one's by
+    default. None when it cannot be read (or ``pid`` is None)."""
+    if pid is None:
+        return None
     try:
-        with open("/proc/self/io") as f:
+        with open(f"/proc/{pid}/io") as f:
             for line in f:
                 if line.startswith("write_bytes:"):
                     return int(line.split()[1])

@@ -42,7 +42,16 @@ from pathlib import Path
 from typing import Any
 
 import cbor2
-from _common import fmt, make_workdir, median, outpost_command, proc_status_kb, stop_process
+from _common import (
+    fmt,
+    free_port,
+    make_workdir,
+    median,
+    outpost_command,
+    proc_status_kb,
+    stop_process,
+    write_bytes,
+)
 from paho.mqtt.client import Client, MQTTMessage, MQTTv5
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
@@ -72,27 +81,6 @@ class Run:
     rss_kb: int | None
     written_per_msg: float | None
     broker_written_per_msg: float | None
-
-
-def io_written(pid: int | None) -> int | None:
-    if pid is None:
-        return None
-    try:
-        with open(f"/proc/{pid}/io") as f:
-            for line in f:
-                if line.startswith("write_bytes:"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def per_msg(before: int | None, after: int | None, total: int) -> float | None:
@@ -158,10 +146,10 @@ def run_outpost(args: argparse.Namespace, work: Path, passwords: dict[str, str],
     if not proc.stdout.readline().startswith("Outpost listening"):
         sys.exit(f"outpost serve did not start (log: {work / 'outpost.log'})")
     broker = read_pid(broker_directory(data))
-    before, broker_before = io_written(proc.pid), io_written(broker)
+    before, broker_before = write_bytes(proc.pid), write_bytes(broker)
     total = args.devices * args.readings
     elapsed = drive(fleet := make_fleet(args, passwords, port, seed), total)
-    after, broker_after = io_written(proc.pid), io_written(broker)
+    after, broker_after = write_bytes(proc.pid), write_bytes(broker)
     rss = proc_status_kb(proc.pid)
     fleet.stop()
     stop_process(proc)
@@ -201,10 +189,10 @@ def run_baseline(args: argparse.Namespace, work: Path, passwords: dict[str, str]
     assert sub.stdout is not None
     if sub.stdout.readline().strip() != "subscribed":
         sys.exit("the baseline subscriber did not start")
-    before, broker_before = io_written(sub.pid), io_written(broker.pid)
+    before, broker_before = write_bytes(sub.pid), write_bytes(broker.pid)
     total = args.devices * args.readings
     elapsed = drive(fleet := make_fleet(args, passwords, port, seed), total)
-    after, broker_after = io_written(sub.pid), io_written(broker.pid)
+    after, broker_after = write_bytes(sub.pid), write_bytes(broker.pid)
     rss = proc_status_kb(sub.pid)
     fleet.stop()
     stop_process(sub)

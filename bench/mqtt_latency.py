@@ -24,7 +24,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -33,7 +32,15 @@ import uuid
 from pathlib import Path
 
 import aiohttp
-from _common import make_workdir, median, outpost_command, percentile, stop_process, write_app
+from _common import (
+    free_port,
+    make_workdir,
+    median,
+    outpost_command,
+    percentile,
+    stop_process,
+    write_app,
+)
 from paho.mqtt.client import Client, MQTTMessage, MQTTv5
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -69,12 +76,6 @@ from gateway import mqtt_router
 mqtt = mqtt_router()
 mqtt.ingest("pings/{device}/ping", "pings:ingest", payload="json")
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def spec(data: Path, device_pw: str, bridge_pw: str, port: int) -> BrokerSpec:
