@@ -6,13 +6,15 @@ import asyncio
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import cbor2
-from bridge_kit import eventually, rig
+from bridge_kit import ROUTES, eventually, rig
 from mosquitto_kit import Session, session
 
 from gateway.mqtt.bridge import MAX_HELD, RECEIVE_MAXIMUM
+from gateway.mqtt.broker_files import write_broker_files
 from gateway.mqtt.codecs import MAX_PAYLOAD_BYTES
 
 TOPIC = "sensors/{}/temperature"
@@ -257,3 +259,43 @@ async def test_a_refused_payload_with_counters_is_covered_by_the_ack_once(tmp_pa
         assert [(d["seq"], d["boot"]) for d in letters] == [(1.0, 4.0), (2.0, 4.0)]
         assert "$x" in letters[0]["reason"] and "topic says" in letters[1]["reason"]
         assert r.bridge.stats.duplicates == 2
+
+
+async def test_qos2_is_taken_as_qos1_and_applied_once(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        with session(r.port, "dev-a", r.passwords["dev-a"]) as dev:
+            body = cbor2.dumps({"celsius": 7.0, "seq": 1, "boot": 1})
+            info = dev.client.publish(TOPIC.format("dev-a"), body, qos=2)
+            await asyncio.to_thread(info.wait_for_publish, 10)
+
+            async def one() -> bool:
+                return len(await r.readings()) == 1
+
+            await eventually(one, "the QoS 2 reading")
+        assert [d["qos"] for d in await r.readings()] == [1.0]
+
+
+async def test_a_reload_follows_the_new_routes(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        # The new version routes probes/{device}/v too; the broker's ACL lets devices
+        # publish there (what the managed broker's reload does for outpost dev).
+        spec = replace(
+            r.broker.spec, ingest_patterns=[*r.broker.spec.ingest_patterns, "probes/{device}/v"]
+        )
+        write_broker_files(spec)
+        r.broker.reload()
+        (tmp_path / "app" / "convex" / "mqtt.py").write_text(
+            ROUTES + 'mqtt.ingest("probes/{device}/v", "readings:ingest", payload="json")\n'
+        )
+        await r.gateway.reload_app()
+        with session(r.port, "dev-b", r.passwords["dev-b"]) as dev:
+
+            async def arrived() -> bool:
+                # Sent until one arrives: the bridge's SUBSCRIBE may still be on its way,
+                # and a broker keeps nothing for a subscription it does not have yet.
+                await publish(dev, "probes/dev-b/v", json.dumps({"celsius": 9.0}).encode())
+                await asyncio.sleep(0.05)
+                return len(await r.readings()) > 0
+
+            await eventually(arrived, "a reading on the new route")
+        assert {d["topic"] for d in await r.readings()} == {"probes/dev-b/v"}
