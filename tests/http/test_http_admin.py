@@ -87,3 +87,32 @@ async def test_admin_acting_as_a_user(api) -> None:
     headers = {"Authorization": f"Convex {api.admin_key}:!!notbase64"}
     status, body = await api.post("/api/query", {"path": "messages:secret"}, headers=headers)
     assert (status, body["code"]) == (401, "InvalidAuthHeader")
+
+
+async def test_table_data_pages_a_table_for_the_admin_key_only(api) -> None:
+    """``_system/cli/tableData``, what ``npx convex data`` calls: dead letters and any
+    other table over the HTTP API, with the admin key."""
+    for body in ("a", "b"):
+        await api.post("/api/mutation", {"path": "messages:send", "args": {"body": body}})
+    request = {
+        "path": "_system/cli/tableData",
+        "args": {
+            "table": "messages",
+            "order": "desc",
+            "paginationOpts": {"numItems": 1, "cursor": None},
+        },
+        "format": "json",
+    }
+    status, body = await api.post("/api/query", request)
+    assert (status, body["status"]) == (200, "error")
+    assert "Could not find public function" in body["errorMessage"]
+    status, body = await api.post(
+        "/api/query", request, headers={"Authorization": f"Convex {api.admin_key}"}
+    )
+    assert status == 200 and body["status"] == "success", body
+    assert [d["body"] for d in body["value"]["page"]] == ["b"] and not body["value"]["isDone"]
+    request["args"] = {"table": "_dead_letters", "paginationOpts": {"numItems": 5, "cursor": None}}
+    status, body = await api.post(
+        "/api/query", request, headers={"Authorization": f"Convex {api.admin_key}"}
+    )
+    assert status == 200 and body["value"]["page"] == [], body
