@@ -131,8 +131,9 @@ class Bridge:
 
     # --- life ----------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Connect and subscribe; raises ``BridgeError`` if the broker refuses us."""
+    async def start(self, *, connect_deadline_s: float = CONNECT_DEADLINE_S) -> None:
+        """Connect and subscribe; raises ``BridgeError`` if the broker refuses us, and
+        goes on trying in the background if it does not answer within the deadline."""
         store = self._gateway.store
         await store.write(lambda tx: marks.ensure_table(tx.conn))
         await store.write(dead_letters.ensure_table)
@@ -147,7 +148,7 @@ class Bridge:
         )
         self.client.loop_start()
         try:
-            await self._wait_connected()
+            await self._wait_connected(connect_deadline_s)
         except BaseException:
             await self.close()
             raise
@@ -157,20 +158,27 @@ class Bridge:
             await self.close()
             raise
         self._unlisten = self._gateway.on_app_reloaded(self._app_reloaded)
-        log.info("MQTT bridge connected to %s", endpoint.describe())
+        if self._conn.connected:
+            log.info("MQTT bridge connected to %s", endpoint.describe())
 
-    async def _wait_connected(self) -> None:
-        deadline = self._loop.time() + CONNECT_DEADLINE_S
+    async def _wait_connected(self, deadline_s: float) -> None:
+        """Wait for the CONNACK. A refusal (wrong credentials) stops the start; a broker
+        that does not answer yet does not: the gateway serves, and paho keeps trying
+        (an external broker may be down, and the broker queues nothing until then)."""
+        deadline = self._loop.time() + deadline_s
         conn = self._conn
         while not conn.connected:
             if conn.error is not None:
                 raise BridgeError(f"the broker at {self._endpoint.describe()} {conn.error}")
             remaining = deadline - self._loop.time()
             if remaining <= 0:
-                raise BridgeError(
-                    f"no answer from the MQTT broker at {self._endpoint.describe()} within "
-                    f"{CONNECT_DEADLINE_S:.0f} s; is it running and reachable?"
+                log.warning(
+                    "the MQTT broker at %s does not answer within %.0f s; the bridge "
+                    "keeps trying (is it running and reachable?)",
+                    self._endpoint.describe(),
+                    deadline_s,
                 )
+                return
             conn.changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(conn.changed.wait(), remaining)

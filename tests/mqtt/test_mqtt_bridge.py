@@ -10,12 +10,16 @@ from dataclasses import replace
 from pathlib import Path
 
 import cbor2
-from bridge_kit import ROUTES, eventually, rig
-from mosquitto_kit import Session, session
+import pytest
+from bridge_kit import ROUTES, broker_spec, eventually, rig, write_app
+from mosquitto_kit import Broker, Session, free_port, session
 
-from gateway.mqtt.bridge import MAX_HELD, RECEIVE_MAXIMUM
-from gateway.mqtt.broker_files import write_broker_files
+from gateway import Gateway, Settings
+from gateway.mqtt.bridge import MAX_HELD, RECEIVE_MAXIMUM, Bridge, BridgeError
+from gateway.mqtt.broker_files import BRIDGE_USER, write_broker_files
 from gateway.mqtt.codecs import MAX_PAYLOAD_BYTES
+from gateway.mqtt.endpoint import BrokerEndpoint
+from gateway.mqtt.passwords import generate_password
 
 TOPIC = "sensors/{}/temperature"
 OUTPOST = str(Path(sys.executable).parent / "outpost")
@@ -299,3 +303,42 @@ async def test_a_reload_follows_the_new_routes(tmp_path: Path) -> None:
 
             await eventually(arrived, "a reading on the new route")
         assert {d["topic"] for d in await r.readings()} == {"probes/dev-b/v"}
+
+
+async def test_wrong_bridge_credentials_stop_the_start(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        wrong = replace(r.endpoint, password="not-the-password")
+        bridge = Bridge(r.gateway, wrong)
+        with pytest.raises(BridgeError, match="refused the gateway's credentials"):
+            await bridge.start()
+
+
+async def test_a_broker_that_is_not_up_yet_is_waited_for(tmp_path: Path) -> None:
+    passwords = {name: generate_password() for name in (BRIDGE_USER, "dev-a")}
+    work = tmp_path / "broker"
+    work.mkdir()
+    spec = broker_spec(work, passwords, free_port())
+    endpoint = BrokerEndpoint("127.0.0.1", spec.port, BRIDGE_USER, passwords[BRIDGE_USER])
+    async with Gateway.open(write_app(tmp_path / "app"), tmp_path / "data", Settings()) as gw:
+        bridge = Bridge(gw, endpoint)
+        await bridge.start(connect_deadline_s=0.2)  # nobody there: the start goes on
+        assert not bridge.connected
+        write_broker_files(spec)
+        broker = Broker(spec, work / "mosquitto.log")
+        try:
+            assert broker.start(), "the port was taken meanwhile"
+
+            async def up() -> bool:
+                return bridge.connected
+
+            await eventually(up, "the bridge to connect once the broker is there")
+            with session(spec.port, "dev-a", passwords["dev-a"]) as dev:
+                await publish(dev, TOPIC.format("dev-a"), json.dumps({"celsius": 1.0}).encode())
+
+                async def stored() -> bool:
+                    return bridge.stats.applied == 1
+
+                await eventually(stored, "the reading")
+        finally:
+            await bridge.close()
+            broker.stop()
