@@ -119,7 +119,8 @@ class Bridge:
         self._held: deque[_Held] = deque()
         self._slots = threading.BoundedSemaphore(MAX_HELD)
         self._wake = asyncio.Event()
-        self._acks: dict[str, tuple[int, int]] = {}
+        self._acks: dict[str, tuple[int, int]] = {}  # device -> (boot, acked) to publish
+        self._acks_sent: dict[str, tuple[int, int]] = {}  # device -> the last one published
         self._dead_count = 0
         self._conn = _Connection()
         self._stopping = False
@@ -400,6 +401,9 @@ class Bridge:
     def _publish_acks(self) -> None:
         acks, self._acks = self._acks, {}
         for device, (boot, seq) in acks.items():
+            if self._acks_sent.get(device) == (boot, seq):
+                continue  # a duplicate or a reading above a gap: the ack did not move
+            self._acks_sent[device] = (boot, seq)
             payload = json.dumps({"boot": boot, "seq": seq}, separators=(",", ":"))
             self.client.publish(ACK_TOPIC.format(device), payload, qos=1, retain=True)
 
