@@ -48,7 +48,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from gateway.errors import OutpostError
 from gateway.mqtt import dead_letters, marks, rpc, topics
 from gateway.mqtt.endpoint import BrokerEndpoint
-from gateway.mqtt.ingest import Delivery, Outcome, apply_message, device_identity
+from gateway.mqtt.ingest import Delivery, Outcome, apply_messages, device_identity
 from gateway.mqtt.publisher import Publisher
 from gateway.mqtt.routes import MqttRouter
 
@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("gateway.mqtt")
 
 RECEIVE_MAXIMUM: Final = 512
+GROUP_MAX: Final = 64  # consecutive messages applied by one writer job (its own savepoint each)
 MAX_HELD: Final = 1024  # messages received and not yet acknowledged (QoS 0 included)
 SESSION_NEVER_EXPIRES: Final = 0xFFFFFFFF
 KEEPALIVE_S: Final = 30
@@ -88,6 +89,15 @@ class BridgeStats:
     retries: int = 0
 
 
+@dataclass(eq=False)
+class _Work:
+    """One writer job for consecutive messages (or one device RPC) and its task."""
+
+    deliveries: list[Delivery]
+    retryable: bool = True  # a write is retried until it holds; a call is answered once
+    task: asyncio.Task[list[Outcome]] | None = None
+
+
 @dataclass
 class _Held:
     """A received message waiting for its write and its turn to be acknowledged."""
@@ -95,7 +105,8 @@ class _Held:
     delivery: Delivery
     mid: int
     generation: int  # of the connection it came on: acks go only to that connection
-    task: asyncio.Task[Outcome] | None  # None: nothing to write (retained)
+    work: _Work | None  # None: nothing to do (retained, a call with nowhere to answer)
+    index: int = 0  # its outcome's place in the work's outcomes
 
 
 @dataclass
@@ -117,6 +128,10 @@ class Bridge:
         self._filters: set[str] = set()  # subscribed now; under ``_subscribing``
         self._subscribing = threading.Lock()  # paho's thread (connect) and the loop (reload)
         self._held: deque[_Held] = deque()
+        # paho's thread -> the loop: appended there, drained here in bursts, so that a
+        # burst of messages costs one wake-up of the loop, not one each.
+        self._inbox: deque[tuple[MQTTMessage, int]] = deque()
+        self._inbox_scheduled = False
         self._slots = threading.BoundedSemaphore(MAX_HELD)
         self._wake = asyncio.Event()
         self._acks: dict[str, tuple[int, int]] = {}  # device -> (boot, acked) to publish
@@ -271,7 +286,9 @@ class Bridge:
                 self.publisher.republish()
         elif not connected and conn.connected and not self._stopping:
             log.warning("MQTT bridge lost %s; reconnecting", self._endpoint.describe())
-        conn.connected, conn.error = connected, error
+        conn.connected = connected
+        if connected or error is not None:  # the disconnect after a refusal keeps its reason
+            conn.error = error
         conn.changed.set()
 
     def _subscribe(self, client: Client, router: MqttRouter) -> None:
@@ -294,25 +311,43 @@ class Bridge:
         while not self._slots.acquire(timeout=0.2):  # full: stop reading the socket
             if self._stopping:
                 return  # not acknowledged: the broker redelivers it next time
-        self._loop.call_soon_threadsafe(self._accept, msg, generation)
+        self._inbox.append((msg, generation))
+        if not self._inbox_scheduled:
+            self._inbox_scheduled = True
+            self._loop.call_soon_threadsafe(self._drain_inbox)
 
     # --- the event loop ------------------------------------------------------------------
 
-    def _accept(self, msg: MQTTMessage, generation: int) -> None:
-        self.stats.received += 1
-        delivery = Delivery(msg.topic, bytes(msg.payload), msg.qos, time.time() * 1000)
-        task: asyncio.Task[Outcome] | None = None
-        if msg.retain:
-            self.stats.retained_skipped += 1
-        elif rpc.is_call(msg.topic):
-            task = self._start_call(msg, delivery)
-        else:
-            task = self._loop.create_task(self._write(delivery))
-        self._held.append(_Held(delivery, msg.mid, generation, task))
+    def _drain_inbox(self) -> None:
+        """Hold every message received so far; consecutive ingest messages share one
+        writer job (at most ``GROUP_MAX``), each still in its own savepoint."""
+        self._inbox_scheduled = False  # first: a message appended from now on wakes us again
+        groups: list[_Work] = []
+        group: _Work | None = None
+        while self._inbox:
+            msg, generation = self._inbox.popleft()
+            self.stats.received += 1
+            delivery = Delivery(msg.topic, bytes(msg.payload), msg.qos, time.time() * 1000)
+            work: _Work | None = None
+            index = 0
+            if msg.retain:
+                self.stats.retained_skipped += 1
+            elif rpc.is_call(msg.topic):
+                work, group = self._start_call(msg, delivery), None
+            else:
+                if group is None or len(group.deliveries) >= GROUP_MAX:
+                    group = _Work([])
+                    groups.append(group)
+                index = len(group.deliveries)
+                group.deliveries.append(delivery)
+                work = group
+            self._held.append(_Held(delivery, msg.mid, generation, work, index))
+        for work in groups:  # created in order: the writer runs them in receipt order
+            work.task = self._loop.create_task(self._write(work.deliveries))
         self.stats.peak_held = max(self.stats.peak_held, len(self._held))
         self._wake.set()
 
-    def _start_call(self, msg: MQTTMessage, delivery: Delivery) -> asyncio.Task[Outcome] | None:
+    def _start_call(self, msg: MQTTMessage, delivery: Delivery) -> _Work | None:
         props = msg.properties
         call = rpc.parse_call(
             delivery.topic,
@@ -327,28 +362,30 @@ class Bridge:
                 delivery.topic[:200],
             )
             return None
-        return self._loop.create_task(self._answer(call))
+        work = _Work([delivery], retryable=False)
+        work.task = self._loop.create_task(self._answer(call))
+        return work
 
-    async def _answer(self, call: rpc.Call) -> Outcome:
+    async def _answer(self, call: rpc.Call) -> list[Outcome]:
         payload = await rpc.run_call(self._gateway.runtime, call, device_identity(call.device))
         props = None
         if call.correlation is not None:
             props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
             props.CorrelationData = call.correlation
         self.client.publish(call.response_topic, payload, qos=1, properties=props)
-        return Outcome("answered")
+        return [Outcome("answered")]
 
-    async def _write(self, delivery: Delivery) -> Outcome:
+    async def _write(self, deliveries: list[Delivery]) -> list[Outcome]:
         full = self._dead_count >= dead_letters.MAX_ROWS
         work = functools.partial(
-            apply_message,
+            apply_messages,
             self._gateway.runtime,
             self._router,
-            delivery,
+            deliveries,
             dead_letters_full=full,
         )
-        outcome, _ = await self._gateway.store.write(work)
-        return outcome
+        outcomes, _ = await self._gateway.store.write(work)
+        return outcomes
 
     async def _ack_loop(self) -> None:
         """Acknowledge held messages in the order received, each once it is durable."""
@@ -357,31 +394,42 @@ class Bridge:
             self._wake.clear()
             while self._held:
                 head = self._held[0]
-                if head.task is not None:
-                    outcome = await self._settle(head)
-                    self._count(outcome)
+                if head.work is not None:
+                    self._count(await self._settle(head))
                 self._held.popleft()
                 if head.delivery.qos > 0 and head.generation == self._conn.generation:
                     self.client.ack(head.mid, 1)
                     self.stats.acked += 1
                 self._slots.release()
-                if not self._held or (self._held[0].task and not self._held[0].task.done()):
+                if not self._held or not _settled(self._held[0]):
                     self._publish_acks()
             self._publish_acks()
 
     async def _settle(self, head: _Held) -> Outcome:
-        """The head's outcome; a failed write (disk full, I/O) is retried until it holds."""
+        """The head's outcome; a failed write (disk full, I/O) is retried until it holds.
+
+        Only a group's first message can meet the failure: the others are settled after
+        it, once the group's retried job succeeded."""
+        work = head.work
+        assert work is not None and work.task is not None
         delay = 0.1
         while True:
-            assert head.task is not None
             try:
-                return await head.task
+                return (await work.task)[head.index]
             except Exception as exc:  # noqa: BLE001 - the store could not commit: retry
+                if not work.retryable:
+                    log.error("MQTT call on %s failed: %s", head.delivery.topic[:200], exc)
+                    return Outcome("answered")
                 self.stats.retries += 1
-                log.error("MQTT message on %s not stored (%s); retrying", head.delivery.topic, exc)
+                log.error(
+                    "%d MQTT messages from %s on not stored (%s); retrying",
+                    len(work.deliveries),
+                    head.delivery.topic[:200],
+                    exc,
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
-                head.task = self._loop.create_task(self._write(head.delivery))
+                work.task = self._loop.create_task(self._write(work.deliveries))
 
     def _count(self, outcome: Outcome) -> None:
         stats = self.stats
@@ -416,6 +464,11 @@ class Bridge:
         if self._conn.connected:
             self._subscribe(self.client, router)
         await self.publisher.replace(router)
+
+
+def _settled(held: _Held) -> bool:
+    """True if ``held`` needs no more waiting (its work is done, or it has none)."""
+    return held.work is None or (held.work.task is not None and held.work.task.done())
 
 
 def _filter(pattern: str) -> str:

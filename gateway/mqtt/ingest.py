@@ -50,6 +50,26 @@ def device_identity(device: str) -> dict[str, str]:
     return {"subject": device, "issuer": ISSUER, "tokenIdentifier": f"{ISSUER}|{device}"}
 
 
+def apply_messages(
+    runtime: Runtime,
+    router: MqttRouter,
+    deliveries: list[Delivery],
+    tx: Transaction,
+    *,
+    dead_letters_full: bool = False,
+) -> list[Outcome]:
+    """Apply consecutive messages in one writer job (one transaction, one ts), in order.
+
+    Each message is still its own unit: its mutation runs in a savepoint, a failure
+    dead-letters it alone, and a duplicate inside the group is recognised (the marks are
+    read inside the same transaction). Sharing the job saves the per-job costs (a future,
+    a task, a hop between threads) that dominate small readings."""
+    return [
+        apply_message(runtime, router, delivery, tx, dead_letters_full=dead_letters_full)
+        for delivery in deliveries
+    ]
+
+
 def apply_message(
     runtime: Runtime,
     router: MqttRouter,

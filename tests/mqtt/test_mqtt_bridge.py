@@ -309,8 +309,11 @@ async def test_wrong_bridge_credentials_stop_the_start(tmp_path: Path) -> None:
     async with rig(tmp_path) as r:
         wrong = replace(r.endpoint, password="not-the-password")
         bridge = Bridge(r.gateway, wrong)
-        with pytest.raises(BridgeError, match="refused the gateway's credentials"):
-            await bridge.start()
+        try:
+            with pytest.raises(BridgeError, match="refused the gateway's credentials"):
+                await bridge.start()
+        finally:
+            await bridge.close()  # a no-op after the refused start closed it
 
 
 async def test_a_broker_that_is_not_up_yet_is_waited_for(tmp_path: Path) -> None:
