@@ -6,9 +6,11 @@ of ``--window`` uncovered readings each), through a Mosquitto on the managed bro
 generated files. A reading counts once an ``outpost/ack/{device}`` message covers it:
 the figure is readings covered per second, from the first publish to the last ack.
 
-- **Outpost**: ``outpost serve`` of the greenhouse app with its managed broker (the
-  bridge, dedupe marks, ``readings:ingest`` with its index and alert lookup, group
-  commit, retained acks).
+- **Outpost**: ``outpost serve`` with its managed broker, on the bench's own app:
+  ``readings:ingest`` validates its arguments and inserts the same row as the baseline
+  (seq and boot from ``ctx.mqtt``) into a table indexed by device; plus the bridge,
+  dedupe marks, group commit, retained acks. ``--greenhouse`` uses examples/greenhouse
+  instead (an alert lookup per reading, and the table replicates: a change-log row each).
 - **Baseline**: the same broker files run by this script, and a bare subscriber process
   (``--role baseline``): paho, MQTT 5 persistent session, Receive Maximum 512, manual
   ack after COMMIT; it decodes each CBOR payload and writes (device, boot, seq, celsius,
@@ -50,6 +52,7 @@ from _common import (
     outpost_command,
     proc_status_kb,
     stop_process,
+    write_app,
     write_bytes,
 )
 from paho.mqtt.client import Client, MQTTMessage, MQTTv5
@@ -69,6 +72,39 @@ from gateway.mqtt.supervisor import current_user, find_mosquitto  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 GREENHOUSE = REPO / "examples" / "greenhouse"
 TOPIC = "greenhouse/{device}/reading"
+
+# The bench's own app: the same rows as the baseline's (an indexed table, seq and boot
+# from ctx.mqtt), validated by the mutation's argument validators.
+SCHEMA = """
+from gateway import define_schema, define_table, v
+
+schema = define_schema({
+    "readings": define_table({
+        "device": v.string(),
+        "celsius": v.float64(),
+        "humidity": v.optional(v.float64()),
+        "seq": v.optional(v.int64()),
+        "boot": v.optional(v.int64()),
+    }).index("by_device", ["device"]),
+})
+"""
+READINGS = """
+from gateway import Int64, mutation, v
+
+@mutation(args={"device": v.string(), "celsius": v.float64(), "humidity": v.optional(v.float64())})
+async def ingest(ctx, args):
+    reading = dict(args)
+    if ctx.mqtt.seq is not None:
+        reading["seq"], reading["boot"] = Int64(ctx.mqtt.seq), Int64(ctx.mqtt.boot)
+    await ctx.db.insert("readings", reading)
+"""
+ROUTES = """
+from gateway import mqtt_router
+
+mqtt = mqtt_router()
+mqtt.ingest("greenhouse/{device}/reading", "readings:ingest", payload="cbor")
+"""
+
 GOAL = 0.5
 BATCH = 256
 READY_S = 60.0
@@ -133,13 +169,18 @@ def broker_spec(data: Path, passwords: dict[str, str], bridge: str, port: int) -
     )
 
 
+def bench_app(work: Path) -> Path:
+    return write_app(work, {"schema.py": SCHEMA, "readings.py": READINGS, "mqtt.py": ROUTES})
+
+
 def run_outpost(args: argparse.Namespace, work: Path, passwords: dict[str, str], seed: int) -> Run:
     data = work / f"outpost-{seed}"
     write_passwords(data, passwords, generate_password())  # the devices' entries
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("OUTPOST_")}
     env |= {"OUTPOST_MQTT_PORT": str(port), "OUTPOST_LOG_LEVEL": "warning"}
-    cmd = [*outpost_command(), "serve", str(GREENHOUSE), "--data-dir", str(data), "--port", "0"]
+    app = GREENHOUSE if args.greenhouse else bench_app(work)
+    cmd = [*outpost_command(), "serve", str(app), "--data-dir", str(data), "--port", "0"]
     log = (work / "outpost.log").open("a")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
     assert proc.stdout is not None
@@ -277,6 +318,12 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=50, help="uncovered readings per device")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--dir", help="where the stores go (default: a temp dir)")
+    parser.add_argument(
+        "--greenhouse",
+        action="store_true",
+        help="ingest with examples/greenhouse (an alert lookup per reading, replicated) "
+        "instead of the bench's plain app",
+    )
     parser.add_argument(
         "--role", choices=["driver", "baseline"], default="driver", help=argparse.SUPPRESS
     )
