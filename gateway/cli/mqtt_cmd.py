@@ -11,7 +11,7 @@ that only make sense for a broker the gateway runs (``user``, ``log_type``, ``lo
 ``persistence_file``): Mosquitto refuses some options given twice, and the stock file's
 choices (the journal-friendly log file, ``/var/lib/mosquitto``) are the service's. The
 rest is kept as the managed broker has it: no anonymous access, persistence saved after
-every 100 changes, queues bounded by bytes, ``max_packet_size``.
+every 1000 changes, queues bounded by bytes, ``max_packet_size``.
 
 Printed: the drop-in and the ACL, each after a ``# file: NAME`` line. Never printed: the
 password file, which holds the devices' hashes; ``--dir`` writes it (0600) beside the
