@@ -81,6 +81,7 @@ class Service:
     # Where the MQTT bridge connects; None when there is no broker to use.
     mqtt_endpoint: BrokerEndpoint | None = None
     bridge: Bridge | None = None  # the gateway's MQTT client (``gateway.mqtt.bridge``)
+    _broker: ManagedBroker | None = None  # the managed broker, when this process runs one
 
     def __init__(
         self,
@@ -182,6 +183,7 @@ class Service:
             run_as_user=current_user(),
         )
         self.mqtt_endpoint = await broker.start()
+        self._broker = broker
 
         async def follow_routes(app: App) -> None:  # ``outpost dev`` reloads
             await broker.update_routes(app.mqtt)
@@ -192,7 +194,9 @@ class Service:
         """The gateway's MQTT client on ``mqtt_endpoint``, when the app has routes."""
         if self.mqtt_endpoint is None or self.gateway.app.mqtt is None:
             return None
-        self.bridge = Bridge(self.gateway, self.mqtt_endpoint)
+        broker = self._broker
+        on_subscribed = broker.save if broker is not None else None
+        self.bridge = Bridge(self.gateway, self.mqtt_endpoint, on_subscribed=on_subscribed)
         await self.bridge.start()
         return self.bridge
 

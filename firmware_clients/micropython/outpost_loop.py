@@ -31,12 +31,21 @@ except ImportError:  # a port whose umqtt has no named exception
 RETRY_FIRST_MS = 500
 RETRY_MAX_MS = 30000
 IDLE_SLEEP_MS = 50
+RESEND_AFTER_S = 30  # everything sent, no ack progress this long: resend the uncovered
 
 
 class Runner:
     """Samples `read_sensor()` every `interval_s` (a config's `interval_s` changes it)."""
 
-    def __init__(self, device, read_sensor, interval_s=60, led=None, retry_first_ms=RETRY_FIRST_MS):
+    def __init__(
+        self,
+        device,
+        read_sensor,
+        interval_s=60,
+        led=None,
+        retry_first_ms=RETRY_FIRST_MS,
+        resend_after_s=RESEND_AFTER_S,
+    ):
         self.device = device
         self.read_sensor = read_sensor
         self.interval_ms = int(interval_s * 1000)
@@ -50,6 +59,11 @@ class Runner:
         self.retry_ms = retry_first_ms
         self.next_ping = now
         self.failures = 0
+        # A broker may PUBACK a reading and lose it in a crash before saving it: when
+        # everything is sent and the ack has not moved for this long, send it all again.
+        self.resend_after_ms = int(resend_after_s * 1000)
+        self.progress_at = now
+        self.last_covered = device.covered
 
     def _apply_config(self, config):
         if config and "interval_s" in config:
@@ -79,12 +93,23 @@ class Runner:
         self._show(True)
 
     def _exchange(self):
+        self._resend_if_stalled()
         self.device.pump()
         self.device.poll()
         keepalive_ms = self.device.keepalive_s * 500  # ping at half the keepalive
         if keepalive_ms and ticks_diff(ticks_ms(), self.next_ping) >= 0:
             self.device.ping()
             self.next_ping = ticks_add(ticks_ms(), keepalive_ms)
+
+    def _resend_if_stalled(self):
+        device, now = self.device, ticks_ms()
+        waiting = len(device.queue) and device.queue.after(device.sent) is None
+        if device.covered != self.last_covered or not waiting:
+            self.last_covered, self.progress_at = device.covered, now
+        elif ticks_diff(now, self.progress_at) >= self.resend_after_ms:
+            device.log("outpost: no ack for a while, sending the uncovered readings again")
+            device.sent = 0
+            self.progress_at = now
 
     def _guard(self, action):
         try:

@@ -69,6 +69,7 @@ class DeviceOptions:
     keepalive_s: int
     inflight: int
     make_reading: ReadingFactory = field(default=greenhouse_reading)
+    resend_after_s: float = 5.0  # no ack progress this long: send the uncovered again
 
 
 class SimDevice:
@@ -108,6 +109,7 @@ class SimDevice:
         self.retry_at = now
         self.retry_s = RETRY_FIRST_S
         self.next_misc_at = now
+        self.progress_at = now  # when the ack last moved (or all was not yet sent)
         self.connack_deadline = now
         self.disconnect_at = self._next_disconnect(now)
 
@@ -129,6 +131,7 @@ class SimDevice:
             self.disconnect_at = self._next_disconnect(now)
         else:
             if self.online:
+                self._resend_if_stalled(now)
                 self._pump()
             if now >= self.next_misc_at:
                 self.next_misc_at = now + MISC_INTERVAL_S
@@ -195,6 +198,17 @@ class SimDevice:
         self.queue[self.seq] = self.encode(reading)
         if self.online:
             self.unsent.append(self.seq)
+
+    def _resend_if_stalled(self, now: float) -> None:
+        """Everything sent, nothing covered for ``resend_after_s``: send it all again.
+        A broker PUBACKs a reading and may lose it in a crash before saving it; only the
+        ack says the gateway has it."""
+        if not self.queue or self.unsent:
+            self.progress_at = now
+            return
+        if now - self.progress_at >= self.options.resend_after_s:
+            self.unsent = deque(self.queue)
+            self.progress_at = now
 
     def _pump(self) -> None:
         assert self.client is not None
@@ -292,6 +306,7 @@ class SimDevice:
         if boot != self.boot or seq <= self.covered:
             return  # another boot's ack covers none of this boot's readings
         self.covered = seq
+        self.progress_at = time.monotonic()
         while self.queue and next(iter(self.queue)) <= seq:
             self.queue.popitem(last=False)
 

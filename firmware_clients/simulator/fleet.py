@@ -44,6 +44,9 @@ class Fleet:
     ``reconnect_delay_s``. ``clock_skew_s``: each device's clock is off by a random
     amount within +-this, seen in ``time_field`` (ms since the epoch; None: no such
     field). ``seed`` makes boots, readings and disconnect times repeatable.
+    ``resend_after_s``: a device whose readings are all sent but whose ack has not moved
+    for this long sends every uncovered one again (a broker that restarted without its
+    last changes PUBACKed readings it then lost; the gateway dedupes the copies).
     """
 
     def __init__(
@@ -67,6 +70,7 @@ class Fleet:
         keepalive_s: int = 60,
         inflight: int = 100,
         seed: int | None = None,
+        resend_after_s: float = 5.0,
     ) -> None:
         if rate_hz <= 0:
             raise ValueError(
@@ -90,6 +94,7 @@ class Fleet:
             keepalive_s=keepalive_s,
             inflight=inflight,
             make_reading=make_reading,
+            resend_after_s=resend_after_s,
         )
         rng = random.Random(seed)
         self.devices: dict[str, SimDevice] = {}

@@ -35,6 +35,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -120,9 +121,18 @@ class _Connection:
 class Bridge:
     """The gateway's MQTT client: ingest routes in, acks out."""
 
-    def __init__(self, gateway: Gateway, endpoint: BrokerEndpoint) -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        endpoint: BrokerEndpoint,
+        *,
+        on_subscribed: Callable[[], None] | None = None,
+    ) -> None:
+        """``on_subscribed`` runs on the loop after each SUBACK of the bridge's own
+        subscriptions (the managed broker saves its database then: ``ManagedBroker.save``)."""
         self._gateway = gateway
         self._endpoint = endpoint
+        self._on_subscribed = on_subscribed
         self._loop = asyncio.get_running_loop()
         self._router: MqttRouter = gateway.app.mqtt or MqttRouter()
         self._filters: set[str] = set()  # subscribed now; under ``_subscribing``
@@ -250,6 +260,7 @@ class Bridge:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         return client
 
     def _on_connect(
@@ -305,6 +316,12 @@ class Bridge:
         if gone:
             client.unsubscribe(sorted(gone))
         self._filters = wanted
+
+    def _on_subscribe(
+        self, client: Client, userdata: Any, mid: int, codes: Any, props: Any
+    ) -> None:
+        if self._on_subscribed is not None:
+            self._loop.call_soon_threadsafe(self._on_subscribed)
 
     def _on_message(self, client: Client, userdata: Any, msg: MQTTMessage) -> None:
         generation = self._conn.generation

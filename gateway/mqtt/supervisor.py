@@ -181,6 +181,16 @@ class ManagedBroker:
         if run is not None and run.accepting and run.process.returncode is None:
             run.process.send_signal(signal.SIGHUP)
 
+    def save(self) -> None:
+        """SIGUSR1: Mosquitto writes its persistence database now (mosquitto(8)).
+
+        The bridge calls it once its subscriptions are in place: autosave waits for 1,000
+        changes, and a broker killed before that would come back without the bridge's
+        session, dropping what devices publish until the bridge subscribes again."""
+        run = self._run
+        if run is not None and run.accepting and run.process.returncode is None:
+            run.process.send_signal(signal.SIGUSR1)
+
     async def stop(self) -> None:
         """Stop supervising, SIGTERM the broker, SIGKILL after a deadline. Idempotent."""
         supervisor, self._supervisor = self._supervisor, None

@@ -43,11 +43,17 @@ def free_port() -> int:
         return port
 
 
-def wait_for(check: Callable[[], bool], deadline_s: float, what: str) -> None:
-    """Poll ``check`` until true; fail naming ``what`` after ``deadline_s``."""
+def wait_for(
+    check: Callable[[], bool],
+    deadline_s: float,
+    what: str,
+    details: Callable[[], str] = lambda: "",
+) -> None:
+    """Poll ``check`` until true; fail naming ``what`` (and ``details()``) after ``deadline_s``."""
     deadline = time.monotonic() + deadline_s
     while not check():
-        assert time.monotonic() < deadline, f"timed out after {deadline_s:.0f} s: {what}"
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {deadline_s:.0f} s: {what}\n{details()}")
         time.sleep(0.01)
 
 

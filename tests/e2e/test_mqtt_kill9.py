@@ -76,7 +76,10 @@ def run_tier(tier: Tier, tmp_path: Path) -> None:
             covered = fleet.totals()["covered"]
             target = min(total, covered + rng.randint(10, max(11, total // (tier.kills * 2))))
             wait_for(
-                lambda t=target: fleet.totals()["covered"] >= t, 60, f"covered {target} ({seed=})"
+                lambda t=target: fleet.totals()["covered"] >= t,
+                60,
+                f"covered {target} ({seed=})",
+                lambda: f"{fleet.totals()}\n{gateway.tail()}",
             )
             kind = rng.choice(list(kinds))
             kinds[kind] += 1

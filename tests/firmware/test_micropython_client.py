@@ -219,3 +219,19 @@ def test_a_topic_the_acl_forbids_costs_the_connection_not_the_readings(
     run_until(runner, lambda: runner.failures >= 2, "the broker to close the connection twice")
     assert runner.device.queue.seqs == [1, 2]
     assert acker.received == []
+
+
+def test_readings_the_broker_lost_are_sent_again_when_the_ack_stalls(
+    board: Board, broker: DeviceBroker
+) -> None:
+    """PUBACKed while nobody subscribed, so lost at the broker (as after a crash before
+    its autosave): the board sends them again once its ack has not moved for a while."""
+    board.limit = 3
+    runner = board.power_on()
+    runner.resend_after_ms = 300
+    device = runner.device
+    run_until(runner, lambda: device.sent == 3, "three readings published")
+    with stand_in_acker(broker.port, broker.passwords[BRIDGE_USER]) as acker:
+        run_until(runner, lambda: device.covered == 3, "the resent readings covered")
+        assert sorted(set(acker.seqs(DEVICE))) == [1, 2, 3]
+    device.close()

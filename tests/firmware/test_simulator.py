@@ -167,3 +167,16 @@ def test_provisioning_and_the_command_line(tmp_path: Path) -> None:
     totals = json.loads(done.stdout.splitlines()[-2].split(" ", 1)[1])
     assert totals["covered"] == totals["made"] >= 2
     assert {r.device for r in acker.received} == {"sim-a", "sim-b"}
+
+
+def test_readings_the_broker_lost_are_sent_again_when_the_ack_stalls(
+    broker: DeviceBroker,
+) -> None:
+    """Readings PUBACKed while nobody subscribed are gone at the broker (as after a crash
+    before its autosave); the devices send them again once their ack stops moving."""
+    with fleet_of(broker, max_readings=3, config_topic=None, resend_after_s=0.3) as fleet:
+        wait_until(lambda: fleet.totals()["published"] == 3 * len(DEVICES), "every publish")
+        with stand_in_acker(broker.port, broker.passwords[BRIDGE_USER]) as acker:
+            wait_until(lambda: fleet.totals()["covered"] == 3 * len(DEVICES), "the resent ones")
+            assert_every_reading_arrived(acker, fleet, 3)
+        assert fleet.totals()["resent"] >= 3 * len(DEVICES)
