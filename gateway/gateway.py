@@ -63,6 +63,7 @@ from gateway.runtime.session_requests import ensure_session_requests_table
 from gateway.runtime.storage import ensure_storage_table, live_ids
 from gateway.store import Store
 from gateway.store.writer import CommitFn, _default_commit
+from gateway.sync.auth import refuse_user_tokens
 from gateway.sync.engine import SubscriptionEngine
 
 log = logging.getLogger("gateway")
@@ -312,6 +313,7 @@ class Gateway:
             self.runtime,
             store.write_log,
             store.clock.last_ts_ns,
+            verifier=self.verify_token,
             max_total_query_bytes=self.settings.max_total_query_bytes,
         )
         return self.sync
@@ -383,6 +385,16 @@ class Gateway:
                 continue
             if deleted:
                 log.info("retention removed %d documents", deleted)
+
+    # --- callers ------------------------------------------------------------------------
+
+    async def verify_token(self, token: str) -> Mapping[str, Any]:
+        """The identity a user token (a JWT) proves, or ``AuthenticationError`` saying why.
+
+        The one check every way in uses: sync ``Authenticate``, ``Authorization: Bearer``
+        on the HTTP API and on HTTP actions. Until an auth provider is configured
+        (``convex/auth.config.py``), every token is refused."""
+        return await refuse_user_tokens(token)
 
     # --- calling functions --------------------------------------------------------------
 
