@@ -15,10 +15,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from gateway.admin_key import admin_key_path, read_admin_key
 from gateway.cli.common import CommandError, UsageError, settings_for
 from gateway.config_file import url_host
-
-ADMIN_KEY_FILENAME = "admin_key"  # written by the server on first start (gateway.http.admin)
 
 
 def add_parser(
@@ -43,11 +42,20 @@ def run_function(args: argparse.Namespace) -> int:
     url = (args.url or f"http://{url_host(settings.host)}:{settings.port}").rstrip("/")
     body = {"path": args.function, "args": _parse_args(args.args_json)}
     timeout_s = settings.action_budget_s + 30  # an action may run this long; then give up
-    reply = _post(f"{url}/api/function", body, _admin_key(Path(settings.data_dir)), timeout_s)
+    data_dir = Path(settings.data_dir)
+    admin_key = _admin_key(data_dir)
+    reply = _post(f"{url}/api/function", body, admin_key, timeout_s)
     for line in reply.get("logLines") or []:
         print(line, file=sys.stderr)
     if reply.get("status") != "success":
         print(f"outpost: {reply.get('errorMessage', reply)}", file=sys.stderr)
+        if admin_key is None and "Could not find public function" in str(reply):
+            print(
+                f"outpost: no admin key in {admin_key_path(data_dir)}, so only public "
+                "functions can be called; run from the app folder, or pass --app or "
+                "--data-dir as the server was given them",
+                file=sys.stderr,
+            )
         if reply.get("errorData") is not None:
             print(f"error data: {json.dumps(reply['errorData'])}", file=sys.stderr)
         return 1
@@ -66,12 +74,11 @@ def _parse_args(text: str) -> dict[str, Any]:
 
 
 def _admin_key(data_dir: Path) -> str | None:
-    """The local gateway's admin key, or None (public functions still work)."""
+    """The local gateway's admin key, where the server keeps it; None (public functions
+    still work) when there is none."""
     try:
-        return (data_dir / ADMIN_KEY_FILENAME).read_text(encoding="utf-8").strip() or None
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
+        return read_admin_key(data_dir)
+    except (OSError, UnicodeDecodeError) as exc:
         raise CommandError(f"cannot read the admin key in {data_dir} ({exc})") from None
 
 

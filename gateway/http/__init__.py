@@ -1,6 +1,6 @@
 """The Convex HTTP API (wire spec 1): function calls, health, stored files."""
 
-from gateway.http.admin import ADMIN_KEY_FILENAME, load_or_create_admin_key
+from gateway.admin_key import ADMIN_KEY_FILENAME, load_or_create_admin_key
 from gateway.http.app import build_app
 from gateway.http.errors import MAX_BODY_BYTES
 from gateway.http.server import HttpServer

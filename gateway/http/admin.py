@@ -11,21 +11,16 @@ import binascii
 import hmac
 import json
 import logging
-import os
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final
 
 from aiohttp import web
 
+from gateway.admin_key import ADMIN_KEY_FILENAME
 from gateway.http.errors import RequestError
 
 log = logging.getLogger("gateway.http")
-
-ADMIN_KEY_FILENAME: Final = "admin_key"
-_KEY_PREFIX: Final = "outpost-"
 
 
 @dataclass(frozen=True)
@@ -37,42 +32,6 @@ class Caller:
 
 
 ANONYMOUS: Final = Caller()
-
-
-def load_or_create_admin_key(data_dir: Path | str) -> str:
-    """The gateway's admin key, created (mode 0600) on first use."""
-    path = Path(data_dir) / ADMIN_KEY_FILENAME
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = _read_key(path)
-    if key is not None:
-        return key
-    key = _KEY_PREFIX + secrets.token_hex(32)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process won the race: use its key
-        existing = _read_key(path)
-        if existing is None:
-            raise
-        return existing
-    with os.fdopen(fd, "w") as out:
-        out.write(key + "\n")
-        out.flush()
-        os.fsync(out.fileno())
-    log.info("created a new admin key in %s", path)
-    return key
-
-
-def _read_key(path: Path) -> str | None:
-    try:
-        text = path.read_text(encoding="ascii").strip()
-    except FileNotFoundError:
-        return None
-    if not text:
-        return None
-    if path.stat().st_mode & 0o077:
-        log.warning("%s was readable by others; its mode is now 0600", path)
-        path.chmod(0o600)
-    return text
 
 
 def caller_of(request: web.Request, admin_key: str | None) -> Caller:

@@ -6,8 +6,8 @@ from typing import Final
 
 from aiohttp import web
 
+from gateway.admin_key import load_or_create_admin_key
 from gateway.gateway import Gateway
-from gateway.http.admin import load_or_create_admin_key
 from gateway.http.errors import RequestError
 from gateway.redact import forget_secret, register_secret
 

@@ -172,6 +172,9 @@ def test_run_calls_internal_functions_with_the_local_admin_key(
     # Without the key (another data directory) the internal function is refused.
     refused = s.run("readings:raise_alert", args, "--data-dir", tmp_path / "other")
     assert refused.returncode == 1 and refused.stdout == ""
+    # ... and the command says where it looked for the key, and what to pass.
+    assert f"no admin key in {tmp_path / 'other' / 'admin_key'}" in refused.stderr
+    assert "--data-dir" in refused.stderr
     alerts = s.outpost("data", "alerts", "--data-dir", data)
     assert json.loads(alerts.stdout)["device"] == "d9"
     assert s.stop(signal.SIGINT) == 0  # Ctrl-C stops as cleanly as SIGTERM
