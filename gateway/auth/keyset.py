@@ -1,0 +1,194 @@
+"""One provider's signing keys: fetched, cached, refetched, and kept on disk.
+
+Rules (issue 10, section 2):
+
+- The JWKS is served from memory while fresh (its cache headers, ``fetch``); a stale
+  one is refreshed on the next token that needs it.
+- A ``kid`` the cached set lacks (the issuer rotated its keys) refetches at once, but
+  at most once per ``min_refetch_s``: a stream of tokens with made-up ``kid``s cannot
+  make the gateway hammer the issuer.
+- Offline is normal on a gateway: when the issuer cannot be reached, the last JWKS
+  fetched keeps verifying tokens, and the log says so (once per failed refresh, and
+  those are rate-limited too). The last JWKS is saved in the data directory (0600,
+  replaced atomically), so this holds across a restart.
+- One refresh at a time (a lock): a burst of tokens after a rotation shares a fetch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+
+import jwt
+
+from gateway.auth.config import Provider
+from gateway.auth.fetch import Fetch, FetchError
+
+log = logging.getLogger("gateway.auth")
+
+MIN_REFETCH_S: Final = 30.0  # between two fetches of one provider's keys, at most one
+
+
+class KeysUnavailable(Exception):
+    """No key could be had for a token: the message says why (for the client)."""
+
+
+class KeySet:
+    """The keys of one provider, as fresh as the issuer and the rate limit allow."""
+
+    def __init__(
+        self,
+        provider: Provider,
+        fetch: Fetch,
+        saved: Path | None,
+        *,
+        min_refetch_s: float = MIN_REFETCH_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.provider = provider
+        self._fetch = fetch
+        self._saved = saved  # where the last JWKS lives on disk; None: memory only
+        self._min_refetch_s = min_refetch_s
+        self._clock = clock
+        self._keys: dict[str, jwt.PyJWK] | None = None
+        self._fresh_until = float("-inf")
+        self._last_fetch = float("-inf")
+        self._lock = asyncio.Lock()
+        self.fetches = 0  # fetch attempts, for tests and logs
+        self._last_error = "not fetched yet"
+        self._jwks_url = ""  # the JWKS URL last used (discovery names it for OIDC)
+
+    async def keys_for(self, kid: str | None) -> list[jwt.PyJWK]:
+        """The keys that may have signed a token with header ``kid`` (all of them when
+        the token names none); ``KeysUnavailable`` if there are none."""
+        async with self._lock:
+            if self._keys is None:
+                self._keys = await asyncio.to_thread(self._load_saved)
+            now = self._clock()
+            stale = now >= self._fresh_until
+            unknown = kid is not None and kid not in (self._keys or {})
+            if (stale or unknown) and now - self._last_fetch >= self._min_refetch_s:
+                await self._refresh(now)
+            keys = self._keys
+        if keys is None:
+            raise KeysUnavailable(
+                f"no keys for issuer {self.provider.issuer} yet: {self._last_error}"
+            )
+        if kid is None:
+            return list(keys.values())
+        key = keys.get(kid)
+        if key is None:
+            raise KeysUnavailable(
+                f"no key with kid {kid!r} in the issuer's JWKS ({_short(self._jwks_url)}); "
+                f"refetched at most every {self._min_refetch_s:g} s"
+            )
+        return [key]
+
+    async def _refresh(self, now: float) -> None:
+        self._last_fetch = now
+        self.fetches += 1
+        try:
+            jwks, max_age_s = await self._fetch_jwks()
+            keys = _parse_jwks(jwks, self.provider)
+        except (FetchError, ValueError) as exc:
+            self._last_error = str(exc)
+            if self._keys is not None:
+                log.warning(
+                    "cannot refresh the keys of issuer %s (%s); still accepting tokens "
+                    "signed by the JWKS cached before",
+                    self.provider.issuer,
+                    exc,
+                )
+            return
+        self._keys = keys
+        self._fresh_until = now + max_age_s
+        if self._saved is not None:
+            await asyncio.to_thread(self._save, jwks)
+
+    async def _fetch_jwks(self) -> tuple[dict[str, Any], float]:
+        url = self.provider.jwks
+        if url is None:  # OIDC: the discovery document names the JWKS
+            discovery = (await self._fetch(self.provider.key_source)).document
+            url = discovery.get("jwks_uri")
+            if not isinstance(url, str):
+                raise FetchError(f"{self.provider.key_source} names no jwks_uri")
+        self._jwks_url = url
+        fetched = await self._fetch(url)
+        return fetched.document, fetched.max_age_s
+
+    def _load_saved(self) -> dict[str, jwt.PyJWK] | None:
+        """The JWKS saved by an earlier run: stale (refreshed when next needed) but
+        good for verifying while the issuer cannot be reached."""
+        if self._saved is None:
+            return None
+        try:
+            saved = json.loads(self._saved.read_text(encoding="utf-8"))
+            if saved.get("source") != self.provider.key_source:
+                return None  # the config now names another issuer or URL
+            keys = _parse_jwks(saved["jwks"], self.provider)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.warning("ignoring the saved JWKS %s: %s", self._saved, exc)
+            return None
+        self._jwks_url = saved.get("jwks_url", "")
+        log.info("loaded the saved JWKS of issuer %s from %s", self.provider.issuer, self._saved)
+        return keys
+
+    def _save(self, jwks: dict[str, Any]) -> None:
+        assert self._saved is not None
+        record = {"source": self.provider.key_source, "jwks_url": self._jwks_url, "jwks": jwks}
+        try:
+            self._saved.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            tmp = self._saved.with_suffix(".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump(record, out)
+            os.replace(tmp, self._saved)
+        except OSError as exc:  # the cache is a convenience: verifying goes on without
+            log.warning("cannot save the JWKS to %s: %s", self._saved, exc)
+
+
+def saved_path(directory: Path, provider: Provider) -> Path:
+    """Where ``provider``'s last JWKS is kept: one file per key source."""
+    digest = hashlib.sha256(provider.key_source.encode()).hexdigest()[:16]
+    return directory / f"jwks-{digest}.json"
+
+
+def _parse_jwks(jwks: Any, provider: Provider) -> dict[str, jwt.PyJWK]:
+    """The JWKS's signing keys usable with the provider's algorithms, by ``kid``."""
+    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
+        raise ValueError("the JWKS is not an object with a 'keys' list")
+    keys: dict[str, jwt.PyJWK] = {}
+    for n, raw in enumerate(jwks["keys"]):
+        if not isinstance(raw, dict) or raw.get("use", "sig") != "sig":
+            continue
+        alg = raw.get("alg") or _default_alg(raw, provider)
+        if alg not in provider.algorithms:
+            continue
+        try:
+            key = jwt.PyJWK(raw, algorithm=alg)
+        except jwt.PyJWKError:
+            continue  # a key type this provider cannot use; others may do
+        keys[str(raw.get("kid", f"#{n}"))] = key
+    return keys
+
+
+def _default_alg(raw: dict[str, Any], provider: Provider) -> str | None:
+    """A key without ``alg``: RS256 for RSA, ES256 for P-256, if the provider takes it."""
+    if raw.get("kty") == "RSA":
+        return "RS256"
+    if raw.get("kty") == "EC" and raw.get("crv") == "P-256":
+        return "ES256"
+    return None
+
+
+def _short(url: str) -> str:
+    return url if len(url) <= 80 else url[:77] + "..."
