@@ -14,6 +14,7 @@ from gateway.errors import InvalidCursorError, QueryError
 from gateway.runtime.cursors import query_fingerprint
 from gateway.runtime.filters import Expression, compile_filter, filter_repr, matches
 from gateway.runtime.index_range import KeyRange, compile_index_range, resolve_range
+from gateway.runtime.search_run import SearchSource
 from gateway.store import BY_CREATION_TIME, IndexInfo, TableInfo
 from gateway.store.transaction import table_existence_key
 
@@ -41,6 +42,8 @@ class Query:
         self._source_set = False
         self._consumed = False
         self._resolved: tuple[TableInfo, IndexInfo, KeyRange] | None | bool = False
+        self._search_fn: Callable[[Any], Any] | None = None
+        self._searched: SearchSource | None | bool = False
 
     # --- building -------------------------------------------------------------------
 
@@ -60,16 +63,26 @@ class Query:
         return self
 
     def with_search_index(self, name: str, search_fn: Callable[[Any], Any]) -> Query:
-        raise QueryError(
-            f"with_search_index({name!r}): full-text search is not available in this version "
-            "of Outpost yet; use with_index and filter"
-        )
+        """Full-text search ``name``: ``lambda q: q.search(field, text).eq(f, v)...``;
+        results in relevance order (no ``order()``), at most 1,024 of them."""
+        self._check_building("with_search_index")
+        if self._source_set or self._order is not None or self._filters:
+            raise QueryError("with_search_index() must come first, right after db.query(table)")
+        self._source_set = True
+        self._index = name
+        self._search_fn = search_fn
+        return self
 
     def order(self, order: str) -> Query:
         """``"asc"`` (default) or ``"desc"`` over the whole index key; at most once."""
         self._check_building("order")
         if self._order is not None:
             raise QueryError("order() may be called at most once per query")
+        if self._search_fn is not None:
+            raise QueryError(
+                "order() cannot be used with with_search_index(): search results come in "
+                "relevance order"
+            )
         if order not in ("asc", "desc"):
             raise QueryError(f'order() takes "asc" or "desc", got {order!r}')
         self._order = order
@@ -127,6 +140,16 @@ class Query:
                 "only one paginated query is allowed per query or mutation"
             )
         self._ex.paginated = True
+        if self._search_fn is not None:
+            search = self._search_source()
+            result: dict[str, Any]
+            if search is None:
+                result = {"page": [], "isDone": True, "continueCursor": ""}
+            else:
+                pin = self._ex.pinned_end
+                result = search.paginate(self._filters, _pagination_opts(opts), pin)
+            self._ex.page_end = result["continueCursor"]
+            return result
         result = _Paginator(self, _pagination_opts(opts), self._ex.pinned_end).run()
         self._ex.page_end = result["continueCursor"]
         return result
@@ -172,7 +195,34 @@ class Query:
         )
         return info, index, rng
 
+    def _search_source(self) -> SearchSource | None:
+        """The search index and plan (None: the table does not exist yet)."""
+        if self._searched is False:
+            self._searched = self._resolve_search()
+        assert self._searched is not True
+        return self._searched
+
+    def _resolve_search(self) -> SearchSource | None:
+        ex = self._ex
+        assert self._search_fn is not None
+        info = ex.tx.catalog.table(self._table)
+        if info is None:
+            ex.read_set.point(*table_existence_key(self._table))
+            definition = (getattr(ex.schema, "tables", None) or {}).get(self._table)
+            if self._index not in getattr(definition, "search_indexes", {}):
+                raise _index_not_found(self._table, self._index)
+            return None
+        ix = info.search.get(self._index)
+        if ix is None:
+            raise _index_not_found(self._table, self._index)
+        return SearchSource(ex, self._table, ix, self._search_fn)
+
     def _rows(self, narrow: Callable[[KeyRange], KeyRange] | None = None) -> Iterator[Document]:
+        if self._search_fn is not None:
+            search = self._search_source()
+            if search is not None:
+                yield from search.rows(self._filters)
+            return
         for _key, doc in self._scan(narrow):
             if doc is not None:
                 yield doc
@@ -216,6 +266,10 @@ class Query:
             filter_repr(self._filters),
             index_fields=fields,
         )
+
+
+def _index_not_found(table: str, index: str) -> IndexNotFoundError:
+    return IndexNotFoundError(f"IndexNotFoundError: Index {table}.{index} not found.")
 
 
 async def _aiter(rows: Iterator[Document]) -> AsyncIterator[Document]:

@@ -1,19 +1,21 @@
 """Bringing the store's tables and indexes in line with ``convex/schema.py``.
 
-Runs as one writer job before the app is served: new tables and indexes are created
-(and backfilled), removed indexes dropped, and when the schema changed, every stored
-document is checked against the new validators; the first that fails is named and
-nothing is applied.
+Runs as one writer job before the app is served: new tables, indexes and search
+indexes are created (and backfilled), removed ones dropped, and when the schema
+changed, every stored document is checked against the new validators; the first
+that fails is named and nothing is applied.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from gateway.errors import SchemaEnforcementError
 from gateway.store import BY_CREATION_TIME, BY_ID, Transaction
 
 _BUILT_IN = (BY_ID, BY_CREATION_TIME)
+log = logging.getLogger("gateway.runtime")
 
 
 def replication_of(schema: Any) -> dict[str, Any]:
@@ -36,6 +38,7 @@ def apply_schema(tx: Transaction, schema: Any) -> bool:
             tx.create_table(name)
     for name, definition in schema.tables.items():
         _sync_indexes(tx, name, dict(definition.indexes))
+        _sync_search_indexes(tx, name, dict(getattr(definition, "search_indexes", {})))
     tx.set_replication(replication_of(schema))
     fingerprint = schema.fingerprint()
     row = tx.conn.execute("SELECT value FROM meta WHERE key = 'schema_fingerprint'").fetchone()
@@ -61,6 +64,27 @@ def _sync_indexes(tx: Transaction, table: str, declared: dict[str, tuple[str, ..
     for name, index_fields in declared.items():
         if name not in info.indexes:
             tx.create_index(table, name, tuple(index_fields))
+
+
+def _sync_search_indexes(tx: Transaction, table: str, declared: dict[str, Any]) -> None:
+    """Drop search indexes gone or redefined; create (and fill) the new ones."""
+    info = tx.catalog.table(table)
+    assert info is not None
+    for name, ix in info.search.items():
+        wanted = declared.get(name)
+        if wanted is None or (ix.search_field, ix.filter_fields) != (
+            wanted.search_field,
+            tuple(wanted.filter_fields),
+        ):
+            tx.drop_search_index(table, name)
+    info = tx.catalog.table(table)
+    assert info is not None
+    for name, wanted in declared.items():
+        if name not in info.search:
+            count = tx.create_search_index(
+                table, name, wanted.search_field, tuple(wanted.filter_fields)
+            )
+            log.info("search index %s.%s built over %d documents", table, name, count)
 
 
 class _Ids:

@@ -6,6 +6,7 @@ from gateway.store.catalog import (
     Catalog,
     IndexInfo,
     Replication,
+    SearchIndexInfo,
     TableInfo,
 )
 from gateway.store.hlc import ClockDriftError, HybridClock
@@ -25,6 +26,7 @@ __all__ = [
     "HybridClock",
     "IndexInfo",
     "Replication",
+    "SearchIndexInfo",
     "Store",
     "TableInfo",
     "Transaction",

@@ -38,6 +38,30 @@ class IndexInfo:
 
 
 @dataclass(frozen=True)
+class SearchIndexInfo:
+    """One full-text search index: an FTS5 table ``fts_<index_id>`` and its row map.
+
+    Its ``index_id`` comes from another range than ``IndexInfo``'s (it starts at
+    ``SEARCH_ID_BASE``), so read sets can name both kinds without a clash.
+    """
+
+    index_id: int
+    table_number: int
+    name: str
+    search_field: str
+    filter_fields: tuple[str, ...]
+    paths: tuple[tuple[str, ...], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # The search field first, then the filter fields: split once for every write.
+        paths = (self.search_field, *self.filter_fields)
+        object.__setattr__(self, "paths", tuple(tuple(f.split(".")) for f in paths))
+
+
+SEARCH_ID_BASE = 1 << 40
+
+
+@dataclass(frozen=True)
 class TableInfo:
     """A table, its indexes and how it lives beyond the box."""
 
@@ -45,6 +69,7 @@ class TableInfo:
     name: str
     indexes: dict[str, IndexInfo]
     replication: Replication = "local"
+    search: dict[str, SearchIndexInfo] = field(default_factory=dict)
 
     @property
     def stored_indexes(self) -> list[IndexInfo]:
@@ -113,10 +138,19 @@ def load_catalog(
         indexes.setdefault(tbl, {})[name] = IndexInfo(
             index_id, tbl, name, tuple(json.loads(fields))
         )
+    search: dict[int, dict[str, SearchIndexInfo]] = {}
+    for index_id, tbl, name, search_field, filters in conn.execute(
+        "SELECT index_id, tbl, name, search_field, filter_fields FROM search_defs"
+    ):
+        search.setdefault(tbl, {})[name] = SearchIndexInfo(
+            index_id, tbl, name, search_field, tuple(json.loads(filters))
+        )
     by_name: dict[str, TableInfo] = {}
     for number, name in conn.execute("SELECT number, name FROM tables"):
         table_indexes = {BY_ID: by_id_index(number), **indexes.get(number, {})}
-        by_name[name] = TableInfo(number, name, table_indexes, replication.get(name, "local"))
+        by_name[name] = TableInfo(
+            number, name, table_indexes, replication.get(name, "local"), search.get(number, {})
+        )
     by_number = {info.number: info for info in by_name.values()}
     if version is None:
         row = conn.execute("SELECT value FROM meta WHERE key = 'catalog_version'").fetchone()

@@ -4,7 +4,10 @@ Documents hold the current version only: snapshots come from SQLite's WAL read
 transactions, and one serial writer means there is nothing to reconcile (no MVCC
 history to garbage-collect on an SD card). Every index, the built-in
 ``by_creation_time`` included, is a table of order-preserving byte keys, so a range
-scan is ``key >= ? AND key < ?`` in Convex order.
+scan is ``key >= ? AND key < ?`` in Convex order. A full-text search index is an FTS5
+table ``fts_<id>`` plus its row map ``fts_<id>_docs`` (``gateway/store/search.py``),
+declared in ``search_defs``; that table is created if missing, so stores of layout 1
+written before search existed open unchanged.
 """
 
 from __future__ import annotations
@@ -44,6 +47,14 @@ CREATE TABLE IF NOT EXISTS index_defs (
     tbl      INTEGER NOT NULL,
     name     TEXT NOT NULL,
     fields   TEXT NOT NULL,
+    UNIQUE (tbl, name)
+);
+CREATE TABLE IF NOT EXISTS search_defs (
+    index_id      INTEGER PRIMARY KEY,
+    tbl           INTEGER NOT NULL,
+    name          TEXT NOT NULL,
+    search_field  TEXT NOT NULL,
+    filter_fields TEXT NOT NULL,
     UNIQUE (tbl, name)
 );
 CREATE TABLE IF NOT EXISTS documents (

@@ -13,15 +13,17 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gateway.errors import StoreError
+from gateway.store import search as fts
 from gateway.store.catalog import (
     BY_CREATION_TIME,
     SYSTEM_FIELDS_KEY,
     Catalog,
     IndexInfo,
+    SearchIndexInfo,
     TableInfo,
     by_id_index,
 )
@@ -163,6 +165,13 @@ class Transaction:
             if key >= start and (end is None or key < end):
                 yield key, len(body), _load(body)
 
+    def search(
+        self, ix: SearchIndexInfo, match: str, filters: dict[str, bytes], limit: int
+    ) -> Iterator[tuple[int, Document]]:
+        """(body size, document) of the best ``limit`` matches of ``ix``, best first."""
+        for body in fts.search(self.conn, ix, match, filters, limit):
+            yield len(body), _load(body)
+
     # --- writes -----------------------------------------------------------------------
 
     def insert(self, table: str, body: Document, creation_time: float) -> str:
@@ -196,6 +205,8 @@ class Transaction:
                     pending.keys.append((ix.index_id, key, doc_id))
         if rows:  # all index rows of the document in one statement
             self._conn.execute(plan.sql, rows)
+        if info.search:
+            self._search_write(info, None, doc)
         self._record(info.name, doc_id, None, doc)
         return doc_id
 
@@ -219,6 +230,8 @@ class Transaction:
                 rows += (ix.index_id, key, doc_id)
         if rows:
             self.conn.execute(_insert_plan(info).sql, rows)
+        if info.search:
+            self._search_write(info, None, doc)
         self._record(info.name, doc_id, None, doc)
 
     def replace(self, table: str, old: Document, new: Document) -> bool:
@@ -237,6 +250,8 @@ class Transaction:
                 self._insert_key(ix, new_key, doc_id)
             else:  # the row stays, but readers of that key saw the old document
                 self.changed_keys.append((ix.index_id, new_key))
+        if info.search:
+            self._search_write(info, old, doc)
         self._record(info.name, doc_id, old, doc)
         return True
 
@@ -247,6 +262,8 @@ class Transaction:
         self.conn.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
         for ix in info.indexes.values():
             self._delete_key(ix, index_key(ix, old))
+        if info.search:
+            self._search_write(info, old, None)
         self._record(info.name, doc_id, old, None)
 
     def changes(self) -> list[DocChange]:
@@ -336,9 +353,27 @@ class Transaction:
                 for doc in map(_load, (r[0] for r in rows))
             ),
         )
-        info = TableInfo(info.number, info.name, {**info.indexes, name: ix}, info.replication)
+        info = replace(info, indexes={**info.indexes, name: ix})
         self._set_catalog(self.catalog.with_table(info))
         return info
+
+    def create_search_index(
+        self, table: str, name: str, search_field: str, filter_fields: tuple[str, ...]
+    ) -> int:
+        """Add a search index and index the table's documents; returns how many."""
+        info = self._require_table(table)
+        conn = self.conn
+        ix = fts.create(conn, info.number, name, search_field, list(filter_fields))
+        bodies = conn.execute("SELECT body FROM documents WHERE tbl = ?", (info.number,))
+        count = fts.backfill(conn, ix, (r[0] for r in bodies.fetchall()))
+        self._set_catalog(self.catalog.with_table(replace(info, search={**info.search, name: ix})))
+        return count
+
+    def drop_search_index(self, table: str, name: str) -> None:
+        info = self._require_table(table)
+        fts.drop(self.conn, info.search[name])
+        rest = {k: v for k, v in info.search.items() if k != name}
+        self._set_catalog(self.catalog.with_table(replace(info, search=rest)))
 
     def set_replication(self, replication: dict[str, Any]) -> None:
         """Tables take the replication direction the schema declares."""
@@ -350,9 +385,7 @@ class Transaction:
         self.conn.execute("DELETE FROM indexes WHERE index_id = ?", (ix.index_id,))
         self.conn.execute("DELETE FROM index_defs WHERE index_id = ?", (ix.index_id,))
         rest = {k: v for k, v in info.indexes.items() if k != name}
-        self._set_catalog(
-            self.catalog.with_table(TableInfo(info.number, info.name, rest, info.replication))
-        )
+        self._set_catalog(self.catalog.with_table(replace(info, indexes=rest)))
 
     # --- internals --------------------------------------------------------------------
 
@@ -386,6 +419,23 @@ class Transaction:
                 "INSERT INTO documents (id, tbl, ts, body) VALUES (?, ?, ?, ?)",
                 (doc["_id"], info.number, self.ts, body),
             )
+
+    def _search_write(self, info: TableInfo, old: Document | None, new: Document | None) -> None:
+        """Keep every search index of ``info`` in step with one document write.
+
+        The old and new filter keys of an indexed document are recorded as changed
+        whatever field changed: a search result holds whole documents, so a live
+        search that returned this one must rerun even when only another field moved.
+        """
+        conn = self.conn  # held rows written first (PendingWrites' first rule)
+        for ix in info.search.values():
+            was, now = fts.is_indexed(ix, old), fts.is_indexed(ix, new)
+            if was and old is not None:
+                fts.remove(conn, ix, old["_id"])
+                self.changed_keys.append((ix.index_id, fts.filter_key(ix, old)))
+            if now and new is not None:
+                fts.add(conn, ix, new)
+                self.changed_keys.append((ix.index_id, fts.filter_key(ix, new)))
 
     def _insert_key(self, ix: IndexInfo, key: bytes, doc_id: str) -> None:
         if not ix.virtual:

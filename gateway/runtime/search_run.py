@@ -1,0 +1,112 @@
+"""Running a ``with_search_index`` query: its ranked rows, its read set, its pages.
+
+A search reads the best matches in one FTS5 statement (at most 1,024 + 1, the one
+extra telling whether there were more), so its result depends on every indexed
+document its filters admit: the read set is that whole interval of the index's
+filter keys, recorded as read before the statement runs (a live search reruns when
+any document inside it is inserted, changed or deleted).
+
+Pages are positions in the ranked list: a cursor holds the count of results before
+it. Relevance moves as documents change, so a rerun page may overlap or skip a
+neighbour's row; Convex says the same of its search pagination ("relevance order is
+subject to change").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from gateway.errors import InvalidCursorError
+from gateway.runtime.cursors import query_fingerprint
+from gateway.runtime.filters import Expression, filter_repr, matches
+from gateway.runtime.search_query import (
+    MAX_SEARCH_RESULTS,
+    SearchPlan,
+    SearchQueryError,
+    compile_search,
+)
+from gateway.store import SearchIndexInfo
+
+if TYPE_CHECKING:
+    from gateway.runtime.database import Execution
+
+Document = dict[str, Any]
+
+
+class SearchSource:
+    """One search query's index and compiled plan (resolved once)."""
+
+    def __init__(
+        self, ex: Execution, table: str, ix: SearchIndexInfo, fn: Callable[[Any], Any]
+    ) -> None:
+        self.ex = ex
+        self.table = table
+        self.ix = ix
+        self.plan: SearchPlan = compile_search(fn, table, ix)
+
+    def rows(self, filters: list[Expression]) -> Iterator[Document]:
+        """Matches in relevance order, ``.filter`` applied; past 1,024 candidates: error."""
+        ex, ix, plan = self.ex, self.ix, self.plan
+        ex.limits.read_range()
+        ex.read_set.record(ix.index_id, plan.read_range).exhausted = True
+        if plan.match is None:
+            return
+        found = ex.tx.search(ix, plan.match, plan.filters, MAX_SEARCH_RESULTS + 1)
+        for n, (size, doc) in enumerate(found):
+            if n == MAX_SEARCH_RESULTS:
+                raise SearchQueryError(
+                    f"Search query against {self.table}.{ix.name} matched more than "
+                    f"{MAX_SEARCH_RESULTS} documents, the most one search can read. Use "
+                    f"take(n) with n <= {MAX_SEARCH_RESULTS}, paginate(), or narrow it "
+                    "with .eq() on filter fields"
+                )
+            ex.limits.read_document(size)
+            if all(matches(f, doc) for f in filters):
+                yield doc
+
+    def fingerprint(self, filters: list[Expression]) -> str:
+        return query_fingerprint(
+            self.table,
+            f"search:{self.ix.name}",
+            self.plan.read_range,
+            "relevance",
+            self.plan.description + filter_repr(filters),
+            index_fields=(self.ix.search_field, *self.ix.filter_fields),
+        )
+
+    def paginate(
+        self, filters: list[Expression], opts: dict[str, Any], pinned_end: str | None
+    ) -> dict[str, Any]:
+        """One page of the ranked list between offset cursors (see the module doc)."""
+        codec, fp = self.ex.cursors, self.fingerprint(filters)
+        start = 0
+        if opts.get("cursor") is not None:
+            position = codec.decode(opts["cursor"], fp)
+            if position is None:
+                return {"page": [], "isDone": True, "continueCursor": opts["cursor"]}
+            start = int.from_bytes(position, "big")
+        end_cursor = opts.get("endCursor")
+        if end_cursor is None and pinned_end is not None:
+            try:  # a live rerun ends where its first run ended; a foreign pin is ignored
+                codec.decode(pinned_end, fp)
+                end_cursor = pinned_end
+            except InvalidCursorError:
+                pass
+        end: int | None = None
+        if end_cursor is not None:
+            position = codec.decode(end_cursor, fp)
+            end = None if position is None else int.from_bytes(position, "big")
+        stop = end if end is not None else start + int(opts["numItems"])
+        page: list[Document] = []
+        done = True
+        for n, doc in enumerate(self.rows(filters)):
+            if n >= stop:
+                done = False
+                break
+            if n >= start:
+                page.append(doc)
+        if end_cursor is not None:
+            return {"page": page, "isDone": end is None, "continueCursor": end_cursor}
+        cursor = codec.encode(fp, None if done else stop.to_bytes(8, "big"))
+        return {"page": page, "isDone": done, "continueCursor": cursor}

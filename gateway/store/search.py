@@ -1,0 +1,169 @@
+"""Full-text search indexes on SQLite FTS5, written in the same transaction as documents.
+
+Each search index is two tables:
+
+- ``fts_<id>``: FTS5, one row per indexed document: column ``terms`` holds the search
+  field's terms (``search_text``), then one ``UNINDEXED`` column per filter field with
+  that field's order-preserving key (``encode_index_key``), so ``.eq`` is byte equality
+  with Convex's value equality, ``undefined`` (missing) included.
+- ``fts_<id>_docs``: which document each FTS5 rowid is (FTS5 rowids are integers,
+  document ids are strings) and its ``_creationTime``, the tiebreak of equal scores.
+
+A document is in the index when its search field is a string (Convex indexes nothing
+else). Every statement here runs on the caller's connection inside the writer's
+SAVEPOINT, so a failed mutation leaves the index exactly as it found it.
+
+Reactivity: a search index has a read-set id (``SearchIndexInfo.index_id``) and keys
+``filter_key(doc)`` = the key of its filter fields' values in declared order. A write to
+an indexed document records its old and new filter keys; a search read records the
+range of the filter values it constrains (see ``gateway/runtime/search_query.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from gateway.store.catalog import SEARCH_ID_BASE, SearchIndexInfo
+from gateway.store.search_text import indexed_text
+from gateway.values import UNSET, encode_index_key, loads
+
+Document = dict[str, Any]
+
+
+def _at(doc: Document, path: tuple[str, ...]) -> Any:
+    value: Any = doc
+    for part in path:
+        if not isinstance(value, dict) or part not in value:
+            return UNSET
+        value = value[part]
+    return value
+
+
+def _fts(ix: SearchIndexInfo) -> str:
+    return f"fts_{ix.index_id}"
+
+
+def is_indexed(ix: SearchIndexInfo, doc: Document | None) -> bool:
+    """Whether ``doc`` has a row in ``ix`` (its search field is a string)."""
+    return doc is not None and isinstance(_at(doc, ix.paths[0]), str)
+
+
+def filter_key(ix: SearchIndexInfo, doc: Document) -> bytes:
+    """The read-set key of ``doc`` in ``ix``: its filter values, in declared order."""
+    return encode_index_key([_at(doc, path) for path in ix.paths[1:]])
+
+
+def _row(ix: SearchIndexInfo, doc: Document) -> tuple[Any, ...]:
+    text = _at(doc, ix.paths[0])
+    keys = [encode_index_key([_at(doc, path)]) for path in ix.paths[1:]]
+    return (indexed_text(text), *keys)
+
+
+# --- layout ------------------------------------------------------------------------
+
+
+def create(
+    conn: sqlite3.Connection, table_number: int, name: str, search_field: str, filters: list[str]
+) -> SearchIndexInfo:
+    """Declare a search index and create its (empty) tables."""
+    row = conn.execute("SELECT COALESCE(MAX(index_id), ?) + 1 FROM search_defs", (SEARCH_ID_BASE,))
+    index_id = int(row.fetchone()[0])
+    conn.execute(
+        "INSERT INTO search_defs (index_id, tbl, name, search_field, filter_fields) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (index_id, table_number, name, search_field, json.dumps(filters)),
+    )
+    ix = SearchIndexInfo(index_id, table_number, name, search_field, tuple(filters))
+    columns = "".join(f", f{i} UNINDEXED" for i in range(len(filters)))
+    conn.execute(f"CREATE VIRTUAL TABLE {_fts(ix)} USING fts5(terms{columns}, tokenize='ascii')")
+    conn.execute(
+        f"CREATE TABLE {_fts(ix)}_docs (rowid INTEGER PRIMARY KEY, "
+        "doc_id TEXT NOT NULL UNIQUE, ctime REAL NOT NULL)"
+    )
+    return ix
+
+
+def drop(conn: sqlite3.Connection, ix: SearchIndexInfo) -> None:
+    conn.execute(f"DROP TABLE IF EXISTS {_fts(ix)}")
+    conn.execute(f"DROP TABLE IF EXISTS {_fts(ix)}_docs")
+    conn.execute("DELETE FROM search_defs WHERE index_id = ?", (ix.index_id,))
+
+
+def backfill(conn: sqlite3.Connection, ix: SearchIndexInfo, bodies: Iterable[str]) -> int:
+    """Index existing documents (their JSON bodies); returns how many were indexed."""
+    count = 0
+    batch: list[Document] = []
+    for body in bodies:
+        doc = loads(body)
+        if is_indexed(ix, doc):
+            batch.append(doc)
+        if len(batch) >= 1000:
+            count += _add_many(conn, ix, batch)
+            batch = []
+    return count + _add_many(conn, ix, batch)
+
+
+# --- writes ------------------------------------------------------------------------
+
+
+def add(conn: sqlite3.Connection, ix: SearchIndexInfo, doc: Document) -> None:
+    """Index ``doc`` if its search field is a string."""
+    if is_indexed(ix, doc):
+        _add_many(conn, ix, [doc])
+
+
+def _add_many(conn: sqlite3.Connection, ix: SearchIndexInfo, docs: list[Document]) -> int:
+    if not docs:
+        return 0
+    fts = _fts(ix)
+    conn.executemany(
+        f"INSERT INTO {fts}_docs (doc_id, ctime) VALUES (?, ?)",
+        ((d["_id"], d["_creationTime"]) for d in docs),
+    )
+    columns = "".join(f", f{i}" for i in range(len(ix.filter_fields)))
+    holes = ", ?" * len(ix.filter_fields)
+    # The rowid comes from the map row just written (one statement per batch, no
+    # round trip per document for lastrowid).
+    conn.executemany(
+        f"INSERT INTO {fts} (rowid, terms{columns}) "
+        f"VALUES ((SELECT rowid FROM {fts}_docs WHERE doc_id = ?), ?{holes})",
+        ((d["_id"], *_row(ix, d)) for d in docs),
+    )
+    return len(docs)
+
+
+def remove(conn: sqlite3.Connection, ix: SearchIndexInfo, doc_id: str) -> None:
+    """Take a document out of ``ix`` (nothing if it was not in)."""
+    fts = _fts(ix)
+    row = conn.execute(f"SELECT rowid FROM {fts}_docs WHERE doc_id = ?", (doc_id,)).fetchone()
+    if row is not None:
+        conn.execute(f"DELETE FROM {fts} WHERE rowid = ?", row)
+        conn.execute(f"DELETE FROM {fts}_docs WHERE rowid = ?", row)
+
+
+# --- reads -------------------------------------------------------------------------
+
+
+def search(
+    conn: sqlite3.Connection,
+    ix: SearchIndexInfo,
+    match: str,
+    filters: dict[str, bytes],
+    limit: int,
+) -> Iterator[str]:
+    """Bodies of the best ``limit`` matches: BM25 order, equal scores newest first.
+
+    ``filters`` maps a filter field to the ``encode_index_key([value])`` it must equal.
+    """
+    fts = _fts(ix)
+    where = "".join(f" AND {fts}.f{ix.filter_fields.index(name)} = ?" for name in filters)
+    sql = (
+        f"SELECT d.body FROM {fts} JOIN {fts}_docs m ON m.rowid = {fts}.rowid "
+        f"JOIN documents d ON d.id = m.doc_id WHERE {fts} MATCH ?{where} "
+        f"ORDER BY bm25({fts}), m.ctime DESC LIMIT ?"
+    )
+    for (body,) in conn.execute(sql, (match, *filters.values(), limit)):
+        yield body
