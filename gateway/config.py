@@ -50,6 +50,10 @@ class Settings:
     site_url: str = "http://127.0.0.1:3210"
     """The origin clients reach this gateway at (used in ``ctx.storage.get_url``); when
     not set, the command line derives it from ``host`` and ``port``."""
+    max_upload_bytes: int = 100 * 1024 * 1024
+    """Largest file a client may POST to an upload URL (``ctx.storage.generate_upload_url``);
+    larger ones get 413 and leave nothing behind. Convex sets none; the file goes to disk
+    in pieces, so this bounds the disk, not memory."""
     max_request_bytes_in_flight: int = 64 * 1024 * 1024
     """Bytes of request bodies being read at once, over all connections; a request whose
     body would pass it is refused with 503 and ``Retry-After`` (a Pi has little RAM)."""

@@ -223,6 +223,7 @@ _POSITIVE = (
     "mutation_budget_ms",
     "action_budget_s",
     "max_request_bytes_in_flight",
+    "max_upload_bytes",
     "request_header_timeout_s",
     "request_body_timeout_s",
     "max_socket_query_bytes",

@@ -16,6 +16,7 @@ from gateway.http.errors import MAX_BODY_BYTES, error_middleware
 from gateway.http.routing import fold_repeated_slashes
 from gateway.http.state import SLOT, GatewaySlot, slot_of
 from gateway.http.storage import get_stored_file
+from gateway.http.storage_upload import post_upload
 from gateway.http.upload import LIMITS, BodyBudget, BodyLimits
 from gateway.sync.websocket import add_sync_routes
 
@@ -54,6 +55,7 @@ def _add_routes(router: web.UrlDispatcher) -> None:
     router.add_post("/api/run/{path:.+}", functions.post_run)
     router.add_post("/api/query_ts", functions.post_query_ts)
     router.add_post("/api/query_at_ts", functions.post_query_at_ts)
+    router.add_post("/api/storage/upload", post_upload)
     router.add_get("/api/storage/{id}", get_stored_file)
 
 

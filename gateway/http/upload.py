@@ -20,7 +20,7 @@ full collection would break, so nothing may depend on that frame letting go.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Final
@@ -110,11 +110,18 @@ async def request_body(request: web.Request) -> AsyncIterator[bytearray]:
 async def _read_into(
     buffer: bytearray, request: web.Request, reservation: _Reservation, limits: BodyLimits
 ) -> None:
+    async with _waiting_on_client(request):
+        await _read_chunks(buffer, request.content, reservation, limits)
+
+
+@asynccontextmanager
+async def _waiting_on_client(request: web.Request) -> AsyncIterator[None]:
+    """Mark the connection as waiting on its client's body while the block runs."""
     protocol = request.protocol if isinstance(request.protocol, OutpostProtocol) else None
     if protocol is not None:
         protocol.body_pending(True)  # waits on its client: may give its place to another
     try:
-        await _read_chunks(buffer, request.content, reservation, limits)
+        yield
     except RequestError as exc:
         if exc.status == 408 and protocol is not None:
             protocol.drop_unread_body()
@@ -122,6 +129,58 @@ async def _read_into(
     finally:
         if protocol is not None:
             protocol.body_pending(False)
+
+
+class BodyChunks:
+    """A body read piece by piece (for bodies that go to disk, not to memory): each
+    piece within the body timeout, all of them within ``max_bytes``; the caller says
+    with ``hold`` how many bytes it keeps in memory, and those count in the budget."""
+
+    def __init__(
+        self,
+        content: StreamReader,
+        reservation: _Reservation,
+        timeout_s: float,
+        max_bytes: int,
+        too_large: Callable[[int], RequestError],
+    ) -> None:
+        self._content = content
+        self._reservation = reservation
+        self._timeout_s = timeout_s
+        self._max_bytes = max_bytes
+        self._too_large = too_large
+        self.received = 0
+
+    async def next(self) -> bytes:
+        """The next piece, ``b""`` at the end (408, 400 or ``ClientDisconnected`` as above)."""
+        chunk = await _next_chunk(self._content, self._timeout_s)
+        self.received += len(chunk)
+        if self.received > self._max_bytes:
+            raise self._too_large(self._max_bytes)
+        return chunk
+
+    def hold(self, size: int) -> None:
+        """Reserve ``size`` bytes in the budget in place of what was held (503 past it)."""
+        self._reservation.release()
+        self._reservation.grow_to(size)
+
+
+@asynccontextmanager
+async def body_chunks(
+    request: web.Request, max_bytes: int, too_large: Callable[[int], RequestError]
+) -> AsyncIterator[BodyChunks]:
+    """Read the body in pieces under the rules above, with its own size limit (refused
+    before reading when ``Content-Length`` says more); what it held is freed at the end."""
+    limits = request.app[LIMITS]
+    declared = request.content_length
+    if declared is not None and declared > max_bytes:
+        raise too_large(max_bytes)
+    reservation = _Reservation(limits.budget)
+    try:
+        async with _waiting_on_client(request):
+            yield BodyChunks(request.content, reservation, limits.timeout_s, max_bytes, too_large)
+    finally:
+        reservation.release()
 
 
 async def _read_chunks(

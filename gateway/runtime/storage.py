@@ -13,11 +13,12 @@ import base64
 import hashlib
 import io
 import os
-import shutil
+import secrets
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from gateway.errors import FunctionError
+from gateway.runtime.upload_tokens import UploadTokens
 from gateway.store import Transaction
 from gateway.values import decode_id
 
@@ -29,10 +30,12 @@ STORAGE_TABLE = "_storage"
 
 
 class BlobDirectory:
-    """One file per stored blob, named by its ``_storage`` id."""
+    """One file per stored blob, named by its ``_storage`` id, and the upload tokens
+    that let a client add one (``uploads``)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.uploads = UploadTokens()
 
     def path(self, storage_id: str) -> Path:
         return self.root / storage_id
@@ -43,16 +46,14 @@ class BlobDirectory:
     def write_stream(self, storage_id: str, src: IO[bytes], *, sync_dir: bool = True) -> None:
         """Copy ``src`` into the blob's file, fsynced (and the directory, unless the
         caller syncs it once after a batch with ``sync_dir()``)."""
-        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)  # private, as the store
-        tmp = self.root / f".{storage_id}.tmp"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
-        with os.fdopen(os.open(tmp, flags, 0o600), "wb") as out:
-            shutil.copyfileobj(src, out, 1 << 20)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, self.path(storage_id))
-        if sync_dir:
-            self.sync_dir()
+        pending = PendingBlob(self)
+        try:
+            while chunk := src.read(1 << 20):
+                pending.write(chunk)
+            pending.seal()
+            pending.place(storage_id, sync_dir=sync_dir)
+        finally:
+            pending.discard()
 
     def sync_dir(self) -> None:
         """Make the directory's entries (new names) durable."""
@@ -78,6 +79,62 @@ class BlobDirectory:
                 entry.unlink(missing_ok=True)
                 removed += 1
         return removed
+
+
+class PendingBlob:
+    """A blob being received: a private temporary file in the blob directory, hashed
+    as it grows. Blocking: call from a worker thread. Until ``place`` names it, a crash
+    leaves only a temporary file, which the sweep at start removes (no document names
+    it); ``discard`` removes it at once and is a no-op once placed."""
+
+    def __init__(self, blobs: BlobDirectory) -> None:
+        self._blobs = blobs
+        blobs.root.mkdir(mode=0o700, parents=True, exist_ok=True)  # private, as the store
+        self._tmp = blobs.root / f".upload-{secrets.token_hex(8)}.tmp"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        self._file: IO[bytes] = os.fdopen(os.open(self._tmp, flags, 0o600), "wb")
+        self._hash = hashlib.sha256()
+        self._placed = False
+        self.size = 0
+
+    @property
+    def sha256(self) -> str:
+        """The base64 SHA-256 of what was written, as ``_storage`` documents hold it."""
+        return base64.b64encode(self._hash.digest()).decode()
+
+    def write(self, data: bytes | bytearray) -> None:
+        self._file.write(data)
+        self._hash.update(data)
+        self.size += len(data)
+
+    def seal(self) -> None:
+        """Make the bytes durable (before any document may name them)."""
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+
+    def place(self, storage_id: str, *, sync_dir: bool = True) -> None:
+        """Give the sealed file its blob name."""
+        os.replace(self._tmp, self._blobs.path(storage_id))
+        self._placed = True
+        if sync_dir:
+            self._blobs.sync_dir()
+
+    def discard(self) -> None:
+        self._file.close()
+        if not self._placed:
+            self._tmp.unlink(missing_ok=True)
+
+
+def record_upload(
+    tx: Transaction, pending: PendingBlob, creation_ms: float, content_type: str | None
+) -> str:
+    """The ``_storage`` document of a sealed upload, its file named in the same
+    transaction (a failed commit leaves a file no document names: swept at start)."""
+    doc = {"sha256": pending.sha256, "size": float(pending.size), "contentType": content_type}
+    storage_id = tx.insert(STORAGE_TABLE, doc, creation_ms)
+    pending.place(storage_id)
+    return storage_id
 
 
 def ensure_storage_table(tx: Transaction) -> None:
@@ -164,9 +221,18 @@ class TransactionStorage:
         self._require_writable("delete")
         delete_in_tx(self._ex.tx, storage_id)
 
+    async def generate_upload_url(self) -> str:
+        """A single-use URL a client POSTs a file to (see ``upload_tokens``)."""
+        self._require_writable("generate_upload_url")
+        return upload_url(self._runtime)
+
     def _require_writable(self, op: str) -> None:
         if not self._writable:
-            raise FunctionError(f"ctx.storage.{op}() is not available in queries")
+            # Convex's wording for a side effect refused in a query.
+            raise FunctionError(
+                f"Can't use ctx.storage.{op}() in queries. "
+                "Please consider using a mutation or an action."
+            )
 
 
 class ActionStorage:
@@ -198,6 +264,15 @@ class ActionStorage:
 
     async def delete(self, storage_id: str) -> None:
         await self._runtime.store.write(lambda tx: delete_in_tx(tx, storage_id))
+
+    async def generate_upload_url(self) -> str:
+        """A single-use URL a client POSTs a file to (see ``upload_tokens``)."""
+        return upload_url(self._runtime)
+
+
+def upload_url(runtime: Runtime) -> str:
+    """Convex's shape: ``<origin>/api/storage/upload?token=...``."""
+    return f"{runtime.site_url}/api/storage/upload?token={runtime.blobs.uploads.issue()}"
 
 
 def live_ids(tx: Transaction) -> set[str]:
