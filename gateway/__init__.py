@@ -15,6 +15,7 @@ from gateway.runtime.functions import (
     mutation,
     query,
 )
+from gateway.runtime.http_router import http_action, http_router
 from gateway.schema import define_schema, define_table, pagination_opts, v
 from gateway.values import UNSET, Int64
 
@@ -27,6 +28,8 @@ __all__ = [
     "action",
     "define_schema",
     "define_table",
+    "http_action",
+    "http_router",
     "internal_action",
     "internal_mutation",
     "internal_query",

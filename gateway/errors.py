@@ -123,6 +123,10 @@ class MqttRouteError(AppLoadError, ValueError):
     """``convex/mqtt.py`` declares a route Outpost would refuse; the message names file and line."""
 
 
+class HttpRouteError(AppLoadError, ValueError):
+    """``convex/http.py`` declares a route Convex would refuse; the message names file and line."""
+
+
 class PayloadError(OutpostError, ValueError):
     """An MQTT payload cannot become a mutation's arguments; ``str()`` is a dead-letter reason.
 

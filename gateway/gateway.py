@@ -54,6 +54,7 @@ from gateway.lifecycle import Lifecycle, StepHook, cancel_task
 from gateway.mqtt.routes import check_routes
 from gateway.runtime import logs
 from gateway.runtime.functions import Kind
+from gateway.runtime.http_router import check_http_routes
 from gateway.runtime.loader import App, load_app
 from gateway.runtime.retention import RETENTION_ORIGIN, apply_retention
 from gateway.runtime.runtime import Budgets, CallResult, Runtime
@@ -426,10 +427,12 @@ class Gateway:
 
 
 def _load_checked(app_dir: Path) -> App:
-    """Load the app and check its MQTT routes against its functions (file:line errors)."""
+    """Load the app and check its MQTT routes against its functions and that its
+    ``http`` is a router (file:line errors)."""
     app = load_app(app_dir, print_fn=logs.app_print)
     try:
         check_routes(app.mqtt, app)
+        check_http_routes(app.http, app.directory)
     except BaseException:
         app.unload()
         raise

@@ -1,7 +1,9 @@
-"""CORS on every endpoint, as Convex's backend has it (wire spec 1.1).
+"""CORS on the API, as Convex's backend has it (wire spec 1.1).
 
 Echo the Origin and the requested headers, allow credentials, the six methods, and
-let browsers cache a preflight for a day.
+let browsers cache a preflight for a day. Preflights are answered under ``/api/``
+only: a path the API does not serve gets no blanket permission to be called
+cross-origin (HTTP actions live on their own port and answer their own OPTIONS).
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ PREFLIGHT_MAX_AGE_S: Final = 86400
 
 @web.middleware
 async def preflight_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Answer a preflight ``OPTIONS`` for any path before routing errors apply."""
+    """Answer a preflight ``OPTIONS`` under ``/api/`` before routing errors apply."""
     if (
         request.method == hdrs.METH_OPTIONS
+        and _under_api(request.path)
         and hdrs.ORIGIN in request.headers
         and hdrs.ACCESS_CONTROL_REQUEST_METHOD in request.headers
     ):
@@ -32,6 +35,11 @@ async def preflight_middleware(request: web.Request, handler: Handler) -> web.St
             headers[hdrs.ACCESS_CONTROL_ALLOW_HEADERS] = requested
         return web.Response(status=200, headers=headers)
     return await handler(request)
+
+
+def _under_api(path: str) -> bool:
+    # Repeated slashes are folded before routing (routing.py), so fold them here too.
+    return path.lstrip("/").startswith("api/")
 
 
 async def add_cors_headers(request: web.Request, response: web.StreamResponse) -> None:

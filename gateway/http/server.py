@@ -73,44 +73,14 @@ class HttpServer:
         """Listen on ``host:port`` (0: an ephemeral port); returns the bound port."""
         if self._closed or self._runner is not None:
             raise RuntimeError("an HttpServer starts once")
-        handler_args: dict[str, Any] = {
-            "access_log_class": _AccessLogger,
-            "access_log": access_log,
-            "keepalive_timeout": KEEPALIVE_IDLE_S,
-        }
-        runner = web.AppRunner(
-            self.app,
-            handle_signals=False,
-            shutdown_timeout=self.settings.shutdown_timeout_s,
-            **handler_args,
-        )
-        await runner.setup()
-        self._runner = runner
+        # The limit is read now: the process raised its open-file limit before this.
+        self.guard = ConnectionGuard(self.settings.max_connections or default_max_connections())
         try:
-            await self._listen(runner, host, port, handler_args)
+            self._runner, bound = await serve(self.app, host, port, self.settings, self.guard)
         except BaseException:
             await self.close()
             raise
-        bound = runner.addresses[0]
-        return int(bound[1])
-
-    async def _listen(
-        self, runner: web.AppRunner, host: str, port: int, handler_args: dict[str, Any]
-    ) -> None:
-        # The limit is read now: the process raised its open-file limit before this.
-        guard = ConnectionGuard(self.settings.max_connections or default_max_connections())
-        self.guard = guard
-        server = runner.server
-        assert server is not None
-        loop = asyncio.get_running_loop()
-        head_timeout_s = self.settings.request_header_timeout_s
-
-        def protocol() -> OutpostProtocol:
-            return OutpostProtocol(
-                server, loop=loop, guard=guard, head_timeout_s=head_timeout_s, **handler_args
-            )
-
-        await HttpSite(runner, host, port, protocol).start()
+        return bound
 
     async def close(self) -> None:
         """Stop listening, finish in-flight requests (bounded), free the port."""
@@ -133,3 +103,36 @@ class HttpServer:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+async def serve(
+    app: web.Application, host: str, port: int, settings: Settings, guard: ConnectionGuard
+) -> tuple[web.AppRunner, int]:
+    """Serve ``app`` on ``host:port`` with the API's connection rules (the cap counted in
+    ``guard``, the head timeout, quiet errors); returns the runner and the bound port.
+    The runner's ``cleanup`` stops it, waiting ``shutdown_timeout_s`` for handlers."""
+    handler_args: dict[str, Any] = {
+        "access_log_class": _AccessLogger,
+        "access_log": access_log,
+        "keepalive_timeout": KEEPALIVE_IDLE_S,
+    }
+    runner = web.AppRunner(
+        app, handle_signals=False, shutdown_timeout=settings.shutdown_timeout_s, **handler_args
+    )
+    await runner.setup()
+    try:
+        server = runner.server
+        assert server is not None
+        loop = asyncio.get_running_loop()
+        head_timeout_s = settings.request_header_timeout_s
+
+        def protocol() -> OutpostProtocol:
+            return OutpostProtocol(
+                server, loop=loop, guard=guard, head_timeout_s=head_timeout_s, **handler_args
+            )
+
+        await HttpSite(runner, host, port, protocol).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner, int(runner.addresses[0][1])

@@ -1,0 +1,101 @@
+"""``convex/http.py``: routes refused at declaration (file:line), and Convex's lookup."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway import Gateway, http_action, http_router
+from gateway.errors import AppLoadError, HttpRouteError
+from gateway.runtime.http_router import HttpRouter
+
+
+@http_action
+async def handler(ctx: Any, request: Any) -> Any:
+    return None
+
+
+def _router(*routes: dict[str, Any]) -> HttpRouter:
+    router = http_router()
+    for route in routes:
+        router.route(**route)(handler)
+    return router
+
+
+def test_lookup_exact_then_longest_prefix_per_method() -> None:
+    router = _router(
+        {"path": "/a/b", "method": "GET"},
+        {"path_prefix": "/a/", "method": "GET"},
+        {"path_prefix": "/a/b/", "method": "GET"},
+        {"path_prefix": "/a/b/", "method": "POST"},
+    )
+    found = router.lookup("GET", "/a/b")
+    assert found is not None and (found.path, found.prefix) == ("/a/b", False)
+    found = router.lookup("GET", "/a/b/c")
+    assert found is not None and found.path == "/a/b/"
+    found = router.lookup("HEAD", "/a/x")
+    assert found is not None and found.label == "GET /a/*"
+    assert router.lookup("POST", "/a/x") is None
+    assert router.allowed("/a/x") == ["GET", "HEAD"]
+    assert router.allowed("/nowhere") == []
+
+
+@pytest.mark.parametrize(
+    ("route", "says"),
+    [
+        ({"path": "/x", "method": "HEAD"}, "HEAD is answered by the GET route"),
+        ({"path": "/x", "method": "FETCH"}, "not routable"),
+        ({"path": "x", "method": "GET"}, "starting with '/'"),
+        ({"path_prefix": "/x", "method": "GET"}, "must end with '/'"),
+        ({"path": "/x", "path_prefix": "/x/", "method": "GET"}, "exactly one of"),
+        ({"method": "GET"}, "exactly one of"),
+        ({"path_prefix": "/.files/", "method": "GET"}, "reserves"),
+    ],
+)
+def test_bad_routes_are_refused_with_file_and_line(route: dict[str, Any], says: str) -> None:
+    with pytest.raises(HttpRouteError, match=says) as caught:
+        http_router().route(**route)
+    assert str(caught.value).startswith(f"{__file__}:")
+    assert isinstance(caught.value, AppLoadError)
+
+
+def test_duplicate_route_is_refused_but_other_method_is_fine() -> None:
+    router = _router({"path": "/x", "method": "GET"}, {"path": "/x", "method": "POST"})
+    with pytest.raises(HttpRouteError, match="routed twice"):
+        router.route(path="/x", method="get")
+
+
+def test_handler_must_be_an_http_action() -> None:
+    async def plain(ctx: Any, request: Any) -> None:
+        return None
+
+    with pytest.raises(HttpRouteError, match="@http_action"):
+        http_router().route(path="/x", method="GET")(plain)  # type: ignore[arg-type]
+    with pytest.raises(HttpRouteError, match="async function"):
+        http_action(lambda ctx, request: None)
+
+
+async def test_app_with_bad_route_names_its_line(make_app: Any, tmp_path: Path) -> None:
+    app_dir = make_app(
+        http="""
+        from gateway import http_action, http_router
+        http = http_router()
+
+        @http.route(path="/x", method="GRAB")
+        @http_action
+        async def x(ctx, request):
+            return None
+        """
+    )
+    with pytest.raises(AppLoadError, match=r"convex/http\.py:5: method='GRAB'"):
+        async with Gateway.open(app_dir, tmp_path / "data"):
+            pass
+
+
+async def test_http_that_is_not_a_router_is_refused(make_app: Any, tmp_path: Path) -> None:
+    app_dir = make_app(http="http = {'routes': []}\n")
+    with pytest.raises(AppLoadError, match=r"http\.py: http is a dict; write http = http_router"):
+        async with Gateway.open(app_dir, tmp_path / "data"):
+            pass
