@@ -6,7 +6,7 @@ import functools
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from gateway.errors import FunctionError
 from gateway.runtime.database import DatabaseReader, DatabaseWriter, Execution
@@ -44,6 +44,37 @@ class Auth:
         return self._identity
 
 
+class ContextMisuseError(FunctionError, AttributeError):
+    """A ``ctx`` member this kind of function does not have. Its text is Convex's
+    ("Can't use fetch() in queries and mutations. Please consider using an action.");
+    it is an ``AttributeError`` too, so ``hasattr(ctx, "db")`` still answers False."""
+
+
+def _refuse(member: str, where: str, instead: str) -> NoReturn:
+    raise ContextMisuseError(f"Can't use {member} in {where}. Please consider using {instead}.")
+
+
+# Members other kinds have: what a query or an action is told instead of AttributeError.
+_NOT_IN_QUERIES = {"scheduler": "a mutation or an action"}
+_NOT_IN_ACTIONS = {"db": "ctx.run_query or ctx.run_mutation"}
+
+
+class QueryDatabase(DatabaseReader):
+    """``ctx.db`` of a query: reads only; a write says so in Convex's words."""
+
+    async def insert(self, *args: Any) -> NoReturn:
+        _refuse("ctx.db.insert()", "queries", "a mutation")
+
+    async def patch(self, *args: Any) -> NoReturn:
+        _refuse("ctx.db.patch()", "queries", "a mutation")
+
+    async def replace(self, *args: Any) -> NoReturn:
+        _refuse("ctx.db.replace()", "queries", "a mutation")
+
+    async def delete(self, *args: Any) -> NoReturn:
+        _refuse("ctx.db.delete()", "queries", "a mutation")
+
+
 class _BaseCtx:
     def __init__(self, runtime: Runtime, identity: Mapping[str, Any] | None, now_ms: float) -> None:
         self._runtime = runtime
@@ -71,7 +102,12 @@ class QueryCtx(_BaseCtx):
         self._ex = ex
         self._identity = identity
         self._seed = seed
-        self.db: DatabaseReader = DatabaseWriter(ex) if self._writable else DatabaseReader(ex)
+        self.db: DatabaseReader = DatabaseWriter(ex) if self._writable else QueryDatabase(ex)
+
+    def __getattr__(self, name: str) -> Any:  # only for members this ctx lacks
+        if not self._writable and name in _NOT_IN_QUERIES:
+            _refuse(f"ctx.{name}", "queries", _NOT_IN_QUERIES[name])
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # Built on first use: most functions never touch them, and every call pays for
     # whatever its ctx builds.
@@ -119,6 +155,11 @@ class ActionCtx(_BaseCtx):
         self._identity = identity
         self.scheduler = ActionScheduler(runtime)
         self.storage = ActionStorage(runtime)
+
+    def __getattr__(self, name: str) -> Any:  # only for members this ctx lacks
+        if name in _NOT_IN_ACTIONS:
+            _refuse(f"ctx.{name}", "actions", _NOT_IN_ACTIONS[name])
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     async def run_query(self, ref: Any, args: dict[str, Any] | None = None) -> Any:
         return await self._runtime.from_action("query", ref, args or {}, self._identity)
