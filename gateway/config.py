@@ -23,6 +23,10 @@ class Settings:
     """Address the HTTP API binds to (``0.0.0.0`` to serve the LAN)."""
     port: int = 3210
     """TCP port of the HTTP API (0 = any free port, printed at start)."""
+    site_port: int = 3211
+    """TCP port of HTTP actions (``convex/http.py``), on ``host``, as Convex serves its
+    ``.convex.site`` origin (0 = any free port, printed at start); bound only while the
+    app declares routes."""
     data_dir: str = ""
     """Directory of the store, stored files and the admin key; empty means
     ``$XDG_DATA_HOME/outpost/<app folder name>`` (``~/.local/share/outpost/<name>``), kept

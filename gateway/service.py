@@ -26,6 +26,10 @@ attach          the API serves calls to the gateway         close HTTP: stop acc
                                                             close sync sockets, finish
                                                             in-flight calls (before the
                                                             gateway below them closes)
+http actions    ``convex/http.py``'s routes on              close the site: stop
+                ``site_port`` (``gateway.http.site``) once  accepting, finish in-flight
+                the app has routes (at start or at a        actions; unregister the reload
+                ``dev`` reload)                             listener
 reload watcher  ``outpost dev``'s file watcher task         cancel, await
 ready           startup objects frozen out of the           -
                 collector (serve), the ready line
@@ -55,6 +59,9 @@ from gateway.config import Settings
 from gateway.errors import ConfigError
 from gateway.gateway import Gateway
 from gateway.http import HttpServer
+from gateway.http.protocol import ConnectionGuard
+from gateway.http.site import SiteServer
+from gateway.http.upload import LIMITS
 from gateway.lifecycle import Lifecycle, StepHook, cancel_task
 from gateway.mqtt.bridge import Bridge
 from gateway.mqtt.endpoint import BrokerEndpoint, endpoint_from_url
@@ -82,6 +89,9 @@ class Service:
     mqtt_endpoint: BrokerEndpoint | None = None
     bridge: Bridge | None = None  # the gateway's MQTT client (``gateway.mqtt.bridge``)
     _broker: ManagedBroker | None = None  # the managed broker, when this process runs one
+    # The HTTP actions' port once it listens: from the start when the app has routes,
+    # else from the ``outpost dev`` reload that adds them; None until then.
+    site_port: int | None = None
 
     def __init__(
         self,
@@ -112,6 +122,7 @@ class Service:
         await life.start("mqtt broker", self._start_broker, _stop_broker)
         await life.start("mqtt bridge", self._start_bridge, _stop_bridge)
         await life.start("attach", self._attach, lambda _: self.server.close())
+        await life.start("http actions", self._start_site, _stop_site)
         await life.start("reload watcher", self._start_watcher, cancel_task)
         await life.start("ready", self._ready)
 
@@ -203,6 +214,37 @@ class Service:
     async def _attach(self) -> None:
         self.server.attach(self.gateway)
 
+    async def _start_site(self) -> tuple[SiteServer, Callable[[], None]]:
+        """HTTP actions on ``site_port``, listening once the app declares routes: a
+        gateway without ``convex/http.py`` holds no second port (tests and several
+        gateways on one host would all want 3211)."""
+        site = SiteServer(
+            self.gateway, self.server.settings, self.server.app[LIMITS].budget, self._guard()
+        )
+
+        async def follow_routes(app: App) -> None:  # ``outpost dev`` reloads
+            if app.http is not None and not site.listening:
+                await self._listen_site(site)
+                log.info("HTTP actions on http://%s:%d", self.settings.host, self.site_port)
+
+        if self.gateway.app.http is not None:
+            await self._listen_site(site)
+        return site, self.gateway.on_app_reloaded(follow_routes)
+
+    async def _listen_site(self, site: SiteServer) -> None:
+        host, port = self.settings.host, self.settings.site_port
+        try:
+            self.site_port = await site.start(host, port)
+        except OSError as exc:
+            why = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+            reason = f"cannot listen on {host}:{port} for HTTP actions ({why}); "
+            raise OSError(exc.errno, reason + "set site_port or stop the process using it") from exc
+
+    def _guard(self) -> ConnectionGuard:
+        guard = self.server.guard
+        assert guard is not None  # the "http" step started the server
+        return guard
+
     async def _start_watcher(self) -> asyncio.Task[None] | None:
         if self._while_serving is None:
             return None
@@ -213,6 +255,12 @@ class Service:
             _freeze_startup_objects()
         if self._on_ready is not None:
             self._on_ready(self)
+
+
+async def _stop_site(started: tuple[SiteServer, Callable[[], None]]) -> None:
+    site, unregister = started
+    unregister()
+    await site.close()
 
 
 async def _stop_bridge(bridge: Bridge | None) -> None:
