@@ -42,6 +42,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from gateway.auth import Authenticator
 from gateway.config import Settings
 from gateway.errors import (
     AppLoadError,
@@ -64,7 +65,6 @@ from gateway.runtime.session_requests import ensure_session_requests_table
 from gateway.runtime.storage import ensure_storage_table, live_ids
 from gateway.store import Store
 from gateway.store.writer import CommitFn, _default_commit
-from gateway.sync.auth import refuse_user_tokens
 from gateway.sync.engine import SubscriptionEngine
 
 log = logging.getLogger("gateway")
@@ -84,6 +84,7 @@ class Gateway:
     runtime: Runtime
     scheduler: Scheduler
     sync: SubscriptionEngine  # live queries: sync sessions' subscriptions
+    auth: Authenticator  # the app's auth providers and their cached keys
 
     def __init__(
         self,
@@ -204,6 +205,7 @@ class Gateway:
     async def _start_steps(self) -> None:
         life = self._life
         await life.start("app", self._load_app, lambda _: self.app.unload())
+        await life.start("auth", self._start_auth, Authenticator.close)
         await life.start("store", self._open_store, Store.close)
         await life.start("system tables", self._ensure_system_tables)
         await life.start("schema", self._apply_schema)
@@ -229,6 +231,15 @@ class Gateway:
                 raise
             self.app = _load_checked(self._saved)
             self.app_error = str(exc)
+
+    async def _start_auth(self) -> Authenticator:
+        self.auth = Authenticator(self.app.auth_providers, self.data_dir)
+
+        async def follow(app: App) -> None:  # a reload with a changed auth.config.py
+            self.auth.configure(app.auth_providers)
+
+        self.on_app_reloaded(follow)
+        return self.auth
 
     async def _open_store(self) -> Store:
         settings = self.settings
@@ -393,9 +404,10 @@ class Gateway:
         """The identity a user token (a JWT) proves, or ``AuthenticationError`` saying why.
 
         The one check every way in uses: sync ``Authenticate``, ``Authorization: Bearer``
-        on the HTTP API and on HTTP actions. Until an auth provider is configured
-        (``convex/auth.config.py``), every token is refused."""
-        return await refuse_user_tokens(token)
+        on the HTTP API and on HTTP actions. The app's providers
+        (``convex/auth.config.py``) decide; with none, every token is refused. The
+        error is a ``gateway.auth.TokenRefused`` whose ``code`` is Convex's."""
+        return await self.auth.verify(token)
 
     # --- calling functions --------------------------------------------------------------
 

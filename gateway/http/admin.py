@@ -19,6 +19,7 @@ from aiohttp import web
 
 from gateway.admin_key import ADMIN_KEY_FILENAME
 from gateway.http.errors import RequestError
+from gateway.sync.auth import AuthenticationError, TokenVerifier
 
 log = logging.getLogger("gateway.http")
 
@@ -43,7 +44,8 @@ def caller_of(request: web.Request, admin_key: str | None) -> Caller:
     scheme, _, credentials = header.strip().partition(" ")
     scheme = scheme.lower()
     if scheme == "bearer":
-        # User JWTs are not validated yet: the caller is anonymous (wire spec 4 later).
+        # A user token: ``verified_caller`` checks it (it needs to await the issuer's
+        # keys); here the caller is who the header alone proves, nobody.
         return ANONYMOUS
     if scheme == "convex":
         return _admin(credentials.strip(), admin_key)
@@ -52,6 +54,25 @@ def caller_of(request: web.Request, admin_key: str | None) -> Caller:
         "InvalidAuthHeader",
         "the Authorization header must be 'Bearer <token>' or 'Convex <admin key>'",
     )
+
+
+async def verified_caller(
+    request: web.Request, admin_key: str | None, verify: TokenVerifier
+) -> Caller:
+    """``caller_of`` with a ``Bearer`` token verified: 401 ``{code, message}`` as Convex
+    answers a bad one (``InvalidAuthHeader``, ``NoAuthProvider``, ``Unauthenticated``)."""
+    header = request.headers.get("Authorization")
+    scheme, _, token = (header or "").strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return caller_of(request, admin_key)
+    token = token.strip()
+    if not token:
+        raise RequestError(401, "InvalidAuthHeader", "Header must begin with `bearer `")
+    try:
+        identity = await verify(token)
+    except AuthenticationError as exc:
+        raise RequestError(401, getattr(exc, "code", "Unauthenticated"), str(exc)) from None
+    return Caller(identity=identity)
 
 
 def _admin(credentials: str, admin_key: str | None) -> Caller:

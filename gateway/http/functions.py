@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from gateway.http.admin import caller_of
+from gateway.http.admin import verified_caller
 from gateway.http.body import (
     FunctionCall,
     JsonBody,
@@ -32,7 +32,7 @@ from gateway.runtime.runtime import CallResult
 async def _call(request: web.Request, kind: Kind | None, call: FunctionCall) -> CallResult:
     slot = slot_of(request)
     gateway = slot.require()
-    caller = caller_of(request, slot.admin_key)
+    caller = await verified_caller(request, slot.admin_key, gateway.verify_token)
     return await gateway.call(
         kind, call.path, call.args, identity=caller.identity, admin=caller.admin
     )

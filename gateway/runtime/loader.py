@@ -20,11 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.auth.config import AuthConfigError, Provider, parse_auth_config
 from gateway.errors import AppLoadError
 from gateway.runtime.functions import RegisteredFunction
 
 SPECIAL_MODULES = {"schema": "schema", "crons": "crons", "http": "http", "mqtt": "mqtt"}
 RESERVED_DIRS = {"_generated", "_deps", "_system", "__pycache__"}
+# ``auth.config.py`` (Convex's ``auth.config.ts``): its dot would make it module
+# ``config`` of a package ``auth`` (clashing with an app's own ``auth.py``), so it is
+# loaded on its own under a private name and checked as a provider list.
+AUTH_CONFIG_FILE = "auth.config.py"
 _generations = itertools.count(1)
 
 
@@ -39,6 +44,7 @@ class App:
     crons: Any = None
     http: Any = None
     mqtt: Any = None
+    auth_providers: tuple[Provider, ...] = ()
     module_names: list[str] = field(default_factory=list)
 
     def lookup(self, path: str) -> RegisteredFunction | None:
@@ -74,6 +80,7 @@ def load_app(app_dir: Path, *, print_fn: Callable[..., None] | None = None) -> A
         _make_package(app, package, convex_dir)
         for file in _module_files(convex_dir):
             _load_module(app, convex_dir, file, print_fn)
+        _load_auth_config(app, convex_dir / AUTH_CONFIG_FILE)
         if print_fn is not None:  # modules pulled in by relative imports, too
             for name, module in list(sys.modules.items()):
                 if name.startswith(package + "."):
@@ -90,7 +97,7 @@ def _module_files(convex_dir: Path) -> list[Path]:
         rel = file.relative_to(convex_dir)
         if any(part in RESERVED_DIRS or part.startswith(".") for part in rel.parts[:-1]):
             continue
-        if file.name == "__init__.py":
+        if file.name == "__init__.py" or rel.as_posix() == AUTH_CONFIG_FILE:
             continue
         files.append(file)
     return files
@@ -138,6 +145,24 @@ def _load_module(
         app.module_names.append(name)
         _exec(spec.loader, module, file)
     _collect(app, rel.as_posix(), module)
+
+
+def _load_auth_config(app: App, file: Path) -> None:
+    if not file.is_file():
+        return
+    name = f"{app.package}._auth_config"
+    spec = importlib.util.spec_from_file_location(name, file)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    app.module_names.append(name)
+    _exec(spec.loader, module, file)
+    if not hasattr(module, "auth_config"):
+        raise AuthConfigError(
+            f"{file}: defines no auth_config; write "
+            'auth_config = {"providers": [{"domain": ..., "applicationID": ...}]}'
+        )
+    app.auth_providers = parse_auth_config(module.auth_config, file)
 
 
 def _exec(loader: Any, module: types.ModuleType, file: Path) -> None:

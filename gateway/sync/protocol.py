@@ -390,12 +390,14 @@ def fatal_error(message: str) -> str:
     return _encode_ascii({"type": "FatalError", "error": message})
 
 
-def auth_error(message: str, base_version: int) -> str:
+def auth_error(message: str, base_version: int, *, attempted: bool = True) -> str:
+    """``attempted``: the answer to an Authenticate (true), or a token found expired
+    later (false; the JS client then fetches a fresh one)."""
     return _encode_ascii(
         {
             "type": "AuthError",
             "error": message,
             "baseVersion": base_version,
-            "authUpdateAttempted": True,
+            "authUpdateAttempted": attempted,
         }
     )

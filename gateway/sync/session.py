@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final, Protocol
 
@@ -101,6 +102,8 @@ class SyncSession:
         self._actions: set[asyncio.Task[None]] = set()
         self._closing = False
         self._closed = asyncio.Event()
+        self._expiry: asyncio.TimerHandle | None = None  # the user token's end
+        self._expired: asyncio.Task[None] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -148,6 +151,8 @@ class SyncSession:
         subscriptions (arguments up to ``max_query_bytes``) refer back to the session,
         and a cancelled task keeps its CancelledError, whose traceback holds the
         task's frame and so ``self``."""
+        if self._expiry is not None:
+            self._expiry.cancel()
         self.subs.clear()
         self.engine.release_query_bytes(self.query_bytes)
         self.query_bytes = 0
@@ -298,6 +303,7 @@ class SyncSession:
                 f"Authenticate base version {message.base_version} doesn't match the current "
                 f"identity version {self.identity_version}"
             )
+        valid_until_s: float | None = None
         try:
             if message.token_type == "None":
                 principal = ANONYMOUS
@@ -308,13 +314,41 @@ class SyncSession:
                 assert message.value is not None
                 identity = await self.engine.verifier(message.value)
                 principal = Principal(admin=False, identity=dict(identity))
+                valid_until_s = getattr(identity, "valid_until_s", None)
         except AuthenticationError as exc:
             raise AuthRefused(str(exc), self.identity_version) from None
+        if self._closing:
+            return  # closed while the token was checked (an issuer's keys fetched)
+        self._watch_expiry(valid_until_s)
         self.principal = principal
         self._principal_key = principal_key(principal)
         self.identity_version += 1
         self.identity_epoch += 1  # every query reruns under the new identity
         self.wake()
+
+    def _watch_expiry(self, valid_until_s: float | None) -> None:
+        """Convex ends a session whose user token expired with ``AuthError``
+        (``authUpdateAttempted: false``) and a close: the JS client fetches a fresh
+        token and reconnects. A timer does it here, so an idle socket is not left
+        running queries under an expired identity either."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        if valid_until_s is not None:
+            delay = max(valid_until_s - time.time(), 0.0)
+            self._expiry = asyncio.get_running_loop().call_later(delay, self._token_expired)
+
+    def _token_expired(self) -> None:
+        self._expiry = None
+        frame = p.auth_error(
+            "Token expired: the user token of this session is past its exp; "
+            "authenticate again with a fresh token",
+            self.identity_version,
+            attempted=False,
+        )
+        self._expired = asyncio.create_task(
+            self.fail(frame, 1000, "AuthError"), name="outpost-sync-token-expired"
+        )
 
     # --- calls ---------------------------------------------------------------------------
 

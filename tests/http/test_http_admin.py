@@ -72,11 +72,12 @@ async def test_bad_authorization_header_is_401(api) -> None:
     assert (status, body["code"]) == (401, "InvalidAuthHeader")
 
 
-async def test_bearer_token_is_accepted_as_anonymous_for_now(api) -> None:
+async def test_bearer_token_without_auth_providers_is_401(api) -> None:
+    # Verified for real (tests/auth); an app with no auth.config.py refuses every token.
     status, body = await api.post(
         "/api/query", {"path": "solo"}, headers={"Authorization": "bearer  eyJ.x.y "}
     )
-    assert (status, body["value"]) == (200, "the default export")
+    assert (status, body["code"]) == (401, "NoAuthProvider")
 
 
 async def test_admin_acting_as_a_user(api) -> None:

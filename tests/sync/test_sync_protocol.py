@@ -190,7 +190,7 @@ async def test_sync_authenticate_admin_none_and_user(sync_api: SyncApi) -> None:
     )
     refused = await client.recv_type("AuthError")
     assert refused["baseVersion"] == 2 and refused["authUpdateAttempted"] is True
-    assert "not accepted" in refused["error"]
+    assert "No auth provider found" in refused["error"]
     await client.closed()
     client = await sync_api.open()
     await client.send(
