@@ -1,0 +1,82 @@
+"""Live search queries over the sync protocol: they rerun when a matching document is
+inserted, changed or deleted, and when a document starts or stops matching."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sync.sync_kit import add, serving
+
+from gateway import Gateway
+
+LIVE_SCHEMA = """
+    from gateway import define_schema, define_table, v
+    schema = define_schema({
+        "notes": define_table({"body": v.string(), "site": v.string(), "level": v.float64()})
+            .search_index("search_body", search_field="body", filter_fields=["site"]),
+    })
+"""
+LIVE_NOTES = """
+    from gateway import mutation, query
+
+    @mutation
+    async def add(ctx, args):
+        return await ctx.db.insert("notes", args)
+
+    @mutation
+    async def patch(ctx, args):
+        await ctx.db.patch("notes", args["id"], args["fields"])
+
+    @mutation
+    async def remove(ctx, args):
+        await ctx.db.delete("notes", args["id"])
+
+    @query
+    async def find(ctx, args):
+        rows = await (ctx.db.query("notes")
+            .with_search_index("search_body", lambda q: q.search("body", args["text"]).eq("site", args["site"]))
+            .take(10))
+        return [[r["body"], r["level"]] for r in rows]
+"""
+
+
+async def _live_write(gw: Gateway, fn: str, args: dict[str, Any]) -> Any:
+    return await gw.run_mutation(f"notes:{fn}", args)
+
+
+async def test_a_live_search_follows_inserts_changes_and_deletes(make_app, tmp_path) -> None:
+    app = make_app(schema=LIVE_SCHEMA, notes=LIVE_NOTES)
+    async with serving(app, tmp_path / "data") as api:
+        gw = api.gateway
+        client = await api.open()
+        await client.modify(add(0, "notes:find", {"text": "pump fa", "site": "north"}))
+        await client.transition()
+        assert client.results[0] == ("ok", [])
+
+        first = await _live_write(
+            gw, "add", {"body": "Pump failure", "site": "north", "level": 1.0}
+        )
+        await client.transition()
+        assert client.results[0] == ("ok", [["Pump failure", 1.0]])
+
+        # Another field of a returned document changes: the result holds it, so it reruns.
+        await _live_write(gw, "patch", {"id": first, "fields": {"level": 2.0}})
+        await client.transition()
+        assert client.results[0] == ("ok", [["Pump failure", 2.0]])
+
+        # Writes outside the filter do not change the result; the next one that does is
+        # the next Transition (nothing in between).
+        await _live_write(gw, "add", {"body": "pump fault", "site": "south", "level": 0.0})
+        second = await _live_write(gw, "add", {"body": "fan fault", "site": "north", "level": 3.0})
+        await client.transition()
+        assert sorted(client.results[0][1]) == [["Pump failure", 2.0], ["fan fault", 3.0]]
+
+        # A document stops matching, then one moves into the filtered site.
+        await _live_write(gw, "patch", {"id": second, "fields": {"body": "valve ok"}})
+        await client.transition()
+        assert client.results[0] == ("ok", [["Pump failure", 2.0]])
+
+        await _live_write(gw, "remove", {"id": first})
+        await client.transition()
+        assert client.results[0] == ("ok", [])
+        await client.close()
