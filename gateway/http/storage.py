@@ -15,6 +15,10 @@ from gateway.values import decode_id
 # Convex serves stored files as private and cacheable for 30 days: their bytes never
 # change (a new upload is a new id).
 CACHE_CONTROL: Final = "private, max-age=2592000"
+# On every answer, not only CORS ones: an <img> loads the file without an Origin, and
+# without Vary the browser reuses that cached answer (no Access-Control-Allow-Origin)
+# for a later fetch() of the same URL, which then fails. CORS adds Origin to it.
+_VARY: Final = {"Vary": "Origin"}
 
 
 async def get_stored_file(request: web.Request) -> web.StreamResponse:
@@ -28,7 +32,7 @@ async def get_stored_file(request: web.Request) -> web.StreamResponse:
     content_type = doc.get("contentType") or "application/octet-stream"
     return web.FileResponse(
         gateway.runtime.blobs.path(storage_id),
-        headers={"Content-Type": content_type, "Cache-Control": CACHE_CONTROL},
+        headers={"Content-Type": content_type, "Cache-Control": CACHE_CONTROL, **_VARY},
     )
 
 

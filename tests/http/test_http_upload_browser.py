@@ -1,0 +1,292 @@
+"""The upload flow of Convex's file storage docs, run by headless Chromium.
+
+A page on its own origin (as an app's page is) calls a mutation for an upload URL,
+``fetch``-POSTs a PNG ``File`` there with its ``Content-Type`` (a cross-origin request
+with a preflight), saves the ``storageId`` with a second mutation, lists it with a query
+whose ``ctx.storage.get_url`` it shows in an ``<img>`` and fetches. Function calls go
+through the HTTP API with plain ``fetch``, the page's only dependency.
+
+Chromium is driven over the DevTools protocol with a handful of commands (a new tab,
+navigate, evaluate); like ``tests/sync/test_sync_browser.py`` it comes from Debian and
+is installed by ``debian.ensure_programs`` when the tests run as root.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import urllib.parse
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from debian import APT_DEADLINE_S, ensure_programs
+
+from gateway import Gateway, Settings
+from gateway.http import HttpServer
+
+SCHEMA = """
+    from gateway import define_schema, define_table, v
+    schema = define_schema({
+        "photos": define_table({"storageId": v.id("_storage"), "author": v.string()}),
+    })
+"""
+
+PHOTOS = """
+    from gateway import mutation, query, v
+
+    @mutation
+    async def generate_upload_url(ctx, args):
+        return await ctx.storage.generate_upload_url()
+
+    @mutation(args={"storageId": v.id("_storage"), "author": v.string()})
+    async def send(ctx, args):
+        await ctx.db.insert("photos", args)
+
+    @query
+    async def list(ctx, args):
+        photos = await ctx.db.query("photos").collect()
+        return [{**p, "url": await ctx.storage.get_url(p["storageId"])} for p in photos]
+"""
+
+PAGE = """<!doctype html>
+<html><body><img id="shown" alt="uploaded"><script>
+const api = new URLSearchParams(location.search).get("api");
+
+async function call(kind, path, args) {
+  const response = await fetch(`${api}/api/${kind}`, {
+    method: "POST",
+    headers: {"Content-Type": "application/json"},
+    body: JSON.stringify({path, args, format: "json"}),
+  });
+  const answer = await response.json();
+  if (answer.status !== "success") throw new Error(JSON.stringify(answer));
+  return answer.value;
+}
+
+async function pngFile() {
+  const canvas = document.createElement("canvas");
+  canvas.width = 37;
+  canvas.height = 23;
+  const g = canvas.getContext("2d");
+  g.fillStyle = "#2a7";
+  g.fillRect(0, 0, 37, 23);
+  const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+  return new File([blob], "plot.png", {type: "image/png"});
+}
+
+// The steps of docs.convex.dev/file-storage/upload-files, in the page.
+let step = "start";
+window.flow = (async () => {
+  step = "make a PNG";
+  const file = await pngFile();
+  step = "generate_upload_url";
+  const postUrl = await call("mutation", "photos:generate_upload_url", {});
+  step = `POST to ${postUrl}`;
+  const result = await fetch(postUrl, {
+    method: "POST",
+    headers: {"Content-Type": file.type},
+    body: file,
+  });
+  const {storageId} = await result.json();
+  step = "send";
+  await call("mutation", "photos:send", {storageId, author: "pi"});
+  step = "list";
+  const [photo] = await call("query", "photos:list", {});
+  step = `show ${photo.url}`;
+  const img = document.getElementById("shown");
+  await new Promise((resolve, reject) => {
+    img.onload = resolve;
+    img.onerror = () => reject(new Error(`the <img> did not load ${photo.url}`));
+    img.src = photo.url;
+  });
+  step = `fetch ${photo.url}`;
+  const served = await fetch(photo.url);
+  return {
+    status: result.status, storageId, saved: photo.storageId, author: photo.author,
+    width: img.naturalWidth, height: img.naturalHeight,
+    type: served.headers.get("Content-Type"), size: (await served.blob()).size,
+    fileSize: file.size,
+  };
+})().catch((error) => ({error: `${step}: ${error}`}));
+</script></body></html>
+"""
+
+CHROMIUM_ENV = "OUTPOST_CHROMIUM"
+START_DEADLINE_S = 30.0
+FLOW_DEADLINE_S = 20.0
+STOP_DEADLINE_S = 5.0
+DEVTOOLS_LINE = re.compile(r"DevTools listening on (ws://\S+)")
+
+
+def chromium_path() -> str:
+    configured = os.environ.get(CHROMIUM_ENV)
+    if configured:
+        return configured
+    return ensure_programs(["chromium"], ["chromium"], "the upload browser test")["chromium"]
+
+
+class DevTools:
+    """Commands over the browser's DevTools socket, one at a time (events are ignored)."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.last_id = 0
+
+    async def send(
+        self, method: str, params: dict[str, Any] | None = None, session: str | None = None
+    ) -> dict[str, Any]:
+        self.last_id += 1
+        message: dict[str, Any] = {"id": self.last_id, "method": method, "params": params or {}}
+        if session is not None:
+            message["sessionId"] = session
+        await self.ws.send_str(json.dumps(message))
+        async with asyncio.timeout(FLOW_DEADLINE_S):
+            async for frame in self.ws:
+                data = json.loads(frame.data)
+                if data.get("id") == self.last_id:
+                    assert "error" not in data, f"{method} failed: {data['error']}"
+                    return data["result"]  # type: ignore[no-any-return]
+        raise ConnectionError(f"the DevTools socket closed before {method} was answered")
+
+    async def evaluate(self, session: str, expression: str) -> Any:
+        params = {"expression": expression, "awaitPromise": True, "returnByValue": True}
+        result = await self.send("Runtime.evaluate", params, session)
+        assert "exceptionDetails" not in result, result["exceptionDetails"]
+        return result["result"].get("value")
+
+
+@contextlib.asynccontextmanager
+async def chromium(binary: str, root: Path) -> AsyncIterator[DevTools]:
+    """Headless Chromium in its own process group (ended on the way out) with a fresh
+    profile under ``root``."""
+    cmd = [
+        binary,
+        "--headless",
+        "--no-sandbox",  # root in a container: no setuid sandbox
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        f"--user-data-dir={root / 'profile'}",
+        "--remote-debugging-address=127.0.0.1",
+        "--remote-debugging-port=0",
+        "about:blank",
+    ]
+    env = {**os.environ, "XDG_CONFIG_HOME": str(root / "cfg"), "XDG_CACHE_HOME": str(root)}
+    process = await asyncio.create_subprocess_exec(
+        *cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    url: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    async def drain() -> None:  # keeps the pipe from filling up, and finds the URL
+        assert process.stderr is not None
+        async for raw in process.stderr:
+            lines.append(raw.decode(errors="replace").rstrip())
+            match = DEVTOOLS_LINE.search(lines[-1])
+            if match and not url.done():
+                url.set_result(match.group(1))
+        if not url.done():
+            url.set_result("")
+
+    drainer = asyncio.create_task(drain(), name="chromium-stderr")
+    try:
+        address = await asyncio.wait_for(asyncio.shield(url), START_DEADLINE_S)
+        assert address, "chromium printed no DevTools URL:\n" + "\n".join(lines[-30:])
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(address, max_msg_size=16 * 2**20) as ws,
+        ):
+            yield DevTools(ws)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        await process.wait()
+        await asyncio.wait_for(drainer, STOP_DEADLINE_S)
+
+
+@contextlib.asynccontextmanager
+async def page_origin() -> AsyncIterator[str]:
+    """The page, served from an origin of its own; yields that origin."""
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text=PAGE, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/", page)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def run_flow(devtools: DevTools, url: str) -> dict[str, Any]:
+    target = await devtools.send("Target.createTarget", {"url": "about:blank"})
+    attached = await devtools.send(
+        "Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}
+    )
+    session = attached["sessionId"]
+    navigated = await devtools.send("Page.navigate", {"url": url}, session)
+    assert "errorText" not in navigated, navigated
+    # The page sets window.flow while it loads: wait for it inside the page, then await it.
+    wait_then_run = (
+        "new Promise((resolve) => { const check = () => window.flow"
+        " ? window.flow.then(resolve) : setTimeout(check, 20); check(); })"
+    )
+    return await devtools.evaluate(session, wait_then_run)  # type: ignore[no-any-return]
+
+
+INSTALL_ALLOWANCE_S = 0.0 if shutil.which("chromium") else APT_DEADLINE_S * 2
+
+
+@pytest.mark.timeout(INSTALL_ALLOWANCE_S + 90)
+async def test_browser_uploads_a_file_saves_its_id_and_shows_it(
+    make_app: Any, tmp_path: Path
+) -> None:
+    binary = chromium_path()
+    app_dir = make_app(schema=SCHEMA, photos=PHOTOS)
+    settings = Settings()
+    async with (
+        Gateway.open(app_dir, tmp_path / "d", settings) as gw,
+        HttpServer(gw, settings=settings) as server,
+    ):
+        port = await server.start("127.0.0.1", 0)
+        api = f"http://127.0.0.1:{port}"
+        # The command line derives site_url from the port; here the port is chosen at
+        # start, so the runtime learns it afterwards.
+        gw.runtime.site_url = api
+        async with page_origin() as origin, chromium(binary, tmp_path) as devtools:
+            query = urllib.parse.urlencode({"api": api})
+            result = await run_flow(devtools, f"{origin}/?{query}")
+        assert "error" not in result, result
+        assert result["status"] == 200
+        assert result["saved"] == result["storageId"]
+        assert result["author"] == "pi"
+        assert (result["width"], result["height"]) == (37, 23)  # the PNG decoded
+        assert result["type"] == "image/png"
+        assert result["size"] == result["fileSize"] > 0
+        [doc] = await gw.run_query("photos:list")
+        blob = tmp_path / "d" / "storage" / result["storageId"]
+        assert blob.stat().st_size == result["fileSize"]
+        assert doc["url"] == f"{api}/api/storage/{result['storageId']}"
