@@ -19,7 +19,7 @@ from gateway.http.actions import GATEWAY, MAX_ACTION_BODY_BYTES, handle
 from gateway.http.errors import RequestError, error_response
 from gateway.http.protocol import ConnectionGuard
 from gateway.http.server import serve
-from gateway.http.upload import LIMITS, BodyBudget, BodyLimits
+from gateway.http.upload import LIMITS, BodyBudget, BodyLimits, ClientDisconnected
 from gateway.redact import install_redaction
 
 
@@ -76,3 +76,5 @@ async def _refusals(request: web.Request, handler: Handler) -> web.StreamRespons
         return error_response(exc.status, exc.code, exc.message, exc.headers)
     except StoreClosedError:
         return error_response(503, "Unavailable", "the gateway is shutting down; retry shortly")
+    except ClientDisconnected:  # left during its body: normal churn, nobody reads an answer
+        return error_response(400, "ClientDisconnected", "the client closed the connection")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import io
@@ -129,6 +130,23 @@ async def test_body_past_the_shared_budget_is_503(make_app: Any, tmp_path: Path)
         budget = site.api.app[LIMITS].budget
         assert site.site.app[LIMITS].budget is budget  # one budget for both ports
         assert budget.in_flight == 0
+
+
+async def test_slow_clients_are_cut_as_on_the_api(make_app: Any, tmp_path: Path) -> None:
+    app_dir = make_app(schema=SCHEMA, messages=MESSAGES, http=HTTP)
+    settings = Settings(request_header_timeout_s=0.3, request_body_timeout_s=0.3)
+    async with served_site(app_dir, tmp_path / "data", settings) as site:
+        assert site.site.guard is site.api.guard  # one connection cap for both ports
+        port = int(site.url.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\n")  # a head never finished
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed, nothing said
+        writer.close()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{")
+        answer = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        assert answer.startswith(b"HTTP/1.1 408 "), answer[:80]
 
 
 # --- auth ---------------------------------------------------------------------------------

@@ -99,3 +99,10 @@ async def test_http_that_is_not_a_router_is_refused(make_app: Any, tmp_path: Pat
     with pytest.raises(AppLoadError, match=r"http\.py: http is a dict; write http = http_router"):
         async with Gateway.open(app_dir, tmp_path / "data"):
             pass
+
+
+def test_handler_keyword_routes_without_decorating() -> None:
+    router = http_router()
+    router.route(path="/x", method="GET", handler=handler)
+    found = router.lookup("GET", "/x")
+    assert found is not None and found.action is handler
