@@ -11,6 +11,8 @@ from auth.auth_app import write_app
 from auth.auth_issuer import Issuer
 from sync.sync_kit import SyncApi, add, serving
 
+from gateway import Gateway
+
 
 @pytest.fixture
 async def api(issuer: Issuer, tmp_path: Path) -> AsyncIterator[SyncApi]:
@@ -100,3 +102,17 @@ async def test_sync_without_providers_says_so(tmp_path: Path, issuer: Issuer) ->
         refused = await client.recv_type("AuthError")
         assert "configures no auth provider" in refused["error"]
         await client.closed()
+
+
+async def test_offline_gateway_restart_keeps_the_saved_keys(
+    tmp_path: Path, issuer: Issuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    root, data = write_app(tmp_path / "app", issuer.url), tmp_path / "data"
+    token = issuer.sign(subject="ada")
+    async with Gateway.open(root, data) as gw:
+        assert (await gw.verify_token(token))["subject"] == "ada"
+    await issuer.stop()  # the uplink is gone, and the gateway restarts without it
+    async with Gateway.open(root, data) as gw:
+        assert (await gw.verify_token(token))["subject"] == "ada"
+    assert "cannot refresh the keys of issuer" in caplog.text
+    assert "still accepting tokens signed by the JWKS cached before" in caplog.text
