@@ -7,6 +7,7 @@ from gateway.config import Settings
 from gateway.errors import ConvexError
 from gateway.gateway import Gateway
 from gateway.mqtt.routes import mqtt_router
+from gateway.runtime.crons import cron_jobs
 from gateway.runtime.functions import (
     action,
     internal_action,
@@ -26,6 +27,7 @@ __all__ = [
     "Int64",
     "Settings",
     "action",
+    "cron_jobs",
     "define_schema",
     "define_table",
     "http_action",

@@ -54,6 +54,9 @@ from gateway.errors import (
 from gateway.lifecycle import Lifecycle, StepHook, cancel_task
 from gateway.mqtt.routes import check_routes
 from gateway.runtime import logs
+from gateway.runtime.cron_clock import CronClock
+from gateway.runtime.cron_runner import CronRunner
+from gateway.runtime.crons import check_crons
 from gateway.runtime.functions import Kind
 from gateway.runtime.http_router import check_http_routes
 from gateway.runtime.loader import App, load_app
@@ -83,6 +86,8 @@ class Gateway:
     app: App
     runtime: Runtime
     scheduler: Scheduler
+    crons: CronRunner  # the app's cron jobs (started and stopped with the scheduler)
+    cron_clock: CronClock | None = None  # the crons' clock: a seam for tests
     sync: SubscriptionEngine  # live queries: sync sessions' subscriptions
     auth: Authenticator  # the app's auth providers and their cached keys
 
@@ -213,7 +218,7 @@ class Gateway:
         await life.start("app logs", self._install_logs, lambda _: logs.uninstall())
         await life.start("runtime", self._start_runtime, self._stop_runtime)
         await life.start("stored files", self._sweep_stored_files)
-        await life.start("scheduler", self._start_scheduler, Scheduler.close)
+        await life.start("scheduler", self._start_scheduler, self._stop_scheduler)
         await life.start("live queries", self._start_sync, SubscriptionEngine.close)
         await life.start("retention", self._start_retention, cancel_task)
 
@@ -317,7 +322,20 @@ class Gateway:
         scheduler = Scheduler(self.runtime)
         await scheduler.start()
         self.scheduler = scheduler
+        self.crons = CronRunner(self.runtime, clock=self.cron_clock)
+        try:
+            await self.crons.start(self.app)
+        except BaseException:
+            await scheduler.close()
+            raise
+        self.on_app_reloaded(self.crons.reload)
         return scheduler
+
+    async def _stop_scheduler(self, scheduler: Scheduler) -> None:
+        try:
+            await self.crons.close()
+        finally:
+            await scheduler.close()
 
     async def _start_sync(self) -> SubscriptionEngine:
         store = self.store
@@ -444,6 +462,7 @@ def _load_checked(app_dir: Path) -> App:
     app = load_app(app_dir, print_fn=logs.app_print)
     try:
         check_routes(app.mqtt, app)
+        check_crons(app.crons, app)
         check_http_routes(app.http, app.directory)
     except BaseException:
         app.unload()
