@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
+import random
 import time
 import tracemalloc
 import urllib.parse
@@ -247,3 +249,47 @@ async def test_upload_streams_to_disk(make_app: Any, tmp_path: Path) -> None:
             tracemalloc.stop()
         assert (tmp_path / "d" / "storage" / sid).stat().st_size == size
         assert peak < 4 * 1024 * 1024, f"peak {peak} bytes: the upload was buffered"
+
+
+async def raw_request(port: int, head: str, body: bytes, close_early: bool) -> int | None:
+    """Send ``head`` and ``body`` on a fresh socket; the status, or None if none came."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(head.encode("latin-1") + body)
+        await writer.drain()
+        if close_early:
+            return None
+        line = await asyncio.wait_for(reader.readline(), 10)
+        return int(line.split()[1]) if line.startswith(b"HTTP/1.1 ") else None
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
+async def test_hostile_uploads_never_fail_the_gateway_or_leave_files(served: Served) -> None:
+    """Seeded random abuse of the route: bad tokens, bad digests, lying lengths, clients
+    that leave; afterwards every blob has its document and no temporary file is left."""
+    rng = random.Random(20261204)
+    digests = ["sha-256=", "sha-256=!!!", "md5=abc", "", "sha-256=" + "A" * 44, "x" * 300]
+    statuses: dict[int | None, int] = {}
+    for _ in range(60):
+        token_path = await served.new_url() if rng.random() < 0.8 else "/api/storage/upload?t"
+        size = rng.choice([0, 1, 100, 5000, LIMIT, LIMIT + 1])
+        declared = size + rng.choice([0, 0, 0, 10, -1]) if size else size
+        headers = [f"POST {token_path} HTTP/1.1", "Host: x", f"Content-Length: {declared}"]
+        if rng.random() < 0.5:
+            headers.append(f"Content-Type: {rng.choice(['image/png', '', 'a/b; q=1'])}")
+        if rng.random() < 0.3:
+            headers.append(f"Digest: {rng.choice(digests)}")
+        close_early = declared > size or rng.random() < 0.15
+        body = rng.randbytes(size if not close_early else size // 2)
+        status = await raw_request(
+            served.port, "\r\n".join(headers) + "\r\n\r\n", body, close_early
+        )
+        statuses[status] = statuses.get(status, 0) + 1
+        assert status != 500, statuses
+    await wait_for(lambda: not any(n.startswith(".") for n in served.files()))
+    ids = {doc["_id"] for doc in await served.stored()}
+    assert set(served.files()) == ids, statuses
+    assert statuses.get(200, 0) > 5 and statuses.get(413, 0) > 0, statuses
