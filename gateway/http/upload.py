@@ -11,6 +11,10 @@ Three rules hold whatever a client sends:
   block ends, parsed or failed.
 - A body that stops arriving for ``request_body_timeout_s`` gets 408.
 
+``request_body`` holds a whole body in memory (function calls); ``body_chunks`` hands
+it out in pieces under the same rules, with a size limit of the caller's, for bodies
+that go to disk (file uploads), and reserves only what the caller says it holds.
+
 The buffer is one ``bytearray`` this module owns and empties when the block ends.
 Emptying it is what frees a disconnected upload at once: the failed read's exception
 is kept by aiohttp's stream and its traceback holds the reading frames, a cycle only a
