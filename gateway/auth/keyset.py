@@ -12,11 +12,15 @@ Rules (issue 10, section 2):
   those are rate-limited too). The last JWKS is saved in the data directory (0600,
   replaced atomically), so this holds across a restart.
 - One refresh at a time (a lock): a burst of tokens after a rotation shares a fetch.
+- A token whose key is cached never waits on the network: a stale set is refreshed
+  in the background (stale-while-revalidate), so an issuer that times out (10 s)
+  slows no request. Only a token whose key is not cached waits for a fetch.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -61,6 +65,8 @@ class KeySet:
         self._fresh_until = float("-inf")
         self._last_fetch = float("-inf")
         self._lock = asyncio.Lock()
+        self._loaded = False  # the saved JWKS was looked for
+        self._background: asyncio.Task[None] | None = None
         self.fetches = 0  # fetch attempts, for tests and logs
         self._last_error = "not fetched yet"
         self._jwks_url = ""  # the JWKS URL last used (discovery names it for OIDC)
@@ -68,15 +74,20 @@ class KeySet:
     async def keys_for(self, kid: str | None) -> list[jwt.PyJWK]:
         """The keys that may have signed a token with header ``kid`` (all of them when
         the token names none); ``KeysUnavailable`` if there are none."""
-        async with self._lock:
-            if self._keys is None:
-                self._keys = await asyncio.to_thread(self._load_saved)
-            now = self._clock()
-            stale = now >= self._fresh_until
-            unknown = kid is not None and kid not in (self._keys or {})
-            if (stale or unknown) and now - self._last_fetch >= self._min_refetch_s:
-                await self._refresh(now)
-            keys = self._keys
+        if not self._loaded:
+            async with self._lock:
+                if not self._loaded:
+                    self._keys = await asyncio.to_thread(self._load_saved)
+                    self._loaded = True
+        if self._has(kid):
+            if self._clock() >= self._fresh_until:
+                self._refresh_in_background()
+        else:
+            async with self._lock:  # a refresh under way may bring the key
+                now = self._clock()
+                if not self._has(kid) and now - self._last_fetch >= self._min_refetch_s:
+                    await self._refresh(now)
+        keys = self._keys
         if keys is None:
             raise KeysUnavailable(
                 f"no keys for issuer {self.provider.issuer} yet: {self._last_error}"
@@ -90,6 +101,40 @@ class KeySet:
                 f"refetched at most every {self._min_refetch_s:g} s"
             )
         return [key]
+
+    def _has(self, kid: str | None) -> bool:
+        keys = self._keys
+        if not keys:
+            return False
+        return kid is None or kid in keys
+
+    def _refresh_in_background(self) -> None:
+        if self._background is not None and not self._background.done():
+            return
+        if self._clock() - self._last_fetch < self._min_refetch_s:
+            return
+        self._background = asyncio.create_task(self._locked_refresh(), name="outpost-auth-jwks")
+
+    async def _locked_refresh(self) -> None:
+        async with self._lock:
+            now = self._clock()
+            if now >= self._fresh_until and now - self._last_fetch >= self._min_refetch_s:
+                await self._refresh(now)
+
+    async def settled(self) -> None:
+        """Wait for a background refresh under way (tests; a clean close)."""
+        task = self._background
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(task)
+
+    async def close(self) -> None:
+        """Cancel a background refresh; idempotent."""
+        task, self._background = self._background, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def _refresh(self, now: float) -> None:
         self._last_fetch = now

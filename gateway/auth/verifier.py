@@ -71,6 +71,7 @@ class Authenticator:
         self._wall = wall
         self._clock = clock  # the keys' cache lifetimes and refetch limit
         self._keysets: dict[Provider, KeySet] = {}
+        self._retired: list[KeySet] = []
         self.configure(providers)
 
     @property
@@ -82,6 +83,8 @@ class Authenticator:
         its cached keys."""
         old = self._keysets
         self._keysets = {p: old.get(p) or self._keyset(p) for p in providers}
+        # A dropped provider's background refresh may still run: closed with the rest.
+        self._retired += [k for p, k in old.items() if p not in self._keysets]
 
     def keyset(self, provider: Provider) -> KeySet:
         """The cached keys of one configured provider."""
@@ -185,8 +188,16 @@ class Authenticator:
             return f"the token's aud is not the provider's applicationID ({exc})"
         return f"{type(exc).__name__}: {exc}"
 
+    async def settled(self) -> None:
+        """Wait until no background key refresh is under way (for tests)."""
+        for keyset in list(self._keysets.values()):
+            await keyset.settled()
+
     async def close(self) -> None:
-        """Close the HTTP client; idempotent."""
+        """Stop background refreshes, close the HTTP client; idempotent."""
+        for keyset in [*self._keysets.values(), *self._retired]:
+            await keyset.close()
+        self._retired = []
         if self._http is not None:
             await self._http.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from auth.auth_issuer import AUDIENCE, Issuer, SigningKey, data_url, jwks_of, si
 
 from gateway.auth import Authenticator, Provider, TokenRefused
 from gateway.auth.config import OIDC_ALGORITHMS
+from gateway.auth.fetch import Fetched
 
 
 def oidc(issuer: Issuer, app_id: str = AUDIENCE) -> Provider:
@@ -152,10 +154,12 @@ async def test_cache_headers_decide_when_keys_are_fetched_again(
         assert issuer.hits["jwks"] == 1  # still fresh
         clock.now += 2
         issuer.cache_control = "no-cache"
-        await auth.verify(token)
-        assert issuer.hits["jwks"] == 2  # stale: fetched again
+        await auth.verify(token)  # stale: answered from cache, refreshed behind it
+        await auth.settled()
+        assert issuer.hits["jwks"] == 2
         clock.now += 2
         await auth.verify(token)
+        await auth.settled()
         assert issuer.hits["jwks"] == 3  # no-cache: every time the rate limit allows
     finally:
         await auth.close()
@@ -172,6 +176,7 @@ async def test_offline_keeps_the_cached_keys_also_across_a_restart(
     await issuer.stop()  # the uplink is gone
     clock.now += 5
     assert (await auth.verify(token))["subject"] == "user-1"
+    await auth.settled()
     assert "still accepting tokens signed by the JWKS cached before" in caplog.text
     await auth.close()
     saved = list((tmp_path / "auth").iterdir())
@@ -181,6 +186,7 @@ async def test_offline_keeps_the_cached_keys_also_across_a_restart(
     restarted = Authenticator([oidc(issuer)], tmp_path, min_refetch_s=1)
     try:
         assert (await restarted.verify(token))["subject"] == "user-1"
+        await restarted.settled()
         assert "cannot refresh the keys" in caplog.text
         error = await refused(restarted, issuer.sign(kid="unknown"))
         assert "no key with kid 'unknown'" in str(error)
@@ -193,4 +199,24 @@ async def test_without_cache_an_unreachable_issuer_is_said(issuer: Issuer) -> No
     auth = Authenticator([oidc(issuer)])
     error = await refused(auth, issuer.sign())
     assert error.code == "Unauthenticated" and "cannot fetch" in str(error)
+    await auth.close()
+
+
+async def test_a_cached_key_never_waits_on_a_slow_issuer() -> None:
+    key, gate, calls = SigningKey.new(), asyncio.Event(), []
+
+    async def fetch(url: str) -> Fetched:
+        calls.append(url)
+        if len(calls) > 1:
+            await gate.wait()  # an issuer that hangs
+        return Fetched(jwks_of(key), 0.0)  # stale at once
+
+    provider = Provider("https://slow.example", None, "https://slow.example/k", ("RS256",), True)
+    auth = Authenticator([provider], fetch=fetch, min_refetch_s=0)
+    token = sign(key, "https://slow.example", audience=None)
+    await auth.verify(token)  # nothing cached: this one waits for the fetch
+    await asyncio.wait_for(auth.verify(token), 1.0)  # stale, answered from the cache
+    assert len(calls) == 2
+    gate.set()
+    await auth.settled()
     await auth.close()
