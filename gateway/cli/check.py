@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from gateway.errors import AppLoadError
+from gateway.runtime.crons import check_crons
 from gateway.runtime.loader import load_app
 
 
@@ -17,15 +18,24 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def check_app(app_dir: Path) -> int:
-    """Load the app and list its functions; a broken module is named with file:line."""
+    """Load the app and list its functions and cron jobs; a broken module or cron job
+    is named with file:line."""
     try:
         app = load_app(app_dir)
     except AppLoadError as exc:
         print(f"outpost: {exc}", file=sys.stderr)
         return 1
     try:
+        jobs = check_crons(app.crons, app)
+    except AppLoadError as exc:
+        app.unload()
+        print(f"outpost: {exc}", file=sys.stderr)
+        return 1
+    try:
         for path, fn in sorted(app.functions.items()):
             print(f"{fn.visibility:8} {fn.kind:8} {path}")
+        for job in jobs:
+            print(f"cron     {job.name!r}: {job.path} {job.schedule.describe()}")
         tables = getattr(app.schema, "tables", {}) or {}
         print(f"{len(app.functions)} functions, {len(tables)} tables in the schema")
     finally:

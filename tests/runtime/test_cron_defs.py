@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from gateway import Gateway, cron_jobs
+from gateway.cli.check import check_app
 from gateway.errors import AppLoadError
 from gateway.runtime.cron_tables import load_states
 from gateway.runtime.crons import CalendarSchedule, CronDefinitionError, IntervalSchedule
@@ -146,3 +147,18 @@ async def test_a_function_reference_resolves_to_its_own_module(
         "p": "jobs:purge",
         "r": "jobs:report",
     }
+
+
+def test_outpost_check_lists_jobs_and_names_a_bad_one(
+    make_app: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = 'crons.daily("nightly", {"hour_utc": 3, "minute_utc": 0}, "jobs:purge")'
+    app = make_app(
+        jobs=FNS, crons=f"from gateway import cron_jobs\n\ncrons = cron_jobs()\n{good}\n"
+    )
+    assert check_app(app) == 0
+    assert "cron     'nightly': jobs:purge cron '0 3 * * *' UTC" in capsys.readouterr().out
+    bad = 'crons.daily("nightly", {"hour_utc": 3}, "jobs:count")'
+    app = make_app(jobs=FNS, crons=f"from gateway import cron_jobs\n\ncrons = cron_jobs()\n{bad}\n")
+    assert check_app(app) == 1
+    assert f"{app / 'convex' / 'crons.py'}:4: 'jobs:count' is a query" in capsys.readouterr().err
