@@ -129,7 +129,8 @@ HTTP = """
     @http_action
     async def cors_post(ctx, request):
         body = await request.json()
-        return web.json_response({"got": body}, headers=cors(request))
+        identity = await ctx.auth.get_user_identity()
+        return web.json_response({"got": body, "identity": identity}, headers=cors(request))
 """.replace("WEBHOOK_SECRET", WEBHOOK_SECRET)
 
 
