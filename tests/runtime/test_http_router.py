@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from gateway import Gateway, http_action, http_router
+from gateway.cli.check import check_app
 from gateway.errors import AppLoadError, HttpRouteError
 from gateway.runtime.http_router import HttpRouter
 
@@ -106,3 +107,20 @@ def test_handler_keyword_routes_without_decorating() -> None:
     router.route(path="/x", method="GET", handler=handler)
     found = router.lookup("GET", "/x")
     assert found is not None and found.action is handler
+
+
+def test_outpost_check_lists_routes(make_app: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    app_dir = make_app(
+        http="""
+        from gateway import http_action, http_router
+        http = http_router()
+
+        @http.route(path_prefix="/files/", method="GET")
+        @http_action
+        async def files(ctx, request):
+            return None
+        """
+    )
+    assert check_app(app_dir) == 0
+    out = capsys.readouterr().out
+    assert "http     GET /files/* -> files (" in out and "http.py:5)" in out
