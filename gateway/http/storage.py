@@ -32,7 +32,12 @@ async def get_stored_file(request: web.Request) -> web.StreamResponse:
     content_type = doc.get("contentType") or "application/octet-stream"
     return web.FileResponse(
         gateway.runtime.blobs.path(storage_id),
-        headers={"Content-Type": content_type, "Cache-Control": CACHE_CONTROL, **_VARY},
+        headers={
+            "Content-Type": content_type,
+            "Cache-Control": CACHE_CONTROL,
+            "Digest": f"sha-256={doc['sha256']}",  # as Convex sends it (base64)
+            **_VARY,
+        },
     )
 
 

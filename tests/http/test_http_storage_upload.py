@@ -110,7 +110,14 @@ async def test_upload_answers_storage_id_and_get_url_serves_it(served: Served) -
     async with served.session.get(urllib.parse.urlsplit(url).path) as resp:
         assert resp.status == 200
         assert resp.headers["Content-Type"] == "image/png"
+        assert resp.headers["Digest"] == f"sha-256={doc['sha256']}"
+        assert resp.headers["Vary"] == "Origin"
         assert await resp.read() == data
+    async with served.session.get(
+        urllib.parse.urlsplit(url).path, headers={"Range": "bytes=0-7"}
+    ) as resp:
+        assert resp.status == 206  # one Range, as Convex serves files
+        assert await resp.read() == data[:8]
     assert served.files() == [sid]  # no temporary file left
 
 
