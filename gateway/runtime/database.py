@@ -34,7 +34,13 @@ from gateway.values import (
 Document = dict[str, Any]
 _TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 _GOOD_TABLE_NAMES: set[str] = set()  # names that passed, so the next call skips the regex
-SYSTEM_TABLES = ("_storage", "_scheduled_functions", "_dead_letters")
+SYSTEM_TABLES = (
+    "_storage",
+    "_scheduled_functions",
+    "_dead_letters",
+    "_cron_jobs",
+    "_cron_job_logs",
+)
 # `_id` (3 + 1 + 2 + ~32) and `_creationTime` (13 + 1 + 9) as Convex sizes them.
 _SYSTEM_FIELDS_SIZE = 38 + 23
 

@@ -33,6 +33,10 @@ TICK = """
     async def ticks(ctx, args):
         return [d["tag"] for d in await ctx.db.query("ticks").collect()]
 
+    @query
+    async def cron_runs(ctx, args):
+        return [d["cronName"] for d in await ctx.db.system.query("_cron_job_logs").collect()]
+
     @action
     async def slow(ctx, args):
         await ctx.run_mutation("tick:bump", {"tag": "slow"})
@@ -99,6 +103,8 @@ async def test_jobs_run_on_schedule_and_are_recorded(
         assert nightly[0]["scheduledTime"] == at("2026-12-05T03:00") - 86400_000
         assert nightly[0]["state"] == {"kind": "success"}
         assert all(r["state"]["kind"] == "success" for r in records)
+        runs = await gw.run_query("tick:cron_runs")  # readable as a system table, too
+        assert runs.count("often") == 19 and runs.count("nightly") == 1
     assert "cron job 'nightly' added" in caplog.text
     assert "cron job 'nightly': tick:bump succeeded" in caplog.text
 
