@@ -3,8 +3,9 @@
 A page on its own origin (as an app's page is) calls a mutation for an upload URL,
 ``fetch``-POSTs a PNG ``File`` there with its ``Content-Type`` (a cross-origin request
 with a preflight), saves the ``storageId`` with a second mutation, lists it with a query
-whose ``ctx.storage.get_url`` it shows in an ``<img>`` and fetches. Function calls go
-through the HTTP API with plain ``fetch``, the page's only dependency.
+whose ``ctx.storage.get_url`` it shows in an ``<img>`` and fetches. Functions are
+called by npm ``convex``'s ``ConvexClient`` (its browser bundle, from the tests' npm
+install, as in ``test_sync_browser.py``), the list through a live query.
 
 Chromium is driven over the DevTools protocol with a handful of commands (a new tab,
 navigate, evaluate); like ``tests/sync/test_sync_browser.py`` it comes from Debian and
@@ -59,19 +60,11 @@ PHOTOS = """
 """
 
 PAGE = """<!doctype html>
-<html><body><img id="shown" alt="uploaded"><script>
+<html><head><script src="/convex.js"></script></head>
+<body><img id="shown" alt="uploaded"><script>
 const api = new URLSearchParams(location.search).get("api");
-
-async function call(kind, path, args) {
-  const response = await fetch(`${api}/api/${kind}`, {
-    method: "POST",
-    headers: {"Content-Type": "application/json"},
-    body: JSON.stringify({path, args, format: "json"}),
-  });
-  const answer = await response.json();
-  if (answer.status !== "success") throw new Error(JSON.stringify(answer));
-  return answer.value;
-}
+const client = new convex.ConvexClient(api);
+const photos = convex.anyApi.photos;
 
 async function pngFile() {
   const canvas = document.createElement("canvas");
@@ -84,13 +77,22 @@ async function pngFile() {
   return new File([blob], "plot.png", {type: "image/png"});
 }
 
+// The list as a live query shows it (useQuery in the docs): the first non-empty value.
+function firstPhoto() {
+  return new Promise((resolve, reject) => {
+    const stop = client.onUpdate(photos.list, {}, (list) => {
+      if (list.length) { stop(); resolve(list[0]); }
+    }, reject);
+  });
+}
+
 // The steps of docs.convex.dev/file-storage/upload-files, in the page.
 let step = "start";
 window.flow = (async () => {
   step = "make a PNG";
   const file = await pngFile();
   step = "generate_upload_url";
-  const postUrl = await call("mutation", "photos:generate_upload_url", {});
+  const postUrl = await client.mutation(photos.generate_upload_url, {});
   step = `POST to ${postUrl}`;
   const result = await fetch(postUrl, {
     method: "POST",
@@ -99,9 +101,9 @@ window.flow = (async () => {
   });
   const {storageId} = await result.json();
   step = "send";
-  await call("mutation", "photos:send", {storageId, author: "pi"});
+  await client.mutation(photos.send, {storageId, author: "pi"});
   step = "list";
-  const [photo] = await call("query", "photos:list", {});
+  const photo = await firstPhoto();
   step = `show ${photo.url}`;
   const img = document.getElementById("shown");
   await new Promise((resolve, reject) => {
@@ -117,7 +119,7 @@ window.flow = (async () => {
     type: served.headers.get("Content-Type"), size: (await served.blob()).size,
     fileSize: file.size,
   };
-})().catch((error) => ({error: `${step}: ${error}`}));
+})().catch((error) => ({error: `${step}: ${error}`})).finally(() => client.close());
 </script></body></html>
 """
 
@@ -222,14 +224,18 @@ async def chromium(binary: str, root: Path) -> AsyncIterator[DevTools]:
 
 
 @contextlib.asynccontextmanager
-async def page_origin() -> AsyncIterator[str]:
-    """The page, served from an origin of its own; yields that origin."""
+async def page_origin(bundle: Path) -> AsyncIterator[str]:
+    """The page and npm convex's browser bundle, from an origin of their own."""
 
     async def page(request: web.Request) -> web.Response:
         return web.Response(text=PAGE, content_type="text/html")
 
+    async def script(request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(bundle, headers={"Content-Type": "text/javascript"})
+
     app = web.Application()
     app.router.add_get("/", page)
+    app.router.add_get("/convex.js", script)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
@@ -262,8 +268,10 @@ INSTALL_ALLOWANCE_S = 0.0 if shutil.which("chromium") else APT_DEADLINE_S * 2
 
 @pytest.mark.timeout(INSTALL_ALLOWANCE_S + 90)
 async def test_browser_uploads_a_file_saves_its_id_and_shows_it(
-    make_app: Any, tmp_path: Path
+    make_app: Any, convex_npm: Path, tmp_path: Path
 ) -> None:
+    bundle = convex_npm / "node_modules/convex/dist/browser.bundle.js"
+    assert bundle.is_file(), f"npm convex no longer ships {bundle}; the page needs a bundle"
     binary = chromium_path()
     app_dir = make_app(schema=SCHEMA, photos=PHOTOS)
     settings = Settings()
@@ -276,7 +284,7 @@ async def test_browser_uploads_a_file_saves_its_id_and_shows_it(
         # The command line derives site_url from the port; here the port is chosen at
         # start, so the runtime learns it afterwards.
         gw.runtime.site_url = api
-        async with page_origin() as origin, chromium(binary, tmp_path) as devtools:
+        async with page_origin(bundle) as origin, chromium(binary, tmp_path) as devtools:
             query = urllib.parse.urlencode({"api": api})
             result = await run_flow(devtools, f"{origin}/?{query}")
         assert "error" not in result, result
