@@ -300,3 +300,26 @@ async def test_hostile_uploads_never_fail_the_gateway_or_leave_files(served: Ser
     ids = {doc["_id"] for doc in await served.stored()}
     assert set(served.files()) == ids, statuses
     assert statuses.get(200, 0) > 5 and statuses.get(413, 0) > 0, statuses
+
+
+async def test_a_stalled_upload_times_out_and_leaves_nothing(make_app: Any, tmp_path: Path) -> None:
+    settings = Settings(request_body_timeout_s=0.3)
+    async with (
+        Gateway.open(make_app(files=FILES), tmp_path / "d", settings) as gw,
+        HttpServer(gw, settings=settings) as server,
+    ):
+        port = await server.start("127.0.0.1", 0)
+        url = urllib.parse.urlsplit(await gw.run_mutation("files:upload_url"))
+        path = f"{url.path}?{url.query}"
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n".encode())
+        writer.write(b"p" * 400)  # then nothing more: a client that stalls
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert b"request_body_timeout_s" in answer
+        blob_dir = tmp_path / "d" / "storage"
+        assert [p.name for p in blob_dir.iterdir()] == []
+        assert await gw.run_query("files:stored") == []
+        gw.runtime.blobs.uploads.claim(url.query.removeprefix("token="))  # released
