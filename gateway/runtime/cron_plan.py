@@ -51,7 +51,11 @@ def fresh_next(schedule: Schedule, now_ms: float) -> float:
 def skip_missed(schedule: Schedule, occ_ms: float, now_ms: float) -> tuple[float, int]:
     """(the first occurrence from ``occ_ms`` on that is still on time, how many before it
     were too late): rule 3. The count stops at ``MAX_COUNTED_SKIPS``."""
-    cutoff = now_ms - LATE_TOLERANCE_MS
+    return skip_before(schedule, occ_ms, now_ms - LATE_TOLERANCE_MS)
+
+
+def skip_before(schedule: Schedule, occ_ms: float, cutoff: float) -> tuple[float, int]:
+    """(the first occurrence from ``occ_ms`` on at or after ``cutoff``, how many are before)."""
     if occ_ms >= cutoff:
         return occ_ms, 0
     if isinstance(schedule, IntervalSchedule):

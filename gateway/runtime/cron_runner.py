@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -215,6 +216,20 @@ class CronRunner:
             plan.task.add_done_callback(self._runs.discard)
         plan.prev_ms = occ
         plan.next_ms = cron_plan.next_occurrence(job.schedule, occ)
+        if plan.next_ms <= now:
+            # Due again already (a short interval and a late wake): one skip for them all,
+            # not a burst of "still going" skips.
+            first = plan.next_ms
+            plan.next_ms, count = cron_plan.skip_before(
+                job.schedule, first, math.nextafter(now, math.inf)
+            )
+            log.warning(
+                "cron job %r: skipping %d run(s) from %s on: they came due together",
+                job.name,
+                count,
+                _iso(first),
+            )
+            self._skipped(job, first, count, "missed: they came due together")
 
     def _skipped(self, job: CronJob, occ: float, count: int, reason: str) -> None:
         state = {"kind": "canceled", "numSkipped": float(count), "reason": reason}

@@ -65,6 +65,14 @@ class FakeClock:
         self._move_to(target)
         await settle(runner, self, wait_runs=wait_runs)
 
+    async def stall(self, seconds: float, runner: Any) -> None:
+        """Let ``seconds`` pass with the event loop too busy to wake anyone, then wake."""
+        self._move_to(self._mono_s + seconds)
+        for deadline, future in self._sleepers:
+            if deadline <= self._mono_s and not future.done():
+                future.set_result(None)
+        await settle(runner, self)
+
     def _move_to(self, mono_s: float) -> None:
         self._wall_ms += (mono_s - self._mono_s) * 1000
         self._mono_s = mono_s

@@ -63,3 +63,10 @@ def test_resume_after_a_restart() -> None:
     early = now - 10 * 86_400_000
     assert cron_plan.resume(HOURLY, stored_next, stored_prev, early) == early + HOUR_MS / 2
     assert cron_plan.resume(TEN_MIN, stored_next, stored_prev, early) == early  # at once
+
+
+def test_skip_before_counts_what_is_before_the_cutoff() -> None:
+    occ = at("2026-12-04T03:00")
+    assert cron_plan.skip_before(TEN_MIN, occ, occ) == (occ, 0)
+    assert cron_plan.skip_before(TEN_MIN, occ, occ + 1) == (occ + 600_000, 1)
+    assert cron_plan.skip_before(HOURLY, occ, at("2026-12-04T05:00")) == (at("2026-12-04T05:00"), 2)

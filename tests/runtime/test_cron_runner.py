@@ -271,3 +271,21 @@ async def test_a_job_that_fails_is_recorded_and_keeps_its_schedule(
         records = await logs(gw)
         assert [r["state"]["kind"] for r in records] == ["failed", "failed"]
         assert "boom" in records[0]["state"]["error"]
+
+
+async def test_occurrences_that_come_due_together_are_one_skip(
+    make_app: Callable[..., Path], tmp_path: Path
+) -> None:
+    app = make_app(
+        tick=TICK, crons=crons_py('crons.interval("fast", {"seconds": 1}, bump, {"tag": "f"})')
+    )
+    clock = FakeClock()
+    async with clocked(app, tmp_path / "data", clock) as gw:
+        await clock.stall(10, gw.crons)  # the box was too busy to wake for 10 s
+        assert await tags(gw) == ["f", "f"]  # the first late occurrence runs, once
+        skipped = [r["state"] for r in await logs(gw) if r["state"]["kind"] == "canceled"]
+        assert skipped == [
+            {"kind": "canceled", "numSkipped": 9.0, "reason": "missed: they came due together"}
+        ]
+        await clock.advance(1, gw.crons)
+        assert await tags(gw) == ["f", "f", "f"]
