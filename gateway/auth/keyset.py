@@ -28,12 +28,13 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final
-
-import jwt
+from typing import TYPE_CHECKING, Any, Final
 
 from gateway.auth.config import Provider
 from gateway.auth.fetch import Fetch, FetchError
+
+if TYPE_CHECKING:  # PyJWT is imported when an app configures a provider (verifier.py)
+    import jwt
 
 log = logging.getLogger("gateway.auth")
 
@@ -209,6 +210,8 @@ def saved_path(directory: Path, provider: Provider) -> Path:
 
 def _parse_jwks(jwks: Any, provider: Provider) -> dict[str, jwt.PyJWK]:
     """The JWKS's signing keys usable with the provider's algorithms, by ``kid``."""
+    import jwt
+
     if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
         raise ValueError("the JWKS is not an object with a 'keys' list")
     keys: dict[str, jwt.PyJWK] = {}

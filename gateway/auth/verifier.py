@@ -14,15 +14,16 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Final
-
-import jwt
+from typing import TYPE_CHECKING, Any, Final
 
 from gateway.auth.config import Provider
 from gateway.auth.fetch import Fetch, HttpFetcher
 from gateway.auth.identity import Identity, identity_of
 from gateway.auth.keyset import MIN_REFETCH_S, KeySet, KeysUnavailable, saved_path
 from gateway.sync.auth import AuthenticationError
+
+if TYPE_CHECKING:
+    import jwt
 
 log = logging.getLogger("gateway.auth")
 
@@ -81,6 +82,12 @@ class Authenticator:
     def configure(self, providers: Sequence[Provider]) -> None:
         """Trust ``providers`` from now on (an app reload); a provider that stays keeps
         its cached keys."""
+        if providers:
+            # PyJWT and cryptography cost ~50 ms and 3.5 MB: loaded here (at start or at
+            # the reload that adds a provider), never by an app without auth, and never
+            # by the first token on the event loop. The functions below import it again
+            # locally, a dictionary lookup once it is loaded.
+            import jwt  # noqa: F401
         old = self._keysets
         self._keysets = {p: old.get(p) or self._keyset(p) for p in providers}
         # A dropped provider's background refresh may still run: closed with the rest.
@@ -142,6 +149,8 @@ class Authenticator:
     def _check(
         self, token: str, keys: list[jwt.PyJWK], alg: str, provider: Provider, issuer: str
     ) -> dict[str, Any]:
+        import jwt
+
         error: jwt.PyJWTError | None = None
         for key in keys:
             try:
@@ -158,6 +167,8 @@ class Authenticator:
     def _decode(
         self, token: str, key: jwt.PyJWK, alg: str, provider: Provider, issuer: str
     ) -> dict[str, Any]:
+        import jwt
+
         # ``iss`` was matched (trailing slash aside) already; PyJWT checks the rest.
         claims: dict[str, Any] = jwt.decode(
             token,
@@ -174,6 +185,8 @@ class Authenticator:
         return claims
 
     def _reason(self, exc: jwt.PyJWTError, token: str) -> str:
+        import jwt
+
         claims = _unverified(token)[1]
         now = self._wall()
         if isinstance(exc, jwt.ExpiredSignatureError):
@@ -203,6 +216,8 @@ class Authenticator:
 
 
 def _unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    import jwt
+
     try:
         header = jwt.get_unverified_header(token)
         claims = jwt.decode(token, options={"verify_signature": False})
