@@ -364,8 +364,10 @@ class Transaction:
         info = self._require_table(table)
         conn = self.conn
         ix = fts.create(conn, info.number, name, search_field, list(filter_fields))
+        # Streamed, not fetched whole: a big table on a Pi must not be held in memory.
+        # Writing the FTS5 tables while this cursor reads ``documents`` is safe in SQLite.
         bodies = conn.execute("SELECT body FROM documents WHERE tbl = ?", (info.number,))
-        count = fts.backfill(conn, ix, (r[0] for r in bodies.fetchall()))
+        count = fts.backfill(conn, ix, (r[0] for r in bodies))
         self._set_catalog(self.catalog.with_table(replace(info, search={**info.search, name: ix})))
         return count
 

@@ -223,3 +223,69 @@ async def test_a_failed_mutation_leaves_the_index_unchanged(search_gw) -> None:
 
     counts, _ts = await search_gw.store.read(rows)
     assert counts == [1, 1]
+
+
+READSET_NOTES = """
+    from gateway import mutation, query
+
+    @mutation
+    async def add(ctx, args):
+        return await ctx.db.insert("notes", args)
+
+    @mutation
+    async def patch(ctx, args):
+        await ctx.db.patch("notes", args["id"], args["fields"])
+
+    @mutation
+    async def add_and_find(ctx, args):
+        await ctx.db.insert("notes", args)
+        rows = await ctx.db.query("notes").with_search_index(
+            "search_body", lambda q: q.search("body", args["body"])).collect()
+        return [r["body"] for r in rows]
+
+    @query
+    async def north(ctx, args):
+        return await ctx.db.query("notes").with_search_index(
+            "search_body", lambda q: q.search("body", "pump").eq("site", "north")).take(5)
+
+    @query
+    async def by_n(ctx, args):
+        return await ctx.db.query("notes").with_search_index(
+            "search_body", lambda q: q.search("body", "pump").eq("n", 1.0)).take(5)
+"""
+
+
+async def _search_commit_keys(gw: Gateway, path: str, args: dict) -> list[tuple[int, bytes]]:
+    seen: list = []
+    unsubscribe = gw.store.write_log.subscribe(seen.extend)
+    try:
+        await gw.run_mutation(path, args)
+    finally:
+        unsubscribe()
+    return [key for commit in seen for key in commit.changed_keys]
+
+
+async def test_read_sets_narrow_to_the_leading_filter_values(make_app, tmp_path) -> None:
+    app = make_app(schema=SEARCH_SCHEMA, notes=READSET_NOTES)
+    async with Gateway.open(app, tmp_path / "d") as gw:
+        north_id = await gw.run_mutation("notes:add", {"body": "pump", "site": "north", "n": 1.0})
+        north = (await gw.call("query", "notes:north", {})).read_set
+        by_n = (await gw.call("query", "notes:by_n", {})).read_set  # "n" is not leading
+        assert north is not None and by_n is not None
+        south = await _search_commit_keys(gw, "notes:add", {"body": "pump", "site": "south"})
+        assert not north.intersects(south)
+        assert by_n.intersects(south)  # the whole index: it cannot narrow on "n" alone
+        unrelated = await _search_commit_keys(gw, "notes:add", {"body": "valve", "site": "north"})
+        assert north.intersects(unrelated)  # same filter values: reruns (documented)
+        moved = await _search_commit_keys(
+            gw, "notes:patch", {"id": north_id, "fields": {"site": "east"}}
+        )
+        assert north.intersects(moved)  # it left the filter: its old key counts
+        other = await _search_commit_keys(gw, "notes:patch", {"id": north_id, "fields": {"n": 3.0}})
+        assert not north.intersects(other)  # now an "east" document
+
+
+async def test_a_mutation_searches_its_own_writes(make_app, tmp_path) -> None:
+    app = make_app(schema=SEARCH_SCHEMA, notes=READSET_NOTES)
+    async with Gateway.open(app, tmp_path / "d") as gw:
+        assert await gw.run_mutation("notes:add_and_find", {"body": "fresh pump"}) == ["fresh pump"]
