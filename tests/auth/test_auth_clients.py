@@ -51,7 +51,13 @@ async def run_child(cmd: list[str], payload: dict[str, Any], env: dict[str, str]
 
 async def test_npm_clients_set_auth(api: SyncApi, issuer: Issuer, convex_npm: Path) -> None:  # noqa: F811
     url = f"http://127.0.0.1:{api.port}"
-    payload = {"url": url, "good": issuer.sign(subject="ada"), "bad": issuer.sign(kid="gone")}
+    refreshing = [issuer.sign(subject=f"r{n}", lifetime_s=12) for n in range(3)]
+    payload = {
+        "url": url,
+        "good": issuer.sign(subject="ada"),
+        "bad": issuer.sign(kid="gone"),
+        "refreshing": refreshing,
+    }
     script = str(HERE / "node" / "auth_clients.mjs")
     report = await run_child(["node", script], payload, {"CONVEX_NPM_PREFIX": str(convex_npm)})
     assert "failure" not in report, report
@@ -72,6 +78,11 @@ async def test_npm_clients_set_auth(api: SyncApi, issuer: Issuer, convex_npm: Pa
     # (onChange(false)) and the query ran anonymously; no loop of fetches/reconnects.
     assert bad["changes"] == [False] and bad["seen"][-1] is None, bad
     assert bad["fetchesAfterSettling"] <= 3, bad
+    refresh = report["refresh"]
+    assert "failure" not in refresh, refresh
+    # Each fresh token was a new Authenticate on the same socket, each accepted.
+    assert refresh["fetches"] >= 3 and set(refresh["changes"]) == {True}, refresh
+    assert refresh["mutation"] == f"{issuer.url}|r2" and refresh["seen"][-1] == "r2", refresh
 
 
 async def test_pip_set_auth(api: SyncApi, issuer: Issuer) -> None:

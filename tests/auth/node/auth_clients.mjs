@@ -67,10 +67,35 @@ async function socketClient(token) {
   return out;
 }
 
+// Tokens that live 12 s: the client confirms the first, fetches a fresh one at once
+// (forceRefreshToken), and again 10 s before expiry (refreshTokenLeewaySeconds): each
+// is a new Authenticate on the same socket, which must keep the session authenticated.
+async function refreshingClient(tokens) {
+  const { logged, logger } = recordingLogger(String);
+  const client = new ConvexClient(input.url, { logger });
+  const out = { fetches: 0, changes: [], seen: [] };
+  client.setAuth(
+    async () => tokens[Math.min(out.fetches++, tokens.length - 1)],
+    (authenticated) => out.changes.push(authenticated),
+  );
+  const unsubscribe = client.onUpdate(subject, {}, (value) => out.seen.push(value));
+  try {
+    await waitFor(() => out.fetches >= 3, "the scheduled refresh", 15000);
+    out.mutation = await client.mutation(whoami, {});
+  } catch (error) {
+    out.failure = String(error && error.stack || error);
+  }
+  unsubscribe();
+  await client.close();
+  out.logged = logged;
+  return out;
+}
+
 try {
   report.http = await httpClient();
   report.good = await socketClient(input.good);
   report.bad = await socketClient(input.bad);
+  report.refresh = await refreshingClient(input.refreshing);
 } catch (error) {
   report.failure = String(error && error.stack || error);
 }
