@@ -6,9 +6,11 @@ clocks, and ``Gateway.cron_clock`` hands it to the runner.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import textwrap
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -289,3 +291,18 @@ async def test_occurrences_that_come_due_together_are_one_skip(
         ]
         await clock.advance(1, gw.crons)
         assert await tags(gw) == ["f", "f", "f"]
+
+
+async def test_the_system_clock_runs_jobs_too(
+    make_app: Callable[..., Path], tmp_path: Path
+) -> None:
+    app = make_app(
+        tick=TICK, crons=crons_py('crons.interval("now", {"hours": 1}, bump, {"tag": "n"})')
+    )
+    async with Gateway.open(app, tmp_path / "data", Settings()) as gw:
+        deadline = time.monotonic() + 10
+        while await tags(gw) != ["n"]:  # an interval job runs when registered
+            assert time.monotonic() < deadline, "the job did not run on the real clock"
+            await asyncio.sleep(0.01)
+        states, _ = await gw.store.read(load_states)
+        assert states["now"]["nextTs"] > time.time() * 1000 + 3500_000
