@@ -64,8 +64,10 @@ class Authenticator:
         wall: Callable[[], float] = time.time,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._http = HttpFetcher() if fetch is None else None
-        self._fetch: Fetch = fetch if fetch is not None else self._http  # type: ignore[assignment]
+        self._http: HttpFetcher | None = None  # owned (closed) here unless injected
+        if fetch is None:
+            self._http = fetch = HttpFetcher()
+        self._fetch = fetch
         self._dir = data_dir / "auth" if data_dir is not None else None
         self._min_refetch_s = min_refetch_s
         self.leeway_s = leeway_s
