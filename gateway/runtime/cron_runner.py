@@ -150,9 +150,11 @@ class CronRunner:
     async def _loop(self) -> None:
         while True:
             self._wake.clear()
-            now = self._observe_clock()
-            if self._dispatch_due(now):
-                await self._save_states()
+            try:
+                if self._dispatch_due(self._observe_clock()):
+                    await self._save_states()
+            except Exception:  # noqa: BLE001 - a full disk must not stop every job for good
+                log.exception("cron jobs: recording their state failed; trying again later")
             nap = self._nap_s(self._clock.wall_ms())
             self.idle.set()
             await self._nap(nap)
@@ -243,8 +245,8 @@ class CronRunner:
 
     async def _nap(self, seconds: float) -> None:
         """Sleep ``seconds`` on the clock, or less if a reload wakes the loop."""
-        sleeper = asyncio.ensure_future(self._clock.sleep(seconds))
-        waker = asyncio.ensure_future(self._wake.wait())
+        sleeper = asyncio.create_task(self._clock.sleep(seconds), name="crons nap")
+        waker = asyncio.create_task(self._wake.wait(), name="crons wake")
         try:
             await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
         finally:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import sqlite3
 import textwrap
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -57,11 +59,13 @@ def at(iso: str) -> float:
 
 
 @asynccontextmanager
-async def clocked(app: Path, data: Path, clock: FakeClock) -> AsyncIterator[Gateway]:
+async def clocked(
+    app: Path, data: Path, clock: FakeClock, **options: Any
+) -> AsyncIterator[Gateway]:
     class ClockedGateway(Gateway):
         cron_clock = clock
 
-    async with ClockedGateway.open(app, data, Settings()) as gw:
+    async with ClockedGateway.open(app, data, Settings(), **options) as gw:
         await settle(gw.crons, clock)
         yield gw
 
@@ -306,3 +310,28 @@ async def test_the_system_clock_runs_jobs_too(
             await asyncio.sleep(0.01)
         states, _ = await gw.store.read(load_states)
         assert states["now"]["nextTs"] > time.time() * 1000 + 3500_000
+
+
+async def test_a_full_disk_does_not_stop_the_jobs(
+    make_app: Callable[..., Path], tmp_path: Path, caplog: Any
+) -> None:
+    full = threading.Event()
+
+    def flaky_commit(conn: sqlite3.Connection) -> None:
+        if full.is_set():
+            raise sqlite3.OperationalError("database or disk is full")
+        conn.execute("COMMIT")
+
+    app = make_app(
+        tick=TICK, crons=crons_py('crons.cron("tenth", "*/10 * * * *", bump, {"tag": "c"})')
+    )
+    clock = FakeClock(at("2026-12-04T00:05"))
+    async with clocked(app, tmp_path / "data", clock, commit_fn=flaky_commit) as gw:
+        full.set()
+        await clock.advance(10 * 60, gw.crons)  # 00:10: neither the run nor the state commits
+        full.clear()
+        assert await tags(gw) == []
+        await clock.advance(10 * 60, gw.crons)  # 00:20 runs: the runner carried on
+        assert await tags(gw) == ["c"]
+    assert "cron job 'tenth': the run due 2026-12-04T00:10:00+00:00 failed to run" in caplog.text
+    assert "cron jobs: recording their state failed" in caplog.text
