@@ -10,6 +10,8 @@ import asyncio
 import time
 from typing import Protocol
 
+from gateway.store.hlc import ntp_synchronised
+
 
 class CronClock(Protocol):
     """What the runner needs from time."""
@@ -22,6 +24,9 @@ class CronClock(Protocol):
 
     async def sleep(self, seconds: float) -> None:
         """Wait ``seconds`` on the monotonic clock."""
+
+    def synchronised(self) -> bool:
+        """Whether the wall clock is known to be right (NTP-synchronised)."""
 
 
 class SystemClock:
@@ -36,3 +41,6 @@ class SystemClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+    def synchronised(self) -> bool:
+        return ntp_synchronised()

@@ -80,6 +80,11 @@ class CronRunner:
         stored, _ = await self._store.read(load_states)
         self._register(app, stored)
         await self._save_states()
+        if self._plans and not self._clock.synchronised():
+            log.warning(
+                "the wall clock is not known to be NTP-synchronised: calendar cron jobs "
+                "follow it as it is, and are re-planned when it jumps (docs/crons.md)"
+            )
         self._loop_task = asyncio.create_task(self._loop(), name="crons")
 
     async def reload(self, app: App) -> None:
@@ -172,11 +177,13 @@ class CronRunner:
 
     def _on_jump(self, drift_ms: float, now: float) -> None:
         direction = "forward" if drift_ms > 0 else "back"
+        synced = "" if self._clock.synchronised() else ", not known to be NTP-synchronised"
         log.warning(
-            "the wall clock jumped %s by %.1f s (now %s); cron jobs re-planned by the clock rule",
+            "the wall clock jumped %s by %.1f s (now %s%s); cron jobs re-planned by the clock rule",
             direction,
             abs(drift_ms) / 1000,
             _iso(now),
+            synced,
         )
         for plan in self._plans.values():
             plan.next_ms = cron_plan.after_jump(plan.job.schedule, plan.next_ms, drift_ms, now)

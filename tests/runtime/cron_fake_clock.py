@@ -20,11 +20,15 @@ class FakeClock:
 
     def __init__(self, wall_ms: float = WALL_START_MS) -> None:
         self._wall_ms = wall_ms
+        self.synced = True  # whether the wall clock claims NTP synchronisation
         self._mono_s = 1000.0
         self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
 
     def wall_ms(self) -> float:
         return self._wall_ms
+
+    def synchronised(self) -> bool:
+        return self.synced
 
     def monotonic_s(self) -> float:
         return self._mono_s

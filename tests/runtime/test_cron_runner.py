@@ -126,10 +126,12 @@ async def test_a_forward_jump_skips_a_day_instead_of_firing_it(
         ),
     )
     clock = FakeClock(at("2026-12-04T00:05"))
+    clock.synced = False
     async with clocked(app, tmp_path / "data", clock) as gw:
         await clock.advance(10 * 60, gw.crons)  # 00:10 runs
         assert (await tags(gw)).count("cron") == 1
         clock.jump_wall(24 * 3600)  # NTP arrives: the box was a day behind
+        clock.synced = True
         await clock.advance(60, gw.crons)
         assert (await tags(gw)).count("cron") == 1  # no burst of 144 runs
         skipped = [r for r in await logs(gw) if r["state"]["kind"] == "canceled"]
@@ -141,7 +143,10 @@ async def test_a_forward_jump_skips_a_day_instead_of_firing_it(
         assert (await tags(gw)).count("interval") == 1
         await clock.advance(10 * 60, gw.crons)
         assert (await tags(gw)).count("interval") == 2
-    assert "the wall clock jumped forward by 86400.0 s" in caplog.text
+    assert "the wall clock is not known to be NTP-synchronised: calendar" in caplog.text
+    assert (
+        "the wall clock jumped forward by 86400.0 s (now 2026-12-05T00:15:30+00:00)" in caplog.text
+    )
 
 
 async def test_a_backward_jump_neither_repeats_nor_stalls(
