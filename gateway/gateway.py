@@ -8,6 +8,7 @@ no thread, task or open file behind. In start order (stop is the reverse):
 step               starts                                          stop
 =================  ==============================================  ====================
 app                the app's modules (last good copy if broken)    unload the modules
+auth               the app's token providers (``gateway.auth``)    close their key fetching
 store              the SQLite file, writer and reader threads      close (no-op if done)
 system tables      scheduler, session-request and storage tables   -
 schema             the app's schema (last good copy if refused)    -

@@ -5,6 +5,7 @@ from __future__ import annotations
 # The documented start order (gateway/gateway.py, docs/lifecycle.md).
 GATEWAY_STEPS = [
     "app",
+    "auth",
     "store",
     "system tables",
     "schema",

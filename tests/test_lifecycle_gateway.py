@@ -84,7 +84,7 @@ async def test_a_data_dir_that_is_a_file_fails_the_store_step(tmp_path: Path) ->
         await Gateway.launch(GREENHOUSE, data, step_hook=hook)
     assert caught.value.step == "store"
     assert "\n" not in str(caught.value) and str(data) in str(caught.value)
-    assert hook.stopped == ["app"]
+    assert hook.stopped == ["auth", "app"]
 
 
 async def test_a_broken_module_fails_the_app_step(make_app, tmp_path: Path) -> None:
@@ -117,7 +117,7 @@ async def test_a_schema_the_data_breaks_fails_the_schema_step(make_app, tmp_path
         await Gateway.launch(app, tmp_path / "d", step_hook=hook)
     assert caught.value.step == "schema"
     assert isinstance(caught.value.__cause__, SchemaEnforcementError)
-    assert hook.stopped == ["system tables", "store", "app"]
+    assert hook.stopped == ["system tables", "store", "auth", "app"]
 
 
 async def test_a_last_good_copy_that_cannot_be_written_fails_its_step(tmp_path: Path) -> None:
@@ -128,7 +128,7 @@ async def test_a_last_good_copy_that_cannot_be_written_fails_its_step(tmp_path: 
     with pytest.raises(StartError) as caught:
         await Gateway.launch(GREENHOUSE, data, keep_last_good=True, step_hook=hook)
     assert caught.value.step == "last good copy"
-    assert hook.stopped == ["schema", "system tables", "store", "app"]
+    assert hook.stopped == ["schema", "system tables", "store", "auth", "app"]
     (data / "app-last-good.new").unlink()
     await _reopens(data)
 
