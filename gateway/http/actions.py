@@ -15,8 +15,9 @@ reload is followed without re-registering anything. What happens to one request:
    all work as aiohttp documents them;
 4. run: the handler with an ``ActionCtx``, under the action time budget, its prints and
    logs logged as ``METHOD /path: [LOG] ...``; an exception is a 500 whose body names
-   only its type (the trace goes to the log), a return that is not an aiohttp response
-   is a 500 that says what it was.
+   only its type (the trace goes to the log), or, once a streamed answer has begun, a
+   cut connection; a return that is not an aiohttp response is a 500 that says what it
+   was.
 
 No CORS is added: the app answers OPTIONS with its own route and sets its headers.
 """
@@ -120,6 +121,13 @@ async def _run(
         raise  # aiohttp's own answers (raise web.HTTPFound(...)) are answers
     except Exception as exc:  # noqa: BLE001 - the app's failure, answered 500
         log.error("%s (%s) failed", label, route.where, exc_info=exc)
+        if request.writer.output_size > 0:
+            # A streamed answer had begun: a 500 can no longer be sent, and the client
+            # must not take the part it got for the whole, so the connection is cut
+            # (the 500 below then goes nowhere; aiohttp logs nothing more).
+            transport = request.transport
+            if transport is not None:
+                transport.abort()
         return _text(500, f"{label} raised {type(exc).__name__}; the trace is in the gateway's log")
     finally:
         for line in buffer.lines:

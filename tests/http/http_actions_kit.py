@@ -87,6 +87,14 @@ HTTP = """
         await response.write_eof()
         return response
 
+    @http.route(path="/half", method="GET")
+    @http_action
+    async def half(ctx, request):
+        response = web.StreamResponse()
+        await response.prepare(request)
+        await response.write(b"the first part")
+        raise RuntimeError("failed half-way")
+
     @http.route(path="/whoami", method="GET")
     @http_action
     async def whoami(ctx, request):

@@ -101,6 +101,18 @@ async def test_streaming_response(site: Site) -> None:
     assert chunks == [b"chunk 0\n", b"chunk 1\n", b"chunk 2\n"]
 
 
+async def test_exception_mid_stream_cuts_the_connection(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR):
+        async with site.session.get("/half") as resp:
+            assert resp.status == 200
+            with pytest.raises(aiohttp.ClientPayloadError):
+                await resp.read()  # never taken for the whole answer
+        assert (await _get(site, "/files/exact"))[:2] == (200, "exact")  # others unharmed
+    assert [r.name for r in caplog.records] == ["gateway.http.actions"]  # one trace
+
+
 async def test_run_mutation_from_handler_and_log_lines(
     site: Site, caplog: pytest.LogCaptureFixture
 ) -> None:
