@@ -77,10 +77,14 @@ async def _identity(gateway: Gateway, request: web.Request) -> Mapping[str, Any]
     scheme, _, token = request.headers.get(hdrs.AUTHORIZATION, "").strip().partition(" ")
     if scheme.lower() != "bearer":
         return None
+    token = token.strip()
+    if not token:
+        raise RequestError(401, "InvalidAuthHeader", "Header must begin with `bearer `")
     try:
-        return await gateway.verify_token(token.strip())
+        return await gateway.verify_token(token)
     except AuthenticationError as exc:
-        raise RequestError(401, "Unauthenticated", f"the Bearer token was refused: {exc}") from None
+        # The same 401 ``{code, message}`` the HTTP API answers (the verifier's code).
+        raise RequestError(401, getattr(exc, "code", "Unauthenticated"), str(exc)) from None
 
 
 @asynccontextmanager

@@ -182,6 +182,16 @@ async def test_bearer_identity_reaches_ctx_auth(
         assert resp.status == 401
         body = await resp.json()
     assert body["code"] == "Unauthenticated" and "signature" in body["message"]
+    async with site.session.get("/whoami", headers={"Authorization": "Bearer "}) as resp:
+        assert resp.status == 401
+        assert (await resp.json())["code"] == "InvalidAuthHeader"
+
+
+async def test_with_no_auth_provider_a_bearer_token_is_refused(site: Site) -> None:
+    async with site.session.get("/whoami", headers={"Authorization": "Bearer a.b.c"}) as resp:
+        assert resp.status == 401
+        body = await resp.json()
+    assert body["code"] == "NoAuthProvider" and body["message"]
 
 
 async def test_other_authorization_schemes_reach_the_handler(site: Site) -> None:
