@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from auth.auth_issuer import AUDIENCE, SigningKey, data_url, jwks_of, sign
 from http_actions_kit import HTTP, MESSAGES, SCHEMA, WEBHOOK_SECRET, Site, served_site
 
 from gateway import Settings
@@ -272,3 +273,32 @@ async def test_routes_follow_a_reload(site: Site) -> None:
     await site.gateway.reload_app()
     assert (await _get(site, "/fresh"))[:2] == (200, "new code")
     assert (await _get(site, "/files/exact"))[0] == 404
+
+
+async def test_a_real_jwt_identity_reaches_the_action(make_app: Any, tmp_path: Path) -> None:
+    key = SigningKey.new("RS256")
+    config = {
+        "providers": [
+            {
+                "type": "customJwt",
+                "issuer": "https://issuer.test",
+                "jwks": data_url(jwks_of(key)),
+                "algorithm": "RS256",
+                "applicationID": AUDIENCE,
+            }
+        ]
+    }
+    app_dir = make_app(schema=SCHEMA, messages=MESSAGES, http=HTTP)
+    (app_dir / "convex" / "auth.config.py").write_text(f"auth_config = {config!r}\n")
+    token = sign(key, "https://issuer.test", subject="u42", email="u42@example.test")
+    async with served_site(app_dir, tmp_path / "data") as site:
+        headers = {"Authorization": f"Bearer {token}"}
+        async with site.session.get("/whoami", headers=headers) as resp:
+            assert resp.status == 200
+            identity = (await resp.json())["identity"]
+        assert identity["tokenIdentifier"] == "https://issuer.test|u42"
+        assert identity["email"] == "u42@example.test"
+        forged = sign(SigningKey.new("RS256"), "https://issuer.test", kid=key.kid)
+        headers = {"Authorization": f"Bearer {forged}"}
+        async with site.session.get("/whoami", headers=headers) as resp:
+            assert resp.status == 401
