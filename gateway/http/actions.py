@@ -119,8 +119,10 @@ async def _run(
     buffer = LogBuffer()
     label = f"{request.method} {request.path}"
     try:
+        # asyncio.timeout, not wait_for: no task per request (3.11's wait_for makes one).
         with capture(buffer):
-            result = await asyncio.wait_for(route.action(ctx, request), runtime.budgets.action_s)
+            async with asyncio.timeout(runtime.budgets.action_s):
+                result = await route.action(ctx, request)
     except web.HTTPException:
         raise  # aiohttp's own answers (raise web.HTTPFound(...)) are answers
     except Exception as exc:  # noqa: BLE001 - the app's failure, answered 500
