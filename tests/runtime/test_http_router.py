@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway import Gateway, http_action, http_router
 from gateway.cli.check import check_app
@@ -124,3 +126,40 @@ def test_outpost_check_lists_routes(make_app: Any, capsys: pytest.CaptureFixture
     assert check_app(app_dir) == 0
     out = capsys.readouterr().out
     assert "http     GET /files/* -> files (" in out and "http.py:5)" in out
+
+
+# --- lookup's index agrees with a plain scan ------------------------------------------
+
+_SEGMENTS = st.sampled_from(["a", "b", "ab", "files", "x"])
+_PATHS = st.lists(_SEGMENTS, min_size=0, max_size=4).map(lambda parts: "/" + "/".join(parts))
+_ROUTES = st.lists(st.tuples(st.sampled_from(["GET", "POST"]), _PATHS, st.booleans()), max_size=12)
+
+
+def _reference(routes: list[tuple[str, str, bool]], method: str, path: str) -> str | None:
+    """Convex's rule by a plain scan: the exact route, else the longest matching prefix."""
+    method = "GET" if method == "HEAD" else method
+    if (method, path, False) in routes:
+        return f"{method} {path}"
+    prefixes = [p for m, p, is_prefix in routes if is_prefix and m == method]
+    matching = [p for p in prefixes if path.startswith(p)]
+    return f"{method} {max(matching, key=len)}*" if matching else None
+
+
+@settings(max_examples=300, deadline=None)
+@given(routes=_ROUTES, method=st.sampled_from(["GET", "POST", "HEAD"]), path=_PATHS)
+def test_lookup_agrees_with_a_plain_scan(
+    routes: list[tuple[str, str, bool]], method: str, path: str
+) -> None:
+    router = http_router()
+    declared: list[tuple[str, str, bool]] = []
+    for route_method, route_path, is_prefix in routes:
+        text = route_path.rstrip("/") + "/" if is_prefix else route_path
+        if (route_method, text, is_prefix) in declared:
+            continue  # a duplicate is refused (tested above)
+        declared.append((route_method, text, is_prefix))
+        if is_prefix:
+            router.route(method=route_method, path_prefix=text)(handler)
+        else:
+            router.route(method=route_method, path=text)(handler)
+    found = router.lookup(method, path)
+    assert (found.label if found else None) == _reference(declared, method, path)
