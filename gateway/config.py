@@ -25,8 +25,8 @@ class Settings:
     """TCP port of the HTTP API (0 = any free port, printed at start)."""
     site_port: int = 3211
     """TCP port of HTTP actions (``convex/http.py``), on ``host``, as Convex serves its
-    ``.convex.site`` origin (0 = any free port, printed at start); bound only while the
-    app declares routes."""
+    ``.convex.site`` origin (0 = any free port, printed at start); bound only once the
+    app declares routes (at start, or at the ``outpost dev`` reload that adds them)."""
     data_dir: str = ""
     """Directory of the store, stored files and the admin key; empty means
     ``$XDG_DATA_HOME/outpost/<app folder name>`` (``~/.local/share/outpost/<name>``), kept
