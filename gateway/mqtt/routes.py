@@ -10,28 +10,15 @@ checks the routes against the loaded app's functions.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from typing import Any, Literal, NoReturn
 
-from gateway.errors import ConvexValueError, MqttRouteError, PayloadError
+from gateway.errors import MqttRouteError, PayloadError
 from gateway.mqtt import topics
 from gateway.mqtt.codecs import INGEST_CODECS, PUBLISH_CODECS
 from gateway.mqtt.topics import Segment
+from gateway.runtime.declared import declared_args, declared_at
 from gateway.runtime.loader import canonical_path
-from gateway.values import to_convex
-
-_THIS_FILE = __file__
-
-
-def _caller() -> str:
-    """``file:line`` of the first frame outside this module: the app's call."""
-    frame = sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename == _THIS_FILE:
-        frame = frame.f_back  # type: ignore[assignment]
-    if frame is None:
-        return "<unknown>"
-    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
 
 
 @dataclass(frozen=True)
@@ -106,7 +93,7 @@ class MqttRouter:
 
     def ingest(self, pattern: str, mutation: str, *, payload: str = "auto") -> IngestRoute:
         """Route messages on ``pattern`` (which names ``{device}``) into ``mutation``."""
-        where = _caller()
+        where = declared_at(__file__)
         segments = _pattern(pattern, where)
         if "device" not in topics.placeholders(segments):
             _refuse(
@@ -133,7 +120,7 @@ class MqttRouter:
         payload: str = "json",
     ) -> PublishRoute:
         """Publish ``query``'s live result on ``pattern``, or each element's on its own."""
-        where = _caller()
+        where = declared_at(__file__)
         segments = _pattern(pattern, where)
         names = topics.placeholders(segments)
         if not isinstance(each, bool):
@@ -262,12 +249,4 @@ def _function_path(path: object, kind: Literal["mutation", "query"], where: str)
 
 
 def _args(args: object, where: str) -> dict[str, Any]:
-    if args is None:
-        return {}
-    if not isinstance(args, dict):
-        _refuse(where, f"args= is a dict of the query's arguments, not {type(args).__name__}")
-    try:
-        value = to_convex(args, what="args")
-    except ConvexValueError as exc:
-        _refuse(where, str(exc))
-    return value  # type: ignore[no-any-return]
+    return declared_args(args, what="args", where=where, error=MqttRouteError)

@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 import zlib
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from gateway.errors import AppLoadError, ConvexValueError
+from gateway.errors import AppLoadError
 from gateway.runtime.cron_expr import WEEKDAYS, CronExpr, CronSyntaxError
+from gateway.runtime.declared import declared_args, declared_at
 from gateway.runtime.functions import RegisteredFunction
 from gateway.runtime.loader import canonical_path
-from gateway.values import to_convex
 
-_THIS_FILE = __file__
 DAYS_OF_WEEK = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
 _INTERVAL_UNITS_S = {"seconds": 1, "minutes": 60, "hours": 3600}
 
@@ -79,7 +77,7 @@ class CronJobs:
 
     def interval(self, name: str, schedule: dict[str, Any], fn: Any, args: Any = None) -> None:
         """Run ``fn`` every ``{"seconds" | "minutes" | "hours": n}``, first at registration."""
-        where = _caller()
+        where = declared_at(__file__)
         keys = _keys(schedule, set(_INTERVAL_UNITS_S), set(), where)
         if len(keys) != 1:
             _refuse(where, "an interval names exactly one of seconds, minutes or hours")
@@ -89,20 +87,20 @@ class CronJobs:
 
     def hourly(self, name: str, schedule: dict[str, Any] | None, fn: Any, args: Any = None) -> None:
         """Every hour at ``minute_utc`` (omitted: a minute chosen from the job's name)."""
-        where = _caller()
+        where = declared_at(__file__)
         minute = self._minute(name, schedule or {}, set(), where)
         self._calendar(name, f"{minute} * * * *", fn, args, where)
 
     def daily(self, name: str, schedule: dict[str, Any], fn: Any, args: Any = None) -> None:
         """Every day at ``hour_utc``:``minute_utc``."""
-        where = _caller()
+        where = declared_at(__file__)
         minute = self._minute(name, schedule, {"hour_utc"}, where)
         hour = _integer(schedule["hour_utc"], "hour_utc", 0, 23, where)
         self._calendar(name, f"{minute} {hour} * * *", fn, args, where)
 
     def weekly(self, name: str, schedule: dict[str, Any], fn: Any, args: Any = None) -> None:
         """Every week on ``day_of_week`` ("monday"...) at ``hour_utc``:``minute_utc``."""
-        where = _caller()
+        where = declared_at(__file__)
         minute = self._minute(name, schedule, {"day_of_week", "hour_utc"}, where)
         hour = _integer(schedule["hour_utc"], "hour_utc", 0, 23, where)
         day = schedule["day_of_week"]
@@ -113,7 +111,7 @@ class CronJobs:
 
     def monthly(self, name: str, schedule: dict[str, Any], fn: Any, args: Any = None) -> None:
         """Every month on ``day`` (1-31; months without that day are skipped) at a time."""
-        where = _caller()
+        where = declared_at(__file__)
         minute = self._minute(name, schedule, {"day", "hour_utc"}, where)
         hour = _integer(schedule["hour_utc"], "hour_utc", 0, 23, where)
         day = _integer(schedule["day"], "day", 1, 31, where)
@@ -121,7 +119,7 @@ class CronJobs:
 
     def cron(self, name: str, expression: str, fn: Any, args: Any = None) -> None:
         """At the UTC minutes a standard 5-field cron expression names."""
-        self._calendar(name, expression, fn, args, _caller())
+        self._calendar(name, expression, fn, args, declared_at(__file__))
 
     def _minute(self, name: str, schedule: Any, required: set[str], where: str) -> int:
         _keys(schedule, required | {"minute_utc"}, required, where)
@@ -194,16 +192,6 @@ def _home_path(fn: RegisteredFunction, app: Any) -> str:
     return fn.path
 
 
-def _caller() -> str:
-    """``file:line`` of the first frame outside this module: the app's call."""
-    frame = sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename == _THIS_FILE:
-        frame = frame.f_back  # type: ignore[assignment]
-    if frame is None:
-        return "<unknown>"
-    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
-
-
 def _refuse(where: str, message: str) -> NoReturn:
     raise CronDefinitionError(f"{where}: {message}")
 
@@ -236,12 +224,4 @@ def _integer(value: Any, what: str, low: int, high: int | None, where: str) -> i
 
 
 def _args(args: Any, where: str) -> dict[str, Any]:
-    if args is None:
-        return {}
-    if not isinstance(args, dict):
-        _refuse(where, f"args is a dict of the function's arguments, not {type(args).__name__}")
-    try:
-        value = to_convex(args, what="cron args")
-    except ConvexValueError as exc:
-        _refuse(where, str(exc))
-    return value  # type: ignore[no-any-return]
+    return declared_args(args, what="cron args", where=where, error=CronDefinitionError)

@@ -14,12 +14,12 @@ This module only declares and matches; serving lives in ``gateway.http.actions``
 from __future__ import annotations
 
 import inspect
-import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, NoReturn
 
 from gateway.errors import HttpRouteError
+from gateway.runtime.declared import declared_at
 
 # Convex's routable methods; HEAD is answered by the GET route (body stripped).
 METHODS: Final = ("GET", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")
@@ -27,18 +27,6 @@ METHODS: Final = ("GET", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")
 RESERVED_PREFIX: Final = "/.files/"
 
 HttpHandler = Callable[[Any, Any], Awaitable[Any]]
-
-_THIS_FILE = __file__
-
-
-def _caller() -> str:
-    """``file:line`` of the first frame outside this module: the app's call."""
-    frame = sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename == _THIS_FILE:
-        frame = frame.f_back  # type: ignore[assignment]
-    if frame is None:
-        return "<unknown>"
-    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
 
 
 @dataclass(frozen=True)
@@ -62,10 +50,10 @@ def http_action(handler: HttpHandler) -> HttpAction:
     if not inspect.iscoroutinefunction(handler):
         name = getattr(handler, "__name__", "handler")
         _refuse(
-            _caller(),
+            declared_at(__file__),
             f"@http_action decorates an async function: write `async def {name}(ctx, request)`",
         )
-    return HttpAction(handler, _caller())
+    return HttpAction(handler, declared_at(__file__))
 
 
 @dataclass(frozen=True)
@@ -104,7 +92,7 @@ class HttpRouter:
         """Route ``method`` on ``path`` (exact) or ``path_prefix`` to the decorated action.
 
         ``handler=`` routes an action without decorating (Convex's object form)."""
-        where = _caller()
+        where = declared_at(__file__)
         upper = _method(method, where)
         text, prefix = _path(path, path_prefix, where)
         if (upper, text, prefix) in {(r.method, r.path, r.prefix) for r in self.routes}:
