@@ -38,9 +38,9 @@ import contextvars
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from gateway.errors import OutpostError, StartError
 
@@ -169,11 +169,17 @@ class Lifecycle:
 
 async def cancel_task(task: asyncio.Task[None] | None) -> None:
     """The stop of a step whose part is one task (or none): cancel it, await its end."""
-    if task is None:
-        return
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await cancel_tasks([task])
+
+
+async def cancel_tasks(tasks: Iterable[asyncio.Task[Any] | None]) -> None:
+    """Cancel every task (None skipped) at once, then await each one's end."""
+    running = [task for task in tasks if task is not None]
+    for task in running:
+        task.cancel()
+    for task in running:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def describe(exc: BaseException) -> str:

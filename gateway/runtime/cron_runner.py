@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from gateway.lifecycle import cancel_tasks
 from gateway.runtime import cron_plan
 from gateway.runtime.cron_clock import CronClock, SystemClock
 from gateway.runtime.cron_tables import ensure_cron_tables, insert_log, load_states, save_states
@@ -97,12 +98,7 @@ class CronRunner:
 
     async def close(self) -> None:
         """Stop the loop and cancel runs still going. Idempotent."""
-        tasks = [t for t in (self._loop_task, *self._runs) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_tasks([self._loop_task, *self._runs])
         self._loop_task = None
 
     # --- registration ----------------------------------------------------------------

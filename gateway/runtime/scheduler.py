@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from gateway.errors import FunctionError
+from gateway.lifecycle import cancel_tasks
 from gateway.runtime.index_range import IndexRangeBuilder, resolve_range
 from gateway.store import Committed, Transaction
 from gateway.values import to_convex
@@ -168,12 +169,7 @@ class Scheduler:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        tasks = [t for t in (self._loop_task, *self._running) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_tasks([self._loop_task, *self._running])
         self._loop_task = None
 
     def _on_commit(self, commits: list[Committed]) -> None:
