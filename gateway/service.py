@@ -56,6 +56,7 @@ from types import TracebackType
 from typing import Any
 
 from gateway.config import Settings
+from gateway.config_file import url_host
 from gateway.errors import ConfigError
 from gateway.gateway import Gateway
 from gateway.http import HttpServer
@@ -167,7 +168,7 @@ class Service:
         self.gateway = await Gateway.launch(
             self.app_dir,
             self.settings.data_dir,
-            self.settings,
+            _with_bound_site_url(self.settings, self.port),
             keep_last_good=self._keep_last_good,
             step_hook=self._hook,
         )
@@ -261,6 +262,16 @@ async def _stop_site(started: tuple[SiteServer, Callable[[], None]]) -> None:
     site, unregister = started
     unregister()
     await site.close()
+
+
+def _with_bound_site_url(settings: Settings, bound_port: int) -> Settings:
+    """``--port 0`` binds some free port; a ``site_url`` derived from host and port (not
+    one the user set) then names the port bound, so ``ctx.storage.get_url`` and upload
+    URLs reach this server."""
+    derived_for_zero = f"http://{url_host(settings.host)}:0"
+    if settings.port != 0 or settings.site_url.rstrip("/") != derived_for_zero:
+        return settings
+    return replace(settings, site_url=f"http://{url_host(settings.host)}:{bound_port}")
 
 
 async def _stop_bridge(bridge: Bridge | None) -> None:
