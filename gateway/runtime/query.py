@@ -108,7 +108,7 @@ class Query:
         out: list[Document] = []
         if n == 0:
             return out
-        for doc in self._rows():
+        for doc in self._rows(want=int(n)):
             out.append(doc)
             if len(out) >= n:
                 break
@@ -217,11 +217,15 @@ class Query:
             raise _index_not_found(self._table, self._index)
         return SearchSource(ex, self._table, ix, self._search_fn)
 
-    def _rows(self, narrow: Callable[[KeyRange], KeyRange] | None = None) -> Iterator[Document]:
+    def _rows(
+        self, narrow: Callable[[KeyRange], KeyRange] | None = None, *, want: int | None = None
+    ) -> Iterator[Document]:
+        """Documents in order; ``want``: the caller stops after that many (a search then
+        ranks no more candidates than it needs)."""
         if self._search_fn is not None:
             search = self._search_source()
             if search is not None:
-                yield from search.rows(self._filters)
+                yield from search.rows(self._filters, want)
             return
         for _key, doc in self._scan(narrow):
             if doc is not None:

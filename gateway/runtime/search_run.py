@@ -45,14 +45,23 @@ class SearchSource:
         self.ix = ix
         self.plan: SearchPlan = compile_search(fn, table, ix)
 
-    def rows(self, filters: list[Expression]) -> Iterator[Document]:
-        """Matches in relevance order, ``.filter`` applied; past 1,024 candidates: error."""
+    def rows(self, filters: list[Expression], want: int | None = None) -> Iterator[Document]:
+        """Matches in relevance order, ``.filter`` applied; past 1,024 candidates: error.
+
+        ``want``: the caller stops after that many results. Without ``.filter`` every
+        candidate is a result, so FTS5 ranks only that many (its top-k sort keeps ``want``
+        rows, not 1,025); the 1,025th, the one that makes the error, is still asked for
+        when ``want`` goes past 1,024.
+        """
         ex, ix, plan = self.ex, self.ix, self.plan
         ex.limits.read_range()
         ex.read_set.record(ix.index_id, plan.read_range).exhausted = True
         if plan.match is None:
             return
-        found = ex.tx.search(ix, plan.match, plan.filters, MAX_SEARCH_RESULTS + 1)
+        limit = MAX_SEARCH_RESULTS + 1
+        if want is not None and not filters:
+            limit = min(want, limit)
+        found = ex.tx.search(ix, plan.match, plan.filters, limit)
         for n, (size, doc) in enumerate(found):
             if n == MAX_SEARCH_RESULTS:
                 raise SearchQueryError(
