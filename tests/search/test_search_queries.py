@@ -289,3 +289,41 @@ async def test_a_mutation_searches_its_own_writes(make_app, tmp_path) -> None:
     app = make_app(schema=SEARCH_SCHEMA, notes=READSET_NOTES)
     async with Gateway.open(app, tmp_path / "d") as gw:
         assert await gw.run_mutation("notes:add_and_find", {"body": "fresh pump"}) == ["fresh pump"]
+
+
+TERMINAL_NOTES = """
+    from gateway import query
+
+    def _q(ctx, text):
+        return ctx.db.query("notes").with_search_index("search_body", lambda q: q.search("body", text))
+
+    @query
+    async def unique(ctx, args):
+        doc = await _q(ctx, args["text"]).unique()
+        return None if doc is None else doc["body"]
+
+    @query
+    async def iterate(ctx, args):
+        return [doc["body"] async for doc in _q(ctx, args["text"])]
+
+    @query
+    async def collect(ctx, args):
+        return [doc["body"] for doc in await _q(ctx, args["text"]).collect()]
+"""
+
+
+async def test_unique_iteration_and_relevance_of_more_terms(make_app, tmp_path) -> None:
+    app = make_app(schema=SEARCH_SCHEMA, notes=SEARCH_NOTES, terms=TERMINAL_NOTES)
+    async with Gateway.open(app, tmp_path / "d") as gw:
+        # Same length, so only what matches decides: both terms beat one, a rare term
+        # beats a common one.
+        await _add(gw, "pump zeta one", "pump valve one", "zeta valve one", "pump zeta two")
+        await _add(gw, *["pump filler words"] * 6)
+        ranked = await gw.run_query("terms:collect", {"text": "valve pump"})
+        assert ranked[0] == "pump valve one"
+        assert ranked[1] == "zeta valve one"  # "valve" is rarer than "pump"
+        assert await gw.run_query("terms:iterate", {"text": "valve pump"}) == ranked
+        assert await gw.run_query("terms:unique", {"text": "two"}) == "pump zeta two"
+        assert await gw.run_query("terms:unique", {"text": "nothing"}) is None
+        failed = await gw.call("query", "terms:unique", {"text": "valve"})
+        assert "unique() query returned more than one result" in failed.error_message
