@@ -4,7 +4,8 @@ Group commit (DESIGN decision 1) shares one fsync among a batch of mutations; th
 shares the statements too. A mutation that only inserts (a sensor reading, the
 common case) would otherwise cost four SQLite calls: ``SAVEPOINT``, the document,
 its index rows, ``RELEASE``. Here its rows wait in lists and the whole batch goes in
-with one ``executemany`` per table just before ``COMMIT``.
+with one ``executemany`` per table just before ``COMMIT``. A new document's rows in
+full-text search indexes (``search.py``) wait the same way.
 
 Correctness rests on two rules:
 
@@ -23,12 +24,17 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from gateway.store import search
+from gateway.store.catalog import SearchIndexInfo
+
 DOC_SQL = "INSERT INTO documents (id, tbl, ts, body) VALUES (?, ?, ?, ?)"
 KEY_SQL = "INSERT INTO indexes (index_id, key, doc_id) VALUES (?, ?, ?)"
 LOG_SQL = "INSERT INTO change_log (ts, op, tbl, doc_id, after, origin) VALUES (?, ?, ?, ?, ?, ?)"
 
 Rows = list[tuple[Any, ...]]
-_Lists = tuple[Rows, Rows, Rows]
+Held = list[tuple[SearchIndexInfo, dict[str, Any]]]  # (search index, new document)
+_Lists = tuple[Rows, Rows, Rows, Held]
+Mark = tuple[int, int, int, int]
 
 
 class PendingWrites:
@@ -39,17 +45,18 @@ class PendingWrites:
         self.docs: Rows = []
         self.keys: Rows = []
         self.log: Rows = []
-        self._job_start = (0, 0, 0)
+        self.search: Held = []
+        self._job_start: Mark = (0, 0, 0, 0)
         self._in_savepoint = False
         self._carried: _Lists | None = None  # earlier jobs' rows written in this job's savepoint
 
     def __len__(self) -> int:
-        return len(self.docs) + len(self.keys) + len(self.log)
+        return len(self.docs) + len(self.keys) + len(self.log) + len(self.search)
 
     # --- a job --------------------------------------------------------------------------
 
     def begin_job(self) -> None:
-        self._job_start = (len(self.docs), len(self.keys), len(self.log))
+        self._job_start = self.mark()
         self._in_savepoint = False
         self._carried = None
 
@@ -59,11 +66,11 @@ class PendingWrites:
         if not self._in_savepoint:
             conn.execute("SAVEPOINT job")
             self._in_savepoint = True
-            d, k, g = self._job_start
-            self._carried = (self.docs[:d], self.keys[:k], self.log[:g])
+            d, k, g, s = self._job_start
+            self._carried = (self.docs[:d], self.keys[:k], self.log[:g], self.search[:s])
         if len(self):
             self._write()
-            self._job_start = (0, 0, 0)
+            self._job_start = (0, 0, 0, 0)
         return conn
 
     def end_job(self, ok: bool) -> None:
@@ -76,20 +83,25 @@ class PendingWrites:
                 self._conn.execute("ROLLBACK TO job")
                 self._conn.execute("RELEASE job")
             if self._carried is not None:
-                self.docs, self.keys, self.log = (list(rows) for rows in self._carried)
+                docs, keys, log, held = self._carried
+                self.docs, self.keys, self.log, self.search = (
+                    list(docs),
+                    list(keys),
+                    list(log),
+                    list(held),
+                )
             else:
-                d, k, g = self._job_start
-                del self.docs[d:], self.keys[k:], self.log[g:]
+                self.truncate(self._job_start)
         self._in_savepoint = False
         self._carried = None
 
-    def mark(self) -> tuple[int, int, int]:
+    def mark(self) -> Mark:
         """Where the lists end now (a nested savepoint truncates back to it)."""
-        return len(self.docs), len(self.keys), len(self.log)
+        return len(self.docs), len(self.keys), len(self.log), len(self.search)
 
-    def truncate(self, mark: tuple[int, int, int]) -> None:
-        d, k, g = mark
-        del self.docs[d:], self.keys[k:], self.log[g:]
+    def truncate(self, mark: Mark) -> None:
+        d, k, g, s = mark
+        del self.docs[d:], self.keys[k:], self.log[g:], self.search[s:]
 
     # --- the batch ----------------------------------------------------------------------
 
@@ -106,4 +118,6 @@ class PendingWrites:
             conn.executemany(KEY_SQL, self.keys)
         if self.log:
             conn.executemany(LOG_SQL, self.log)
-        self.docs, self.keys, self.log = [], [], []
+        if self.search:  # after the documents: the rows point at them
+            search.add_held(conn, self.search)
+        self.docs, self.keys, self.log, self.search = [], [], [], []

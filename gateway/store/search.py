@@ -141,6 +141,15 @@ def _add_many(conn: sqlite3.Connection, ix: SearchIndexInfo, docs: list[Document
     return len(docs)
 
 
+def add_held(conn: sqlite3.Connection, held: list[tuple[SearchIndexInfo, Document]]) -> None:
+    """Index new documents held back by ``PendingWrites``: one statement pair per index."""
+    by_index: dict[int, tuple[SearchIndexInfo, list[Document]]] = {}
+    for ix, doc in held:
+        by_index.setdefault(ix.index_id, (ix, []))[1].append(doc)
+    for ix, docs in by_index.values():
+        _add_many(conn, ix, docs)
+
+
 def remove(conn: sqlite3.Connection, ix: SearchIndexInfo, doc_id: str) -> None:
     """Take a document out of ``ix`` (nothing if it was not in)."""
     fts = _fts(ix)

@@ -206,7 +206,13 @@ class Transaction:
         if rows:  # all index rows of the document in one statement
             self._conn.execute(plan.sql, rows)
         if info.search:
-            self._search_write(info, None, doc)
+            if pending is None:
+                self._search_write(info, None, doc)
+            else:  # held back with the document (a new one: nothing to remove first)
+                for six in info.search.values():
+                    if fts.is_indexed(six, doc):
+                        pending.search.append((six, doc))
+                        changed.append((six.index_id, fts.filter_key(six, doc)))
         self._record(info.name, doc_id, None, doc)
         return doc_id
 

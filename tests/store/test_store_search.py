@@ -99,7 +99,7 @@ async def test_a_failing_job_takes_its_search_rows_and_keeps_earlier_held_rows(
     results = await _search_one_batch(
         gw,
         _search_insert("plain", {"tag": "held"}),  # held back in PendingWrites
-        _search_insert("docs", {"text": "Pump one", "site": "a"}),  # flushes, then FTS rows
+        _search_insert("docs", {"text": "Pump one", "site": "a"}),  # FTS rows held too
         _search_failing("docs", {"text": "ghost", "site": "a"}),
         _search_insert("plain", {"tag": "held again"}),
         _search_insert("docs", {"text": "pump two", "site": "b"}),
@@ -152,3 +152,65 @@ def test_match_expression_makes_the_last_term_a_prefix() -> None:
     assert match_expression(["pump"]) == '"pump" *'
     assert match_expression(["pump", "fail", "pump"]) == '"fail" OR "pump" *'
     assert match_expression(["a", "a", "b"]) == '"a" OR "b" *'
+
+
+def _search_read_then_fail(text: str) -> Callable[[Transaction], str]:
+    """Insert, read (the held rows of earlier jobs are written inside this job's
+    savepoint), then fail: those earlier rows must go back to be written later."""
+
+    def work(tx: Transaction) -> str:
+        doc_id = tx.insert("docs", {"text": text, "site": "a"}, tx.ts / 1e6)
+        assert tx.get(doc_id) is not None
+        raise SearchBoom
+
+    return work
+
+
+def _search_nested_fail(kept: str, gone: str) -> Callable[[Transaction], None]:
+    def work(tx: Transaction) -> None:
+        tx.insert("docs", {"text": kept, "site": "a"}, tx.ts / 1e6)
+        try:
+            with tx.savepoint():
+                tx.insert("docs", {"text": gone, "site": "a"}, tx.ts / 1e6 + 1)
+                raise SearchBoom
+        except SearchBoom:
+            pass
+
+    return work
+
+
+def _search_patch_first(ids: list[str]) -> Callable[[Transaction], None]:
+    def work(tx: Transaction) -> None:
+        old = tx.get(ids[0])
+        assert old is not None
+        tx.replace("docs", old, {"text": "patched while held", "site": "b"})
+
+    return work
+
+
+async def test_held_search_rows_survive_a_failing_flushed_job_and_nested_rollbacks(
+    search_store_gw,
+) -> None:
+    gw = search_store_gw
+    ids: list[str] = []
+
+    def first(tx: Transaction) -> str:
+        doc_id = tx.insert("docs", {"text": "held one", "site": "a"}, tx.ts / 1e6)
+        ids.append(doc_id)
+        return doc_id
+
+    results = await _search_one_batch(
+        gw,
+        first,  # held back
+        _search_insert("docs", {"text": "held two", "site": "b"}),  # held back
+        _search_read_then_fail("flushed ghost"),  # writes both held, fails: they return
+        _search_nested_fail("nested kept", "nested gone"),
+        _search_patch_first(ids),  # a held document changed in a later job
+        _search_insert("docs", {"text": "last", "site": "a"}),
+    )
+    assert isinstance(results[2], SearchBoom)
+    assert not any(isinstance(r, BaseException) for i, r in enumerate(results) if i != 2)
+    docs, terms, orphans = await _search_state(gw)
+    assert docs == ["held two", "last", "nested kept", "patched while held"]
+    assert terms == ["held two", "last", "nested kept", "patched while held"]
+    assert orphans == []
