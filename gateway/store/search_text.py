@@ -1,7 +1,7 @@
 """Convex's text analysis for search: how a string becomes terms.
 
 Convex indexes with Tantivy's ``SimpleTokenizer`` (split on every character that is
-not alphanumeric), drops terms longer than 32 bytes, then lower-cases
+not alphanumeric), drops long terms (``RemoveLongFilter(32)``), then lower-cases
 (convex-semantics 3.6). Outpost does the same in Python and stores the terms
 space-joined in FTS5 with its ``ascii`` tokenizer: that tokenizer splits only on ASCII
 non-alphanumerics and keeps every non-ASCII character inside a token, so the terms
@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import re
 
-MAX_TERM_BYTES = 32
+# Tantivy's RemoveLongFilter keeps a token while ``len(utf8) < limit``: with Convex's
+# limit of 32, a term of 32 bytes or more is dropped (convex-semantics 3.6).
+TERM_BYTES_LIMIT = 32
 MAX_QUERY_TERMS = 16
 
 # Runs of characters that are not alphanumeric; ``_`` is a word character for ``\\W``
@@ -30,7 +32,7 @@ def tokenize(text: str) -> list[str]:
     terms = []
     for raw in _SEPARATORS.split(text):
         # Length is checked before lower-casing, as Tantivy's filter chain does.
-        if raw and len(raw.encode("utf-8")) <= MAX_TERM_BYTES:
+        if raw and len(raw.encode("utf-8")) < TERM_BYTES_LIMIT:
             terms.append(raw.lower())
     return terms
 

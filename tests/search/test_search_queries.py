@@ -114,7 +114,7 @@ async def test_tokens_are_lowercased_and_split_on_non_alphanumerics(search_gw) -
     assert await search_gw.run_query("notes:find", {"text": "pump 3"}) == ["PUMP_3/Fail-safe"]
     assert await search_gw.run_query("notes:find", {"text": "ÜNÏCODE"}) == ["naïve Ünïcode 日本語"]
     assert await search_gw.run_query("notes:find", {"text": "日本語"}) == ["naïve Ünïcode 日本語"]
-    # A term over 32 bytes is not indexed (nor searched for).
+    # A term of 32 bytes or more is not indexed (nor searched for).
     assert await search_gw.run_query("notes:find", {"text": "x" * 33}) == []
     assert await search_gw.run_query("notes:find", {"text": "xxxx"}) == []
     # Query syntax means nothing: quotes, stars and operators are separators.

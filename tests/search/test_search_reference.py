@@ -74,7 +74,7 @@ _REF_SEPARATORS = [" ", "  ", ", ", "-", "_", "/", "!? "]
 
 
 def _ref_terms(text: str) -> list[str]:
-    return [t.lower() for t in re.split(r"[\W_]+", text) if t and len(t.encode()) <= 32]
+    return [t.lower() for t in re.split(r"[\W_]+", text) if t and len(t.encode()) < 32]
 
 
 def _ref_text(rng: random.Random) -> Any:

@@ -9,7 +9,7 @@ from contextlib import closing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.store.search_text import MAX_TERM_BYTES, indexed_text, match_expression, tokenize
+from gateway.store.search_text import TERM_BYTES_LIMIT, indexed_text, match_expression, tokenize
 
 # Letters, digits, marks, separators, punctuation, symbols: every kind of character.
 _TEXT = st.text(
@@ -26,7 +26,7 @@ def _tokens_reference(text: str) -> list[str]:
         if ch.isalnum():
             word += ch
             continue
-        if word and len(word.encode()) <= MAX_TERM_BYTES:
+        if word and len(word.encode()) < TERM_BYTES_LIMIT:
             out.append(word.lower())
         word = ""
     return out
