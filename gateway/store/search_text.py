@@ -33,8 +33,14 @@ def tokenize(text: str) -> list[str]:
     for raw in _SEPARATORS.split(text):
         # Length is checked before lower-casing, as Tantivy's filter chain does.
         if raw and len(raw.encode("utf-8")) < TERM_BYTES_LIMIT:
-            terms.append(raw.lower())
+            terms.append(raw.lower() if raw.isascii() else _lower_each(raw))
     return terms
+
+
+def _lower_each(term: str) -> str:
+    # Tantivy's LowerCaser lower-cases character by character; ``str.lower`` would
+    # make a word-final capital sigma "ς" where Tantivy makes "σ".
+    return "".join(ch.lower() for ch in term)
 
 
 def indexed_text(text: str) -> str:

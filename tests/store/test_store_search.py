@@ -141,6 +141,7 @@ async def test_a_failed_commit_leaves_no_search_rows(make_app, tmp_path) -> None
 def test_tokenize_follows_convex() -> None:
     assert tokenize("Pump-FAIL at site_3, ok?") == ["pump", "fail", "at", "site", "3", "ok"]
     assert tokenize("naïve ÄRGER 日本語") == ["naïve", "ärger", "日本語"]
+    assert tokenize("ΟΔΟΣ") == ["οδοσ"]  # per character, as Tantivy: no final sigma
     # Tantivy's RemoveLongFilter(32) keeps len < 32 bytes.
     assert tokenize("a" * 31 + " " + "b" * 32) == ["a" * 31]
     assert tokenize("é" * 15 + " " + "é" * 16) == ["é" * 15]  # bytes, not characters

@@ -27,7 +27,7 @@ def _tokens_reference(text: str) -> list[str]:
             word += ch
             continue
         if word and len(word.encode()) < TERM_BYTES_LIMIT:
-            out.append(word.lower())
+            out.append("".join(c.lower() for c in word))
         word = ""
     return out
 
