@@ -15,7 +15,7 @@ from gateway.runtime.cursors import query_fingerprint
 from gateway.runtime.filters import Expression, compile_filter, filter_repr, matches
 from gateway.runtime.index_range import KeyRange, compile_index_range, resolve_range
 from gateway.runtime.search_run import SearchSource
-from gateway.store import BY_CREATION_TIME, IndexInfo, TableInfo
+from gateway.store import BY_CREATION_TIME, BY_ID, IndexInfo, TableInfo
 from gateway.store.transaction import table_existence_key
 
 if TYPE_CHECKING:
@@ -215,7 +215,8 @@ class Query:
         ix = info.search.get(self._index)
         if ix is None:
             raise _index_not_found(self._table, self._index)
-        return SearchSource(ex, self._table, ix, self._search_fn)
+        by_id = info.indexes[BY_ID].index_id
+        return SearchSource(ex, self._table, ix, by_id, self._search_fn)
 
     def _rows(
         self, narrow: Callable[[KeyRange], KeyRange] | None = None, *, want: int | None = None

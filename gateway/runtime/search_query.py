@@ -2,8 +2,7 @@
 
 Checked against the index as Convex's server does (convex-semantics 3.6): exactly one
 ``search`` on the index's search field, then ``eq`` on its filter fields (each once, at
-most 8), at most 16 query terms. The plan it compiles to says what to ask FTS5 and which
-interval of the index's read-set keys the query depends on.
+most 8), at most 16 query terms. The plan it compiles to says what to ask FTS5.
 """
 
 from __future__ import annotations
@@ -14,10 +13,9 @@ from typing import Any
 
 from gateway.errors import QueryError
 from gateway.runtime.filters import display_value
-from gateway.runtime.index_range import KeyRange
 from gateway.store import SearchIndexInfo
 from gateway.store.search_text import MAX_QUERY_TERMS, match_expression, tokenize
-from gateway.values import UNSET, encode_index_key, key_successor, to_convex
+from gateway.values import UNSET, encode_index_key, to_convex
 
 MAX_FILTER_EXPRESSIONS = 8
 MAX_SEARCH_RESULTS = 1024
@@ -65,11 +63,10 @@ class SearchFilterBuilder:
 
 @dataclass(frozen=True)
 class SearchPlan:
-    """What one search query asks FTS5, and the read-set interval it depends on."""
+    """What one search query asks FTS5."""
 
     match: str | None  # None: no terms, nothing matches
     filters: dict[str, bytes]
-    read_range: KeyRange
     description: str
 
 
@@ -95,9 +92,7 @@ def compile_search(
             f"Search query against {name} uses the field {field!r}, but the index searches "
             f"{ix.search_field!r}"
         )
-    return SearchPlan(
-        _match(text, name), _filters(eqs, name, ix), _read_range(eqs, ix), repr(built)
-    )
+    return SearchPlan(_match(text, name), _filters(eqs, name, ix), repr(built))
 
 
 def _match(text: str, name: str) -> str | None:
@@ -129,18 +124,3 @@ def _filters(eqs: tuple[tuple[str, Any], ...], name: str, ix: SearchIndexInfo) -
             )
         filters[field] = encode_index_key([value])
     return filters
-
-
-def _read_range(eqs: tuple[tuple[str, Any], ...], ix: SearchIndexInfo) -> KeyRange:
-    """Read-set keys are the filter values in declared order: the query depends on the
-    block of keys sharing the values it fixes on a leading run of filter fields."""
-    fixed = dict(eqs)
-    prefix: list[Any] = []
-    for field in ix.filter_fields:
-        if field not in fixed:
-            break
-        prefix.append(fixed[field])
-    if not prefix:
-        return KeyRange(b"", None)
-    key = encode_index_key(prefix)
-    return KeyRange(key, key_successor(key))

@@ -1,10 +1,19 @@
 """Running a ``with_search_index`` query: its ranked rows, its read set, its pages.
 
-A search reads the best matches in one FTS5 statement (at most 1,024 + 1, the one
-extra telling whether there were more), so its result depends on every indexed
-document its filters admit: the read set is that whole interval of the index's
-filter keys, recorded as read before the statement runs (a live search reruns when
-any document inside it is inserted, changed or deleted).
+A search ranks the matches in one FTS5 statement (at most 1,024 + 1, the one extra
+telling whether there were more) and reads the documents as they are consumed. Its read
+set is what can change its result, and no more:
+
+- the search index's change key (``gateway/store/search.py``), written whenever a
+  document enters or leaves the index or its terms or filter values change. Any such
+  write reruns every live search on the index, whatever its terms and filters: BM25
+  scores use index-wide statistics (document count, average length, how rare a term
+  is), so a write outside a query's filter can reorder, or swap the last of, its
+  results. (Found by the soundness property test; narrowing by filter values missed
+  exactly that.)
+- a point read of every document read (returned or dropped by ``.filter``), so a change
+  to another field of one of them reruns it, and a change to a document it never
+  reached does not.
 
 Pages are positions in the ranked list: a cursor holds the count of results before
 it. Relevance moves as documents change, so a rerun page may overlap or skip a
@@ -20,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from gateway.errors import InvalidCursorError
 from gateway.runtime.cursors import query_fingerprint
 from gateway.runtime.filters import Expression, filter_repr, matches
+from gateway.runtime.index_range import FULL_RANGE
 from gateway.runtime.search_query import (
     MAX_SEARCH_RESULTS,
     SearchPlan,
@@ -27,6 +37,8 @@ from gateway.runtime.search_query import (
     compile_search,
 )
 from gateway.store import SearchIndexInfo
+from gateway.store.search import CHANGE_KEY
+from gateway.values import encode_index_key
 
 if TYPE_CHECKING:
     from gateway.runtime.database import Execution
@@ -38,11 +50,17 @@ class SearchSource:
     """One search query's index and compiled plan (resolved once)."""
 
     def __init__(
-        self, ex: Execution, table: str, ix: SearchIndexInfo, fn: Callable[[Any], Any]
+        self,
+        ex: Execution,
+        table: str,
+        ix: SearchIndexInfo,
+        by_id: int,
+        fn: Callable[[Any], Any],
     ) -> None:
         self.ex = ex
         self.table = table
         self.ix = ix
+        self.by_id = by_id  # the table's by_id index: point reads of the documents read
         self.plan: SearchPlan = compile_search(fn, table, ix)
 
     def rows(self, filters: list[Expression], want: int | None = None) -> Iterator[Document]:
@@ -55,7 +73,7 @@ class SearchSource:
         """
         ex, ix, plan = self.ex, self.ix, self.plan
         ex.limits.read_range()
-        ex.read_set.record(ix.index_id, plan.read_range).exhausted = True
+        ex.read_set.point(ix.index_id, CHANGE_KEY)
         if plan.match is None:
             return
         limit = MAX_SEARCH_RESULTS + 1
@@ -71,6 +89,7 @@ class SearchSource:
                     "with .eq() on filter fields"
                 )
             ex.limits.read_document(size)
+            ex.read_set.point(self.by_id, encode_index_key([doc["_id"]]))
             if all(matches(f, doc) for f in filters):
                 yield doc
 
@@ -78,7 +97,7 @@ class SearchSource:
         return query_fingerprint(
             self.table,
             f"search:{self.ix.name}",
-            self.plan.read_range,
+            FULL_RANGE,
             "relevance",
             self.plan.description + filter_repr(filters),
             index_fields=(self.ix.search_field, *self.ix.filter_fields),

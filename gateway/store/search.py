@@ -13,10 +13,11 @@ A document is in the index when its search field is a string (Convex indexes not
 else). Every statement here runs on the caller's connection inside the writer's
 SAVEPOINT, so a failed mutation leaves the index exactly as it found it.
 
-Reactivity: a search index has a read-set id (``SearchIndexInfo.index_id``) and keys
-``filter_key(doc)`` = the key of its filter fields' values in declared order. A write to
-an indexed document records its old and new filter keys; a search read records the
-range of the filter values it constrains (see ``gateway/runtime/search_query.py``).
+Reactivity: a search index has a read-set id (``SearchIndexInfo.index_id``) and one key,
+``CHANGE_KEY``, recorded whenever a write changes what FTS5 ranks: a document entering
+or leaving the index, or its terms or filter values changing. A search reads that key
+(BM25 scores hang on index-wide statistics, so no narrower range is sound); the
+documents it reads are point reads of their own (``gateway/runtime/search_run.py``).
 """
 
 from __future__ import annotations
@@ -51,9 +52,13 @@ def is_indexed(ix: SearchIndexInfo, doc: Document | None) -> bool:
     return doc is not None and isinstance(_at(doc, ix.paths[0]), str)
 
 
-def filter_key(ix: SearchIndexInfo, doc: Document) -> bytes:
-    """The read-set key of ``doc`` in ``ix``: its filter values, in declared order."""
-    return encode_index_key([_at(doc, path) for path in ix.paths[1:]])
+CHANGE_KEY = b""
+
+
+def same_row(ix: SearchIndexInfo, old: Document, new: Document) -> bool:
+    """Whether two versions of an indexed document are the same to FTS5 (terms and
+    filter values): then neither the index nor any ranking changes."""
+    return _row(ix, old) == _row(ix, new)
 
 
 def _row(ix: SearchIndexInfo, doc: Document) -> tuple[Any, ...]:

@@ -212,7 +212,7 @@ class Transaction:
                 for six in info.search.values():
                     if fts.is_indexed(six, doc):
                         pending.search.append((six, doc))
-                        changed.append((six.index_id, fts.filter_key(six, doc)))
+                        changed.append((six.index_id, fts.CHANGE_KEY))
         self._record(info.name, doc_id, None, doc)
         return doc_id
 
@@ -431,19 +431,21 @@ class Transaction:
     def _search_write(self, info: TableInfo, old: Document | None, new: Document | None) -> None:
         """Keep every search index of ``info`` in step with one document write.
 
-        The old and new filter keys of an indexed document are recorded as changed
-        whatever field changed: a search result holds whole documents, so a live
-        search that returned this one must rerun even when only another field moved.
+        A change that leaves the document's terms and filter values as they were
+        touches neither FTS5 nor the index's change key: searches that read the
+        document hold a point read of it, which the write's ``by_id`` key reaches.
         """
         conn = self.conn  # held rows written first (PendingWrites' first rule)
         for ix in info.search.values():
             was, now = fts.is_indexed(ix, old), fts.is_indexed(ix, new)
+            if was and now and old is not None and new is not None and fts.same_row(ix, old, new):
+                continue
             if was and old is not None:
                 fts.remove(conn, ix, old["_id"])
-                self.changed_keys.append((ix.index_id, fts.filter_key(ix, old)))
             if now and new is not None:
                 fts.add(conn, ix, new)
-                self.changed_keys.append((ix.index_id, fts.filter_key(ix, new)))
+            if was or now:
+                self.changed_keys.append((ix.index_id, fts.CHANGE_KEY))
 
     def _insert_key(self, ix: IndexInfo, key: bytes, doc_id: str) -> None:
         if not ix.virtual:

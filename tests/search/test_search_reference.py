@@ -154,3 +154,49 @@ async def test_search_agrees_with_brute_force(make_app, tmp_path, seed: int) -> 
                 assert set(got) == want, (text, eq)
                 answered += bool(want)
         assert answered > 40  # the corpus really exercised matching, not only misses
+
+
+async def _ref_commit_keys(gw: Gateway, ops: list[dict[str, Any]]) -> tuple[list, list[str]]:
+    seen: list = []
+    unsubscribe = gw.store.write_log.subscribe(seen.extend)
+    try:
+        ids = await gw.run_mutation("items:apply", {"ops": ops})
+    finally:
+        unsubscribe()
+    return [key for commit in seen for key in commit.changed_keys], ids
+
+
+@pytest.mark.parametrize("seed", [4, 5, 6, 7])
+async def test_a_changed_result_always_intersects_the_read_set(
+    make_app, tmp_path, seed: int
+) -> None:
+    """Reactivity is sound: whenever a write changes a search's result, the keys it
+    committed fall inside that search's read set (so a live query reruns)."""
+    rng = random.Random(seed)
+    app = make_app(schema=REF_SCHEMA, items=REF_ITEMS)
+    async with Gateway.open(app, tmp_path / "d") as gw:
+        ids: list[str] = await gw.run_mutation(
+            "items:apply", {"ops": [{"op": "insert", "doc": _ref_doc(rng)} for _ in range(40)]}
+        )
+        queries = [_ref_query(rng) for _ in range(12)]
+        changed_and_seen = 0
+        for _step in range(40):
+            before = []
+            for text, eq in queries:
+                result = await gw.call("query", "items:search", {"text": text, "eq": eq})
+                before.append((result.value, result.read_set))
+            r = rng.random()
+            if r < 0.4 or not ids:
+                op: dict[str, Any] = {"op": "insert", "doc": _ref_doc(rng)}
+            elif r < 0.8:
+                op = {"op": "patch", "id": rng.choice(ids), "doc": _ref_doc(rng)}
+            else:
+                op = {"op": "delete", "id": ids.pop(rng.randrange(len(ids)))}
+            keys, new_ids = await _ref_commit_keys(gw, [op])
+            ids += new_ids
+            for (text, eq), (value, read_set) in zip(queries, before, strict=True):
+                after = await gw.run_query("items:search", {"text": text, "eq": eq})
+                if after != value:
+                    assert read_set.intersects(keys), (text, eq, op)
+                    changed_and_seen += 1
+        assert changed_and_seen > 5  # the property was exercised
