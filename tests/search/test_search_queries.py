@@ -73,6 +73,13 @@ SEARCH_NOTES = """
         return await _q(ctx, args).order("desc").collect()
 
     @query
+    async def missing_site(ctx, args):
+        from gateway import UNSET
+        rows = await ctx.db.query("notes").with_search_index(
+            "search_body", lambda q: q.search("body", args["text"]).eq("site", UNSET)).collect()
+        return [d["body"] for d in rows]
+
+    @query
     async def wrong_field(ctx, args):
         return await ctx.db.query("notes").with_search_index("search_body", lambda q: q.search("site", "x")).collect()
 
@@ -139,6 +146,7 @@ async def test_filter_fields_are_equalities_missing_included(search_gw) -> None:
     assert await q("notes:find", {"text": "pump", "eq": {"site": "south", "n": 1.0}}) == []
     assert await q("notes:find", {"text": "pump", "eq": {"site": None}}) == []
     assert await q("notes:filtered", {"text": "pump"}) == ["pump b"]
+    assert await q("notes:missing_site", {"text": "pump"}) == ["pump c"]  # eq(f, undefined)
 
 
 async def test_relevance_orders_results_and_ties_are_newest_first(search_gw) -> None:
