@@ -146,6 +146,32 @@ def _add_many(conn: sqlite3.Connection, ix: SearchIndexInfo, docs: list[Document
     return len(docs)
 
 
+def follow(
+    conn: sqlite3.Connection,
+    indexes: Iterable[SearchIndexInfo],
+    old: Document | None,
+    new: Document | None,
+) -> list[tuple[int, bytes]]:
+    """Bring ``indexes`` in step with one document write; the read-set keys it changed.
+
+    A change that leaves the document's terms and filter values as they were touches
+    neither FTS5 nor the change key: searches that read the document hold a point read
+    of it, which the write's ``by_id`` key reaches.
+    """
+    changed = []
+    for ix in indexes:
+        was, now = is_indexed(ix, old), is_indexed(ix, new)
+        if was and now and old is not None and new is not None and same_row(ix, old, new):
+            continue
+        if was and old is not None:
+            remove(conn, ix, old["_id"])
+        if now and new is not None:
+            add(conn, ix, new)
+        if was or now:
+            changed.append((ix.index_id, CHANGE_KEY))
+    return changed
+
+
 def add_held(conn: sqlite3.Connection, held: list[tuple[SearchIndexInfo, Document]]) -> None:
     """Index new documents held back by ``PendingWrites``: one statement pair per index."""
     by_index: dict[int, tuple[SearchIndexInfo, list[Document]]] = {}

@@ -429,23 +429,9 @@ class Transaction:
             )
 
     def _search_write(self, info: TableInfo, old: Document | None, new: Document | None) -> None:
-        """Keep every search index of ``info`` in step with one document write.
-
-        A change that leaves the document's terms and filter values as they were
-        touches neither FTS5 nor the index's change key: searches that read the
-        document hold a point read of it, which the write's ``by_id`` key reaches.
-        """
+        """Keep every search index of ``info`` in step with one document write."""
         conn = self.conn  # held rows written first (PendingWrites' first rule)
-        for ix in info.search.values():
-            was, now = fts.is_indexed(ix, old), fts.is_indexed(ix, new)
-            if was and now and old is not None and new is not None and fts.same_row(ix, old, new):
-                continue
-            if was and old is not None:
-                fts.remove(conn, ix, old["_id"])
-            if now and new is not None:
-                fts.add(conn, ix, new)
-            if was or now:
-                self.changed_keys.append((ix.index_id, fts.CHANGE_KEY))
+        self.changed_keys += fts.follow(conn, info.search.values(), old, new)
 
     def _insert_key(self, ix: IndexInfo, key: bytes, doc_id: str) -> None:
         if not ix.virtual:
