@@ -80,3 +80,51 @@ async def test_a_live_search_follows_inserts_changes_and_deletes(make_app, tmp_p
         await client.transition()
         assert client.results[0] == ("ok", [])
         await client.close()
+
+
+LIVE_PAGES_NOTES = """
+    from gateway import mutation, query
+
+    @mutation
+    async def add(ctx, args):
+        return await ctx.db.insert("notes", args)
+
+    @query
+    async def page(ctx, args):
+        result = await (ctx.db.query("notes")
+            .with_search_index("search_body", lambda q: q.search("body", "pump"))
+            .paginate(args["paginationOpts"]))
+        return {"bodies": [r["body"] for r in result["page"]], "isDone": result["isDone"],
+                "continueCursor": result["continueCursor"]}
+"""
+
+
+async def test_live_search_pages_keep_their_end_and_leave_no_gap(make_app, tmp_path) -> None:
+    app = make_app(schema=LIVE_SCHEMA, notes=LIVE_PAGES_NOTES)
+    async with serving(app, tmp_path / "data") as api:
+        gw = api.gateway
+        for body in ["pump pump pump", "pump pump", "pump x", "pump x y", "pump x y z"]:
+            await gw.run_mutation("notes:add", {"body": body, "site": "s", "level": 0.0})
+        client = await api.open()
+        opts = {"numItems": 2, "cursor": None}
+        await client.modify(add(0, "notes:page", {"paginationOpts": opts}))
+        first = await client.transition()
+        assert first["modifications"][0]["journal"]  # the pinned end of page 1
+        assert client.results[0][1]["bodies"] == ["pump pump pump", "pump pump"]
+        cursor = client.results[0][1]["continueCursor"]
+        rest = {"numItems": 10, "cursor": cursor}
+        await client.modify(add(1, "notes:page", {"paginationOpts": rest}))
+        await client.transition()
+        assert client.results[1][1]["bodies"] == ["pump x", "pump x y", "pump x y z"]
+
+        # A new best match: page 1 keeps its two places, and what it pushed out is the
+        # first of page 2: every match is on exactly one page.
+        await gw.run_mutation(
+            "notes:add", {"body": "pump pump pump pump", "site": "s", "level": 0.0}
+        )
+        await client.transition()
+        page1 = client.results[0][1]["bodies"]
+        page2 = client.results[1][1]["bodies"]
+        assert page1 == ["pump pump pump pump", "pump pump pump"]
+        assert page2 == ["pump pump", "pump x", "pump x y", "pump x y z"]
+        await client.close()
