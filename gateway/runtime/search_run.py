@@ -125,7 +125,12 @@ class SearchSource:
         if end_cursor is not None:
             position = codec.decode(end_cursor, fp)
             end = None if position is None else int.from_bytes(position, "big")
-        stop = end if end is not None else start + int(opts["numItems"])
+        if end is not None:
+            stop = end
+        elif end_cursor is not None:  # an end cursor at the very end: everything after start
+            stop = MAX_SEARCH_RESULTS + 1
+        else:
+            stop = start + int(opts["numItems"])
         page: list[Document] = []
         done = True
         for n, doc in enumerate(self.rows(filters)):

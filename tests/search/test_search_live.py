@@ -3,6 +3,7 @@ inserted, changed or deleted, and when a document starts or stops matching."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from sync.sync_kit import add, serving
@@ -127,4 +128,14 @@ async def test_live_search_pages_keep_their_end_and_leave_no_gap(make_app, tmp_p
         page2 = client.results[1][1]["bodies"]
         assert page1 == ["pump pump pump pump", "pump pump pump"]
         assert page2 == ["pump pump", "pump x", "pump x y", "pump x y z"]
+        # Page 2 reached the end: its pin is "the end", so it holds every later match,
+        # however many there are beyond its numItems.
+        for i in range(12):
+            body = "pump " + " ".join(["w"] * (i + 5))
+            await gw.run_mutation("notes:add", {"body": body, "site": "s", "level": 0.0})
+        deadline = asyncio.get_running_loop().time() + 10
+        while len(client.results[1][1]["bodies"]) < 16:
+            assert asyncio.get_running_loop().time() < deadline, client.results[1]
+            await client.transition()
+        assert len(client.results[0][1]["bodies"]) == 2
         await client.close()
