@@ -56,15 +56,20 @@ def error_response(
     return web.Response(status=status, text=body, content_type="application/json", headers=headers)
 
 
+def refusal_response(exc: RequestError | StoreClosedError) -> web.Response:
+    """The answer to a request refused before it ran: ours, or the gateway stopping."""
+    if isinstance(exc, StoreClosedError):
+        return error_response(503, "Unavailable", "the gateway is shutting down; retry shortly")
+    return error_response(exc.status, exc.code, exc.message, exc.headers)
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn every failure into ``{code, message}``: ours, aiohttp's, and bugs (500)."""
     try:
         return await handler(request)
-    except RequestError as exc:
-        return error_response(exc.status, exc.code, exc.message, exc.headers)
-    except StoreClosedError:
-        return error_response(503, "Unavailable", "the gateway is shutting down; retry shortly")
+    except (RequestError, StoreClosedError) as exc:
+        return refusal_response(exc)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

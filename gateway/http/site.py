@@ -16,7 +16,7 @@ from gateway.config import Settings
 from gateway.errors import StoreClosedError
 from gateway.gateway import Gateway
 from gateway.http.actions import GATEWAY, MAX_ACTION_BODY_BYTES, handle
-from gateway.http.errors import RequestError, error_response
+from gateway.http.errors import RequestError, error_response, refusal_response
 from gateway.http.protocol import ConnectionGuard
 from gateway.http.server import serve
 from gateway.http.upload import LIMITS, BodyBudget, BodyLimits, ClientDisconnected
@@ -72,9 +72,7 @@ async def _refusals(request: web.Request, handler: Handler) -> web.StreamRespons
     """Refusals before an action runs get Convex's ``{code, message}`` body."""
     try:
         return await handler(request)
-    except RequestError as exc:
-        return error_response(exc.status, exc.code, exc.message, exc.headers)
-    except StoreClosedError:
-        return error_response(503, "Unavailable", "the gateway is shutting down; retry shortly")
+    except (RequestError, StoreClosedError) as exc:
+        return refusal_response(exc)
     except ClientDisconnected:  # left during its body: normal churn, nobody reads an answer
         return error_response(400, "ClientDisconnected", "the client closed the connection")

@@ -9,9 +9,10 @@ from gateway.store.catalog import (
     SearchIndexInfo,
     TableInfo,
 )
+from gateway.store.fields import field_value
 from gateway.store.hlc import ClockDriftError, HybridClock
 from gateway.store.store import Store
-from gateway.store.transaction import DocChange, Document, Transaction, field_value, index_key
+from gateway.store.transaction import DocChange, Document, Transaction, index_key
 from gateway.store.writelog import WriteLog
 from gateway.store.writer import Committed, Writer
 

@@ -28,19 +28,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from gateway.store.catalog import SEARCH_ID_BASE, SearchIndexInfo
+from gateway.store.fields import value_at
 from gateway.store.search_text import indexed_text
-from gateway.values import UNSET, encode_index_key, loads
+from gateway.values import encode_index_key, loads
 
 Document = dict[str, Any]
-
-
-def _at(doc: Document, path: tuple[str, ...]) -> Any:
-    value: Any = doc
-    for part in path:
-        if not isinstance(value, dict) or part not in value:
-            return UNSET
-        value = value[part]
-    return value
 
 
 def _fts(ix: SearchIndexInfo) -> str:
@@ -49,7 +41,7 @@ def _fts(ix: SearchIndexInfo) -> str:
 
 def is_indexed(ix: SearchIndexInfo, doc: Document | None) -> bool:
     """Whether ``doc`` has a row in ``ix`` (its search field is a string)."""
-    return doc is not None and isinstance(_at(doc, ix.paths[0]), str)
+    return doc is not None and isinstance(value_at(doc, ix.paths[0]), str)
 
 
 CHANGE_KEY = b""
@@ -62,8 +54,8 @@ def same_row(ix: SearchIndexInfo, old: Document, new: Document) -> bool:
 
 
 def _row(ix: SearchIndexInfo, doc: Document) -> tuple[Any, ...]:
-    text = _at(doc, ix.paths[0])
-    keys = [encode_index_key([_at(doc, path)]) for path in ix.paths[1:]]
+    text = value_at(doc, ix.paths[0])
+    keys = [encode_index_key([value_at(doc, path)]) for path in ix.paths[1:]]
     return (indexed_text(text), *keys)
 
 

@@ -27,35 +27,17 @@ from gateway.store.catalog import (
     TableInfo,
     by_id_index,
 )
+from gateway.store.fields import value_at
 from gateway.store.pending import LOG_SQL, PendingWrites
-from gateway.values import UNSET, decode_id, dumps, encode_index_key, loads
+from gateway.values import decode_id, dumps, encode_index_key, loads
 
 Document = dict[str, Any]
 SCAN_CHUNK_ROWS = 128
 
 
-def field_value(doc: Document, path: str) -> Any:
-    """The value at a dotted path, descending only through objects; UNSET if missing."""
-    value: Any = doc
-    for part in path.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return UNSET
-        value = value[part]
-    return value
-
-
-def _at(doc: Document, path: tuple[str, ...]) -> Any:
-    value: Any = doc
-    for part in path:
-        if not isinstance(value, dict) or part not in value:
-            return UNSET
-        value = value[part]
-    return value
-
-
 def index_key(index: IndexInfo, doc: Document) -> bytes:
     """The order-preserving key of ``doc`` in ``index``."""
-    return encode_index_key([_at(doc, path) for path in index.paths])
+    return encode_index_key([value_at(doc, path) for path in index.paths])
 
 
 CATALOG_INDEX_ID = 0
@@ -196,7 +178,7 @@ class Transaction:
             if prefix is None:
                 key = index_key(ix, doc)
             else:
-                key = encode_index_key([_at(doc, path) for path in prefix]) + tail
+                key = encode_index_key([value_at(doc, path) for path in prefix]) + tail
             changed.append((ix.index_id, key))
             if not ix.virtual:
                 if pending is None:
