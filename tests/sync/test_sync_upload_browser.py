@@ -7,30 +7,30 @@ whose ``ctx.storage.get_url`` it shows in an ``<img>`` and fetches. Functions ar
 called by npm ``convex``'s ``ConvexClient`` (its browser bundle, from the tests' npm
 install, as in ``test_sync_browser.py``), the list through a live query.
 
-Chromium is driven over the DevTools protocol with a handful of commands (a new tab,
+Chromium is driven over the DevTools protocol through ``tests/chromium_kit.py`` (a new tab,
 navigate, evaluate); like ``tests/sync/test_sync_browser.py`` it comes from Debian and
 is installed by ``debian.ensure_programs`` when the tests run as root.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import json
-import os
-import re
 import shutil
-import signal
-import subprocess
 import urllib.parse
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
-from debian import APT_DEADLINE_S, ensure_programs
+from chromium_kit import (  # noqa: F401 - chromium_binary_fixture is a fixture
+    DevTools,
+    chromium,
+    chromium_binary_fixture,
+    evaluate,
+    open_tab,
+)
+from debian import APT_DEADLINE_S
 
 from gateway import Gateway, Settings
 from gateway.http import HttpServer
@@ -123,104 +123,7 @@ window.flow = (async () => {
 </script></body></html>
 """
 
-CHROMIUM_ENV = "OUTPOST_CHROMIUM"
-START_DEADLINE_S = 30.0
 FLOW_DEADLINE_S = 20.0
-STOP_DEADLINE_S = 5.0
-DEVTOOLS_LINE = re.compile(r"DevTools listening on (ws://\S+)")
-
-
-def chromium_path() -> str:
-    configured = os.environ.get(CHROMIUM_ENV)
-    if configured:
-        return configured
-    return ensure_programs(["chromium"], ["chromium"], "the upload browser test")["chromium"]
-
-
-class DevTools:
-    """Commands over the browser's DevTools socket, one at a time (events are ignored)."""
-
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        self.ws = ws
-        self.last_id = 0
-
-    async def send(
-        self, method: str, params: dict[str, Any] | None = None, session: str | None = None
-    ) -> dict[str, Any]:
-        self.last_id += 1
-        message: dict[str, Any] = {"id": self.last_id, "method": method, "params": params or {}}
-        if session is not None:
-            message["sessionId"] = session
-        await self.ws.send_str(json.dumps(message))
-        async with asyncio.timeout(FLOW_DEADLINE_S):
-            async for frame in self.ws:
-                data = json.loads(frame.data)
-                if data.get("id") == self.last_id:
-                    assert "error" not in data, f"{method} failed: {data['error']}"
-                    return data["result"]  # type: ignore[no-any-return]
-        raise ConnectionError(f"the DevTools socket closed before {method} was answered")
-
-    async def evaluate(self, session: str, expression: str) -> Any:
-        params = {"expression": expression, "awaitPromise": True, "returnByValue": True}
-        result = await self.send("Runtime.evaluate", params, session)
-        assert "exceptionDetails" not in result, result["exceptionDetails"]
-        return result["result"].get("value")
-
-
-@contextlib.asynccontextmanager
-async def chromium(binary: str, root: Path) -> AsyncIterator[DevTools]:
-    """Headless Chromium in its own process group (ended on the way out) with a fresh
-    profile under ``root``."""
-    cmd = [
-        binary,
-        "--headless",
-        "--no-sandbox",  # root in a container: no setuid sandbox
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        f"--user-data-dir={root / 'profile'}",
-        "--remote-debugging-address=127.0.0.1",
-        "--remote-debugging-port=0",
-        "about:blank",
-    ]
-    env = {**os.environ, "XDG_CONFIG_HOME": str(root / "cfg"), "XDG_CACHE_HOME": str(root)}
-    process = await asyncio.create_subprocess_exec(
-        *cmd,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=env,
-        start_new_session=True,
-    )
-    lines: list[str] = []
-    url: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-
-    async def drain() -> None:  # keeps the pipe from filling up, and finds the URL
-        assert process.stderr is not None
-        async for raw in process.stderr:
-            lines.append(raw.decode(errors="replace").rstrip())
-            match = DEVTOOLS_LINE.search(lines[-1])
-            if match and not url.done():
-                url.set_result(match.group(1))
-        if not url.done():
-            url.set_result("")
-
-    drainer = asyncio.create_task(drain(), name="chromium-stderr")
-    try:
-        address = await asyncio.wait_for(asyncio.shield(url), START_DEADLINE_S)
-        assert address, "chromium printed no DevTools URL:\n" + "\n".join(lines[-30:])
-        async with (
-            aiohttp.ClientSession() as session,
-            session.ws_connect(address, max_msg_size=16 * 2**20) as ws,
-        ):
-            yield DevTools(ws)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        await process.wait()
-        await asyncio.wait_for(drainer, STOP_DEADLINE_S)
 
 
 @contextlib.asynccontextmanager
@@ -248,19 +151,13 @@ async def page_origin(bundle: Path) -> AsyncIterator[str]:
 
 
 async def run_flow(devtools: DevTools, url: str) -> dict[str, Any]:
-    target = await devtools.send("Target.createTarget", {"url": "about:blank"})
-    attached = await devtools.send(
-        "Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}
-    )
-    session = attached["sessionId"]
-    navigated = await devtools.send("Page.navigate", {"url": url}, session)
-    assert "errorText" not in navigated, navigated
+    session = await open_tab(devtools, url)
     # The page sets window.flow while it loads: wait for it inside the page, then await it.
     wait_then_run = (
         "new Promise((resolve) => { const check = () => window.flow"
         " ? window.flow.then(resolve) : setTimeout(check, 20); check(); })"
     )
-    return await devtools.evaluate(session, wait_then_run)  # type: ignore[no-any-return]
+    return await evaluate(devtools, session, wait_then_run, FLOW_DEADLINE_S)  # type: ignore[no-any-return]
 
 
 INSTALL_ALLOWANCE_S = 0.0 if shutil.which("chromium") else APT_DEADLINE_S * 2
@@ -268,11 +165,10 @@ INSTALL_ALLOWANCE_S = 0.0 if shutil.which("chromium") else APT_DEADLINE_S * 2
 
 @pytest.mark.timeout(INSTALL_ALLOWANCE_S + 90)
 async def test_browser_uploads_a_file_saves_its_id_and_shows_it(
-    make_app: Any, convex_npm: Path, tmp_path: Path
+    make_app: Any, convex_npm: Path, chromium_binary: str, tmp_path: Path
 ) -> None:
     bundle = convex_npm / "node_modules/convex/dist/browser.bundle.js"
     assert bundle.is_file(), f"npm convex no longer ships {bundle}; the page needs a bundle"
-    binary = chromium_path()
     app_dir = make_app(schema=SCHEMA, photos=PHOTOS)
     settings = Settings()
     async with (
@@ -284,7 +180,7 @@ async def test_browser_uploads_a_file_saves_its_id_and_shows_it(
         # The command line derives site_url from the port; here the port is chosen at
         # start, so the runtime learns it afterwards.
         gw.runtime.site_url = api
-        async with page_origin(bundle) as origin, chromium(binary, tmp_path) as devtools:
+        async with page_origin(bundle) as origin, chromium(chromium_binary, tmp_path) as devtools:
             query = urllib.parse.urlencode({"api": api})
             result = await run_flow(devtools, f"{origin}/?{query}")
         assert "error" not in result, result
