@@ -92,6 +92,10 @@ class Settings:
     mqtt_url: str = ""
     """The external broker with the gateway's credentials, for ``mqtt_broker =
     "external"``: ``mqtt://user:password@host:1883`` or ``mqtts://`` for TLS."""
+    hub: bool = False
+    """Act as a replication hub: accept batches from edge gateways at
+    ``_system/replication:push`` (each edge with its key from ``outpost gateway add``);
+    see ``docs/replication.md``."""
     env: Mapping[str, str] = field(default_factory=dict)
     """Values app code reads as ``ctx.env`` (an ``[env]`` table in ``outpost.toml``; a
     JSON object in ``OUTPOST_ENV``)."""
