@@ -19,6 +19,7 @@ runtime            the function runtime and its watchdog thread    close the sto
                                                                    mutations under the
                                                                    watchdog), then stop
                                                                    the watchdog
+hub                (``hub = true``) its tables and push mutation   -
 stored files       sweep of files no ``_storage`` document names   -
 scheduler          due jobs and crons (its loop task)              cancel, await
 live queries       the sync subscription engine                    close its sessions
@@ -54,6 +55,9 @@ from gateway.errors import (
 )
 from gateway.lifecycle import Lifecycle, StepHook, cancel_task
 from gateway.mqtt.routes import check_routes
+from gateway.replication.credentials import KeyRing, registry_path
+from gateway.replication.hub import install_hub
+from gateway.replication.hub_tables import ensure_hub_tables
 from gateway.runtime import logs
 from gateway.runtime.cron_clock import CronClock
 from gateway.runtime.cron_runner import CronRunner
@@ -218,6 +222,8 @@ class Gateway:
         await life.start("last good copy", self._save_last_good)
         await life.start("app logs", self._install_logs, lambda _: logs.uninstall())
         await life.start("runtime", self._start_runtime, self._stop_runtime)
+        if self.settings.hub:  # a step only on a hub: an edge's start order is unchanged
+            await life.start("hub", self._start_hub)
         await life.start("stored files", self._sweep_stored_files)
         await life.start("scheduler", self._start_scheduler, self._stop_scheduler)
         await life.start("live queries", self._start_sync, SubscriptionEngine.close)
@@ -304,6 +310,11 @@ class Gateway:
             self.store, self.app, env=settings.env, budgets=budgets, site_url=settings.site_url
         )
         return self.runtime
+
+    async def _start_hub(self) -> None:
+        """The hub's tables, and its push mutation in the runtime (``hub = true``)."""
+        await self.store.write(ensure_hub_tables)
+        install_hub(self.runtime, KeyRing(registry_path(self.data_dir)))
 
     async def _stop_runtime(self, runtime: Runtime) -> None:
         # The store closes here, before the watchdog stops: mutations still queued run

@@ -40,6 +40,9 @@ SYSTEM_TABLES = (
     "_dead_letters",
     "_cron_jobs",
     "_cron_job_logs",
+    "_replication_marks",  # the hub's tables (gateway.replication.hub_tables)
+    "_replication_provenance",
+    "_replication_dead_letters",
 )
 # `_id` (3 + 1 + 2 + ~32) and `_creationTime` (13 + 1 + 9) as Convex sizes them.
 _SYSTEM_FIELDS_SIZE = 38 + 23

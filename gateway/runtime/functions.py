@@ -26,6 +26,7 @@ class RegisteredFunction:
     args: Any = None
     returns: Any = None
     path: str = ""
+    budget_s: float | None = None  # its own time budget (None: the runtime's for its kind)
     args_validator: Any = field(init=False, repr=False)
     returns_validator: Any = field(init=False, repr=False)
     flat_args: FlatObjectCheck | None = field(init=False, repr=False)

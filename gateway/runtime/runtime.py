@@ -139,9 +139,18 @@ class Runtime:
         self.cursors = CursorCodec(secret)
         self.watchdog = Watchdog()
         self.watchdog.start()
+        # ``_system/`` functions a subsystem installs (the hub's push): found for every
+        # caller, so their visibility decides who may call them.
+        self.installed: dict[str, RegisteredFunction] = {}
 
     def close(self) -> None:
         self.watchdog.stop()
+
+    def install(self, fn: RegisteredFunction) -> None:
+        """Serve ``fn`` at its ``_system/...`` path (a public one needs no admin key)."""
+        if not fn.path.startswith(system_functions.PREFIX):
+            raise ValueError(f"installed functions live under {system_functions.PREFIX}")
+        self.installed[canonical_path(fn.path)] = fn
 
     def storage_url(self, storage_id: str) -> str:
         """Where a stored file is served (by the HTTP API)."""
@@ -231,8 +240,10 @@ class Runtime:
                     f"a function path is a string like 'module:name', got {path!r}"
                 )
             fn = self.app.lookup(path)
-            if fn is None and internal_ok and path.startswith(system_functions.PREFIX):
-                fn = system_functions.lookup(path)
+            if fn is None and path.startswith(system_functions.PREFIX):
+                fn = self.installed.get(canonical_path(path))
+                if fn is None and internal_ok:
+                    fn = system_functions.lookup(path)
         if fn is None or (fn.visibility == "internal" and not internal_ok):
             if not isinstance(path, RegisteredFunction):
                 shown = canonical_path(path).removesuffix(":default")
@@ -314,7 +325,9 @@ class Runtime:
         seed = tx.ts ^ fn.seed_base
         ctx_type = MutationCtx if fn.kind == "mutation" else QueryCtx
         ctx = ctx_type(self, ex, identity, now_ms, seed, mqtt)
-        budget = self.budgets.mutation_s if fn.kind == "mutation" else self.budgets.query_s
+        budget = fn.budget_s or (
+            self.budgets.mutation_s if fn.kind == "mutation" else self.budgets.query_s
+        )
         buffer = LogBuffer()
 
         def describe() -> str:

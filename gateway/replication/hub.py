@@ -1,0 +1,207 @@
+"""The hub's push mutation, ``_system/replication:push``: batches from edge gateways.
+
+Built exactly to ``gateway.replication.batch``; a hub (``hub = true``) installs it into
+its runtime at start (``install_hub``), so it is found only there, and as a *public*
+system function: the edge has no admin key, only its gateway key, which the handler
+checks first against the registry (``credentials.KeyRing``, reread when it changes).
+
+One batch is one mutation, so one transaction on the serial writer: the mark, every
+applied change, provenance rows and dead letters commit together or not at all. A
+change is applied as the edge made it: an insert or update stores the edge's whole
+document under the edge's ``_id`` and ``_creationTime`` (an upsert: an insert whose id
+is already there replaces it, an update of a missing document inserts it, so a
+re-cut or re-sent batch converges); a delete removes it if present.
+
+What the hub cannot apply goes to ``_replication_dead_letters`` and the batch goes on:
+a document its schema refuses, a system table, an id that is not one, or an id whose
+table number belongs to another table here (ids carry their table's number, so the hub
+needs the same numbers as the edge: the same schema gives them, new tables being
+numbered in name order). A table the hub does not have is created, schemaless, with the
+edge's number when that number is free, so data is never lost for want of a deploy.
+
+Budget: a batch is up to ``MAX_BATCH_CHANGES`` changes and ``MAX_BATCH_BYTES``; the
+default mutation budget (250 ms) is sized for app mutations, not for 1,000 upserts of
+4 MiB on a Pi. The push runs with its own ``PUSH_BUDGET_S``: long enough for a full
+batch on slow storage, short enough that the writer is never held for long.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Final
+
+from gateway.errors import (
+    ConvexError,
+    ConvexValueError,
+    FunctionError,
+    SchemaEnforcementError,
+)
+from gateway.replication import hub_tables
+from gateway.replication.batch import GAP_CODE, PUSH_PATH, UNAUTHORIZED_CODE
+from gateway.replication.credentials import KeyRing
+from gateway.runtime.database import Execution
+from gateway.runtime.functions import RegisteredFunction
+from gateway.runtime.runtime import Runtime
+from gateway.schema import v
+from gateway.store import Transaction
+from gateway.values import check_document_fields, decode_id
+
+PUSH_BUDGET_S: Final = 2.0
+_TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+_SYSTEM_FIELDS = ("_id", "_creationTime")
+
+_PUSH_ARGS: Final = {
+    "gateway": v.string(),
+    "key": v.string(),
+    "epoch": v.float64(),
+    "first": v.float64(),
+    "last": v.float64(),
+    "clockTrusted": v.boolean(),
+    "schema": v.string(),
+    "changes": v.array(v.any()),
+}
+
+
+class Rejected(Exception):
+    """A change the hub cannot apply; its message is the dead letter's reason."""
+
+
+def push_function(keys: KeyRing) -> RegisteredFunction:
+    """The push mutation, checking callers against ``keys``."""
+
+    async def push(ctx: Any, args: dict[str, Any]) -> dict[str, float]:
+        if not keys.verify(args["gateway"], args["key"]):
+            raise ConvexError({"code": UNAUTHORIZED_CODE})
+        ex: Execution = ctx._ex  # noqa: SLF001 - the hub writes below ctx.db (edge ids)
+        return apply_batch(ex, args, ctx.now)
+
+    return RegisteredFunction(
+        "mutation", "public", push, _PUSH_ARGS, path=PUSH_PATH, budget_s=PUSH_BUDGET_S
+    )
+
+
+def install_hub(runtime: Runtime, keys: KeyRing) -> None:
+    """Make ``runtime`` answer ``_system/replication:push`` (tables must exist)."""
+    runtime.install(push_function(keys))
+
+
+def apply_batch(ex: Execution, args: dict[str, Any], now_ms: float) -> dict[str, float]:
+    """The batch rules of ``gateway.replication.batch``, in the caller's transaction."""
+    tx = ex.tx
+    first, last, changes = _checked_range(args)
+    gateway, epoch = args["gateway"], args["epoch"]
+    mark = hub_tables.find_mark(tx, gateway, epoch)
+    start = first
+    if mark is not None:
+        applied = int(mark["applied"])
+        if last <= applied:  # seen before: answered, nothing applied again
+            return {"applied": float(applied)}
+        if first > applied + 1:
+            raise ConvexError({"code": GAP_CODE, "applied": float(applied)})
+        start = applied + 1
+    origin = {"gateway": gateway, "epoch": epoch, "receivedMs": now_ms}
+    for change in changes[start - first :]:
+        _apply(ex, change, {**origin, "seq": change["seq"]})
+    fields = {
+        "gateway": gateway,
+        "epoch": epoch,
+        "applied": float(last),
+        "lastSeenMs": now_ms,
+        "clockTrusted": args["clockTrusted"],
+        "schema": args["schema"],
+    }
+    hub_tables.save_mark(tx, mark, fields, now_ms)
+    return {"applied": float(last)}
+
+
+def _checked_range(args: dict[str, Any]) -> tuple[int, int, list[dict[str, Any]]]:
+    """first, last and the changes, which must be exactly the seqs first..last."""
+    first, last, changes = args["first"], args["last"], args["changes"]
+    if first != int(first) or last != int(last) or first < 0 or last < first:
+        raise FunctionError(f"a batch's first..last must be whole seqs, got {first}..{last}")
+    if len(changes) != int(last - first) + 1:
+        raise FunctionError(f"a batch {first}..{last} must carry {int(last - first) + 1} changes")
+    for offset, change in enumerate(changes):
+        if not isinstance(change, dict) or change.get("seq") != first + offset:
+            raise FunctionError(f"change {offset} of the batch is not seq {first + offset}")
+    return int(first), int(last), changes
+
+
+def _apply(ex: Execution, change: dict[str, Any], origin: dict[str, Any]) -> None:
+    """Apply one change, or dead-letter it with the reason (all checks before writes)."""
+    tx = ex.tx
+    op = change.get("op")
+    if op == "skip":
+        return
+    try:
+        table, doc_id = _target(tx, change)
+        if op == "delete":
+            _delete(tx, table, doc_id)
+        elif op in ("insert", "update"):
+            _upsert(ex, table, doc_id, change.get("doc"), origin)
+        else:
+            raise Rejected(f"unknown op {op!r}")
+    except Rejected as exc:
+        hub_tables.dead_letter(tx, change, origin, str(exc))
+
+
+def _target(tx: Transaction, change: dict[str, Any]) -> tuple[str, str]:
+    """The change's table (created if new and its number is free) and document id."""
+    table, doc_id = change.get("table"), change.get("id")
+    if not isinstance(table, str) or not _TABLE_NAME.fullmatch(table):
+        raise Rejected(f"{table!r} is not a user table a hub accepts")
+    if not isinstance(doc_id, str):
+        raise Rejected("the change has no document id")
+    try:
+        number, _ = decode_id(doc_id)
+    except ConvexValueError as exc:
+        raise Rejected(f"{doc_id!r} is not a document id ({exc})") from None
+    info = tx.catalog.table(table)
+    if info is None:
+        taken = tx.catalog.table_name(number)
+        if taken is not None:
+            raise Rejected(
+                f"table {table!r} is missing here and its number {number} is {taken!r}'s: "
+                "deploy the edge's schema to the hub"
+            )
+        tx.create_table(table, number)
+    elif info.number != number:
+        raise Rejected(
+            f"the id's table number {number} is not {table!r}'s here ({info.number}): "
+            "the hub and the edge must have the same table numbers (the same schema)"
+        )
+    return table, doc_id
+
+
+def _upsert(ex: Execution, table: str, doc_id: str, doc: Any, origin: dict[str, Any]) -> None:
+    tx = ex.tx
+    if not isinstance(doc, dict) or doc.get("_id") != doc_id:
+        raise Rejected("the change's document is missing or has another _id")
+    creation = doc.get("_creationTime")
+    if not isinstance(creation, float):
+        raise Rejected("the change's document has no _creationTime")
+    body = _validated(ex, table, {k: x for k, x in doc.items() if k not in _SYSTEM_FIELDS})
+    old = tx.get(doc_id)
+    if old is None:
+        tx.insert_existing(table, {"_id": doc_id, "_creationTime": creation, **body})
+        hub_tables.record_provenance(tx, table, doc_id, origin)
+    else:
+        tx.replace(table, old, body)
+
+
+def _validated(ex: Execution, table: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The body as the hub's schema normalises it; ``Rejected`` if it refuses it."""
+    try:
+        if ex.schema is not None:
+            body = ex.schema.validate_document(table, body, ex)
+        check_document_fields(body)
+    except (SchemaEnforcementError, ConvexValueError) as exc:
+        raise Rejected(str(exc)) from None
+    return body
+
+
+def _delete(tx: Transaction, table: str, doc_id: str) -> None:
+    old = tx.get(doc_id)
+    if old is not None:
+        tx.delete(table, old)
+        hub_tables.forget_provenance(tx, doc_id)

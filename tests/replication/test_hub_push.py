@@ -1,0 +1,150 @@
+"""The hub's push mutation in process: the batch rules of gateway.replication.batch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hub_kit import EDGE, Edge, change, documents, hub, number, push, register
+
+from gateway.replication.batch import GAP_CODE, UNAUTHORIZED_CODE
+
+
+def _reading(celsius: float) -> dict[str, object]:
+    return {"device": "d1", "celsius": celsius}
+
+
+async def test_inserts_keep_the_edge_ids_and_a_repush_applies_nothing(tmp_path: Path) -> None:
+    async with hub(tmp_path) as gw:
+        edge = Edge(number(gw, "readings"))
+        ids = [edge.new_id() for _ in range(3)]
+        batch = edge.batch(1, [change("insert", "readings", i, _reading(20.0)) for i in ids])
+        assert (await push(gw, batch)).unwrap() == {"applied": 3.0}
+        assert (await push(gw, batch)).unwrap() == {"applied": 3.0}
+        docs = await documents(gw, "readings")
+        assert [d["_id"] for d in docs] == ids
+        assert all(d["_creationTime"] == 1_700_000_000_000.5 for d in docs)
+        marks = await documents(gw, "_replication_marks")
+        assert [(m["gateway"], m["applied"]) for m in marks] == [(EDGE, 3.0)]
+        provenance = await documents(gw, "_replication_provenance")
+        assert sorted(p["docId"] for p in provenance) == sorted(ids)
+        assert {p["gateway"] for p in provenance} == {EDGE}
+
+
+async def test_a_gap_is_refused_with_the_applied_seq(tmp_path: Path) -> None:
+    async with hub(tmp_path) as gw:
+        edge = Edge(number(gw, "readings"))
+        first = edge.batch(1, [change("insert", "readings", edge.new_id(), _reading(1.0))])
+        (await push(gw, first)).unwrap()
+        gap = edge.batch(5, [change("insert", "readings", edge.new_id(), _reading(2.0))])
+        result = await push(gw, gap)
+        assert result.error_data == {"code": GAP_CODE, "applied": 1.0}
+        assert len(await documents(gw, "readings")) == 1
+
+
+async def test_a_partial_overlap_applies_only_the_new_part(tmp_path: Path) -> None:
+    async with hub(tmp_path) as gw:
+        edge = Edge(number(gw, "readings"))
+        changes = [
+            change("insert", "readings", edge.new_id(), _reading(float(i))) for i in range(4)
+        ]
+        (await push(gw, edge.batch(1, changes[:2]))).unwrap()
+        # A re-cut batch 1..4 after an acknowledgement of 2: only 3 and 4 are new.
+        assert (await push(gw, edge.batch(1, changes))).unwrap() == {"applied": 4.0}
+        celsius = [d["celsius"] for d in await documents(gw, "readings")]
+        assert celsius == [0.0, 1.0, 2.0, 3.0]
+
+
+async def test_a_new_epoch_starts_fresh(tmp_path: Path) -> None:
+    async with hub(tmp_path) as gw:
+        old = Edge(number(gw, "readings"), epoch=1.0)
+        batch = [change("insert", "readings", old.new_id(), _reading(1.0)) for _ in range(5)]
+        (await push(gw, old.batch(1, batch))).unwrap()
+        restored = Edge(number(gw, "readings"), epoch=2.0)
+        restored._next_id = 100
+        again = [change("insert", "readings", restored.new_id(), _reading(2.0))]
+        assert (await push(gw, restored.batch(3, again))).unwrap() == {"applied": 3.0}
+        assert len(await documents(gw, "readings")) == 6
+        marks = {m["epoch"]: m["applied"] for m in await documents(gw, "_replication_marks")}
+        assert marks == {1.0: 5.0, 2.0: 3.0}
+
+
+async def test_a_wrong_or_revoked_key_is_refused(tmp_path: Path) -> None:
+    async with hub(tmp_path) as gw:
+        edge = Edge(number(gw, "readings"))
+        batch = edge.batch(1, [change("insert", "readings", edge.new_id(), _reading(1.0))])
+        wrong = await push(gw, {**batch, "key": "not-the-key"})
+        assert wrong.error_data == {"code": UNAUTHORIZED_CODE}
+        stranger = await push(gw, {**batch, "gateway": "someone-else"})
+        assert stranger.error_data == {"code": UNAUTHORIZED_CODE}
+        register(gw.data_dir, "another-gateway")  # EDGE's line is gone: revoked
+        revoked = await push(gw, batch)
+        assert revoked.error_data == {"code": UNAUTHORIZED_CODE}
+        assert await documents(gw, "readings") == []
+
+
+async def test_updates_and_deletes_apply_in_batch_order(tmp_path: Path) -> None:
+    async with hub(tmp_path) as gw:
+        edge = Edge(number(gw, "readings"))
+        a, b = edge.new_id(), edge.new_id()
+        changes = [
+            change("insert", "readings", a, _reading(1.0)),
+            change("insert", "readings", b, _reading(2.0)),
+            change("update", "readings", a, _reading(10.0)),
+            change("delete", "readings", b),
+            change("skip", "gone", a),
+            change("update", "readings", a, _reading(11.0)),
+        ]
+        assert (await push(gw, edge.batch(1, changes))).unwrap() == {"applied": 6.0}
+        docs = await documents(gw, "readings")
+        assert [(d["_id"], d["celsius"]) for d in docs] == [(a, 11.0)]
+        provenance = await documents(gw, "_replication_provenance")
+        assert [p["docId"] for p in provenance] == [a]
+
+
+async def test_a_refused_document_is_dead_lettered_and_the_rest_applies(tmp_path: Path) -> None:
+    async with hub(tmp_path) as gw:
+        edge = Edge(number(gw, "readings"))
+        good, bad = edge.new_id(), edge.new_id()
+        changes = [
+            change("insert", "readings", bad, {"device": "d1", "celsius": "hot"}),
+            change("insert", "readings", good, _reading(3.0)),
+        ]
+        assert (await push(gw, edge.batch(1, changes))).unwrap() == {"applied": 2.0}
+        assert [d["_id"] for d in await documents(gw, "readings")] == [good]
+        [letter] = await documents(gw, "_replication_dead_letters")
+        assert (letter["docId"], letter["seq"], letter["gateway"]) == (bad, 1.0, EDGE)
+        assert "does not match the schema" in letter["reason"]
+        # Readable by app code through ctx.db.system, as the brief of system tables says.
+        found = await gw.run_query(
+            "_system/cli/tableData",
+            {
+                "table": "_replication_dead_letters",
+                "paginationOpts": {"numItems": 10, "cursor": None},
+            },
+        )
+        assert [d["docId"] for d in found["page"]] == [bad]
+
+
+async def test_a_missing_table_is_created_with_the_edge_number(tmp_path: Path) -> None:
+    async with hub(tmp_path) as gw:
+        edge = Edge(500)
+        doc_id = edge.new_id()
+        batch = edge.batch(1, [change("insert", "sensors", doc_id, {"name": "s1"})])
+        (await push(gw, batch)).unwrap()
+        assert number(gw, "sensors") == 500
+        assert [d["_id"] for d in await documents(gw, "sensors")] == [doc_id]
+        clash = Edge(number(gw, "readings"))
+        wrong = clash.batch(2, [change("insert", "sensors", clash.new_id(), {"name": "s2"})])
+        (await push(gw, wrong)).unwrap()
+        [letter] = await documents(gw, "_replication_dead_letters")
+        assert "table number" in letter["reason"]
+
+
+async def test_the_push_is_not_there_without_hub(make_app, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from gateway import Gateway
+    from gateway.config import Settings
+
+    app = make_app(schema="from gateway import define_schema\nschema = define_schema({})\n")
+    async with Gateway.open(app, tmp_path / "d", Settings()) as gw:
+        result = await gw.call("mutation", "_system/replication:push", {}, admin=False)
+        assert "Could not find" in result.error_message
