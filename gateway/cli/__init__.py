@@ -25,6 +25,7 @@ from gateway.cli import (
     data,
     dev,
     device,
+    gateway_cmd,
     mqtt_cmd,
     scaffold,
     serve,
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     config_cmd.add_parser(commands, common)
     snapshot_cmd.add_parser(commands, common)
     device.add_parser(commands, common)
+    gateway_cmd.add_parser(commands, common)
     mqtt_cmd.add_parser(commands, common)
     return parser
 

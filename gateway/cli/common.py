@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from gateway.config import Settings
@@ -63,3 +64,25 @@ def setup_logging(level: str) -> None:
         # Redact first: a suppressed record needs no redaction, a passed one does.
         handler.addFilter(REDACTING_FILTER)
         handler.addFilter(RateLimitFilter())
+
+
+class IntermixedParser(argparse.ArgumentParser):
+    """Positionals on either side of options: ``device add d1 --json APP --data-dir D``.
+
+    Python 3.11's argparse gives an optional positional (APP_DIR) nothing when an option
+    splits the positionals, then rejects APP as unrecognized; the intermixed parse
+    collects the options first and then all positionals together.
+    """
+
+    _inside = False
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if self._inside:  # parse_known_intermixed_args calls back in here
+            return super().parse_known_args(args, namespace)
+        self._inside = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._inside = False

@@ -21,11 +21,10 @@ import argparse
 import json
 import signal
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from gateway.cli.common import CommandError, settings_for
+from gateway.cli.common import CommandError, IntermixedParser, settings_for
 from gateway.config import Settings
 from gateway.mqtt.broker_files import BRIDGE_USER, PASSWORD_FILE_NAME
 from gateway.mqtt.broker_pid import broker_directory, files_lock, signal_broker
@@ -51,7 +50,7 @@ def add_parser(
         description=f"Devices of the managed MQTT broker (mqtt_broker = managed). {_RELOADS}",
     )
     actions = device.add_subparsers(
-        dest="action", metavar="ACTION", required=True, parser_class=_IntermixedParser
+        dest="action", metavar="ACTION", required=True, parser_class=IntermixedParser
     )
     add = _action(actions, common, "add", "register a device and print its password once")
     add.add_argument("--json", action="store_true", help="print one JSON object")
@@ -60,28 +59,6 @@ def add_parser(
     listing.set_defaults(handler=list_devices)
     remove = _action(actions, common, "remove", "delete a device and its password")
     remove.set_defaults(handler=remove_device)
-
-
-class _IntermixedParser(argparse.ArgumentParser):
-    """Positionals on either side of options: ``device add d1 --json APP --data-dir D``.
-
-    Python 3.11's argparse gives an optional positional (APP_DIR) nothing when an option
-    splits the positionals, then rejects APP as unrecognized; the intermixed parse
-    collects the options first and then all positionals together.
-    """
-
-    _inside = False
-
-    def parse_known_args(  # type: ignore[override]
-        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
-    ) -> tuple[argparse.Namespace, list[str]]:
-        if self._inside:  # parse_known_intermixed_args calls back in here
-            return super().parse_known_args(args, namespace)
-        self._inside = True
-        try:
-            return self.parse_known_intermixed_args(args, namespace)
-        finally:
-            self._inside = False
 
 
 def _action(
