@@ -96,6 +96,10 @@ class Settings:
     """Act as a replication hub: accept batches from edge gateways at
     ``_system/replication:push`` (each edge with its key from ``outpost gateway add``);
     see ``docs/replication.md``."""
+    upstream_url: str = ""
+    """Where this gateway replicates its ``.replicate("up")`` tables: an Outpost hub's or a
+    Convex deployment's URL (``https://...``); empty = no replication. The credential is the
+    file ``upstream_key`` in the data directory or the systemd credential of that name."""
     env: Mapping[str, str] = field(default_factory=dict)
     """Values app code reads as ``ctx.env`` (an ``[env]`` table in ``outpost.toml``; a
     JSON object in ``OUTPOST_ENV``)."""

@@ -22,6 +22,9 @@ mqtt broker     managed + routes: Mosquitto started and     stop supervising, SI
 mqtt bridge     the gateway's MQTT client on the endpoint   acknowledge what is durable
                 (``gateway.mqtt.bridge``): routes in,       (bounded), disconnect, stop
                 acks and publish rules out                  paho's thread
+replication     ``upstream_url`` set: the uplink task       cancel, await (a push in
+                draining the outbox                         flight is sent again)
+                (``gateway.replication.uplink``)
 attach          the API serves calls to the gateway         close HTTP: stop accepting,
                                                             close sync sockets, finish
                                                             in-flight calls (before the
@@ -35,8 +38,7 @@ ready           startup objects frozen out of the           -
                 collector (serve), the ready line
 ==============  ==========================================  ===============================
 
-The subsystems to come slot in as steps: replication after "mqtt bridge" (it calls
-into the gateway, and must stop before it), zeroconf discovery just before "ready"
+The subsystems to come slot in as steps: zeroconf discovery just before "ready"
 (announce only what answers). The stop is bounded by ``settings.shutdown_timeout_s`` as
 a whole (``gateway.lifecycle``).
 """
@@ -67,6 +69,8 @@ from gateway.lifecycle import Lifecycle, StepHook, cancel_task
 from gateway.mqtt.bridge import Bridge
 from gateway.mqtt.endpoint import BrokerEndpoint, endpoint_from_url
 from gateway.mqtt.supervisor import ManagedBroker, current_user
+from gateway.replication.edge import start_uplink, stop_uplink
+from gateway.replication.uplink import Uplink
 from gateway.runtime.loader import App
 
 log = logging.getLogger("gateway.service")
@@ -89,6 +93,7 @@ class Service:
     # Where the MQTT bridge connects; None when there is no broker to use.
     mqtt_endpoint: BrokerEndpoint | None = None
     bridge: Bridge | None = None  # the gateway's MQTT client (``gateway.mqtt.bridge``)
+    uplink: Uplink | None = None  # replication upstream (``gateway.replication.uplink``)
     _broker: ManagedBroker | None = None  # the managed broker, when this process runs one
     # The HTTP actions' port once it listens: from the start when the app has routes,
     # else from the ``outpost dev`` reload that adds them; None until then.
@@ -122,6 +127,7 @@ class Service:
         await life.start("gateway", self._start_gateway, Gateway.close)
         await life.start("mqtt broker", self._start_broker, _stop_broker)
         await life.start("mqtt bridge", self._start_bridge, _stop_bridge)
+        await life.start("replication", self._start_replication, stop_uplink)
         await life.start("attach", self._attach, lambda _: self.server.close())
         await life.start("http actions", self._start_site, _stop_site)
         await life.start("reload watcher", self._start_watcher, cancel_task)
@@ -211,6 +217,14 @@ class Service:
         self.bridge = Bridge(self.gateway, self.mqtt_endpoint, on_subscribed=on_subscribed)
         await self.bridge.start()
         return self.bridge
+
+    async def _start_replication(self) -> Uplink | None:
+        """The uplink to ``upstream_url`` (none when it is empty). The systemd credential
+        directory is systemd's contract with the process: it comes in the environment."""
+        self.uplink = await start_uplink(
+            self.gateway, self.settings.upstream_url, Path(self.settings.data_dir), os.environ
+        )
+        return self.uplink
 
     async def _attach(self) -> None:
         self.server.attach(self.gateway)

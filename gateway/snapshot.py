@@ -602,6 +602,9 @@ async def import_snapshot(
     store, blobs = _target(target)
     zip_path = Path(path)
     plan = await asyncio.to_thread(_scan, zip_path)
+    # Imported data starts a new replication epoch: the store's seqs no longer continue
+    # what the upstream saw from it (``gateway.store.epoch``).
+    await store.bump_epoch(f"import of {zip_path.name}")
     result = ImportResult(skipped_storage=plan.skipped_storage)
     existing, _ = await store.write(lambda tx: _prepare(tx, plan, mode, result))
     if mode == "replace":

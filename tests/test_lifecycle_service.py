@@ -22,7 +22,15 @@ from gateway.service import Service
 
 GREENHOUSE = Path(__file__).resolve().parent.parent / "examples" / "greenhouse"
 BEFORE = ["open files", "http", "gateway"]  # the gateway's steps run inside "gateway"
-AFTER = ["mqtt broker", "mqtt bridge", "attach", "http actions", "reload watcher", "ready"]
+AFTER = [
+    "mqtt broker",
+    "mqtt bridge",
+    "replication",
+    "attach",
+    "http actions",
+    "reload watcher",
+    "ready",
+]
 
 
 class Recorder:

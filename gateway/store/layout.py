@@ -8,6 +8,12 @@ scan is ``key >= ? AND key < ?`` in Convex order. A full-text search index is an
 table ``fts_<id>`` plus its row map ``fts_<id>_docs`` (``gateway/store/search.py``),
 declared in ``search_defs``; that table is created if missing, so stores of layout 1
 written before search existed open unchanged.
+
+Layout 2: ``change_log`` (the replication outbox) numbers its entries with
+``AUTOINCREMENT``. A plain ``INTEGER PRIMARY KEY`` hands out max(rowid) + 1, so once the
+acknowledged entries are pruned the highest seq could be handed out again and the
+upstream would take the new entry for one it has already applied. A layout-1 store is
+migrated at open, in the same transaction as the layout check (``_migrate_1_to_2``).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from gateway.errors import DamagedStoreError, LayoutTooNewError, StoreUnavailabl
 
 log = logging.getLogger("gateway.store")
 
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 DB_FILENAME = "outpost.sqlite3"
 
 # SQLite primary result codes (https://sqlite.org/rescode.html); extended codes carry
@@ -33,7 +39,19 @@ _SQLITE_IOERR, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_CANTOPEN = 10, 11, 13, 14
 _SQLITE_AUTH, _SQLITE_NOTADB = 23, 26
 
 
-_DDL = """
+_CHANGE_LOG_DDL = """
+CREATE TABLE IF NOT EXISTS change_log (
+    seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts     INTEGER NOT NULL,
+    op     TEXT NOT NULL CHECK (op IN ('insert', 'update', 'delete')),
+    tbl    TEXT NOT NULL,
+    doc_id TEXT NOT NULL,
+    after  TEXT,
+    origin TEXT NOT NULL
+)"""
+
+_DDL = (
+    """
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -69,16 +87,10 @@ CREATE TABLE IF NOT EXISTS indexes (
     doc_id   TEXT NOT NULL,
     PRIMARY KEY (index_id, key)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS change_log (
-    seq    INTEGER PRIMARY KEY,
-    ts     INTEGER NOT NULL,
-    op     TEXT NOT NULL CHECK (op IN ('insert', 'update', 'delete')),
-    tbl    TEXT NOT NULL,
-    doc_id TEXT NOT NULL,
-    after  TEXT,
-    origin TEXT NOT NULL
-);
 """
+    + _CHANGE_LOG_DDL
+    + ";"
+)
 
 
 BUSY_TIMEOUT_MS = 5000
@@ -224,6 +236,8 @@ def _ensure_layout(conn: sqlite3.Connection, path: Path) -> None:
             conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('layout_version', ?)", (LAYOUT_VERSION,)
             )
+        elif int(row[0]) < LAYOUT_VERSION:
+            _migrate(conn, int(row[0]))
         elif int(row[0]) > LAYOUT_VERSION:
             raise LayoutTooNewError(
                 f"{path} was written by a newer Outpost (store layout {row[0]}, this version "
@@ -235,6 +249,23 @@ def _ensure_layout(conn: sqlite3.Connection, path: Path) -> None:
         if conn.in_transaction:  # BEGIN itself may be what failed (busy)
             conn.execute("ROLLBACK")
         raise
+
+
+def _migrate(conn: sqlite3.Connection, found: int) -> None:
+    """Bring an older layout up to ``LAYOUT_VERSION`` (inside the caller's transaction)."""
+    if found < 2:
+        _migrate_1_to_2(conn)
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'layout_version'", (LAYOUT_VERSION,))
+    log.info("store layout migrated from %d to %d", found, LAYOUT_VERSION)
+
+
+def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
+    """``change_log`` rebuilt with AUTOINCREMENT; its rows keep their seqs, and the
+    sequence starts above the highest one (``sqlite_sequence`` follows the copy)."""
+    conn.execute("ALTER TABLE change_log RENAME TO change_log_v1")
+    conn.execute(_CHANGE_LOG_DDL)
+    conn.execute("INSERT INTO change_log SELECT * FROM change_log_v1 ORDER BY seq")
+    conn.execute("DROP TABLE change_log_v1")
 
 
 def _move_aside(path: Path, detail: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import sqlite3
 import time
 import uuid
@@ -18,8 +19,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
 
+from gateway.store import epoch as epochs
 from gateway.store.catalog import Catalog, Replication, load_catalog
 from gateway.store.datadir import claim
+from gateway.store.epoch import FingerprintFn
 from gateway.store.hlc import HybridClock, ntp_synchronised
 from gateway.store.layout import (
     BUSY_TIMEOUT_MS,
@@ -38,6 +41,8 @@ from gateway.store.writer import CommitFn, Committed, Writer, _default_commit
 
 T = TypeVar("T")
 
+log = logging.getLogger("gateway.store")
+
 
 class Store:
     """Owns the database file and every thread and connection on it."""
@@ -49,11 +54,14 @@ class Store:
         readers: ReaderPool,
         gateway_id: str,
         lock: StoreLock | None = None,
+        epoch: int = 1,
     ) -> None:
         self.path = path
         self.writer = writer
         self.readers = readers
         self.gateway_id = gateway_id
+        # Which life of this store the outbox's seqs belong to (``gateway.store.epoch``).
+        self.epoch = epoch
         self.write_log = WriteLog()
         self._lock = lock
         self._closed = False
@@ -72,6 +80,7 @@ class Store:
         commit_fn: CommitFn = _default_commit,
         connect: ConnectFn = connect,
         busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+        fingerprint: FingerprintFn = epochs.fingerprint,
     ) -> Store:
         """Open (creating if needed) the store in ``data_dir``; threads started.
 
@@ -82,8 +91,9 @@ class Store:
         path = data_dir / DB_FILENAME
         lock = await _claim(data_dir)
         try:
-            gateway_id, last_ts, catalog = await asyncio.to_thread(
-                _prepare, path, replication or {}, connect, busy_timeout_ms
+            found = await asyncio.to_thread(fingerprint, data_dir)
+            gateway_id, last_ts, catalog, epoch = await asyncio.to_thread(
+                _prepare, path, replication or {}, connect, busy_timeout_ms, found
             )
             opener = functools.partial(connect, path, busy_timeout_ms=busy_timeout_ms)
             writer = Writer(
@@ -99,7 +109,7 @@ class Store:
                 lambda: writer.catalog,
                 size=reader_threads,
             )
-            store = cls(path, writer, readers, gateway_id, lock)
+            store = cls(path, writer, readers, gateway_id, lock, epoch)
             writer._on_commit = store._published  # noqa: SLF001 - wiring, set once
             await store._start_threads()
         except BaseException:
@@ -137,6 +147,14 @@ class Store:
     async def read(self, work: Callable[[Transaction], T]) -> tuple[T, int]:
         """Run ``work`` on a reader snapshot; returns (result, snapshot ts)."""
         return await self.readers.submit(work)
+
+    async def bump_epoch(self, reason: str) -> int:
+        """A new replication epoch, durable before it is returned (an import: the
+        store's seqs start a new life upstream; ``gateway.store.epoch``)."""
+        epoch, _ = await self.write(lambda tx: epochs.bump(tx.conn))
+        self.epoch = epoch
+        log.info("replication epoch is now %d (%s)", epoch, reason)
+        return epoch
 
     async def close(self) -> None:
         """Finish queued reads, drain and commit queued writes, stop every thread.
@@ -185,21 +203,25 @@ def _release_claimed(claiming: asyncio.Future[StoreLock]) -> None:
 
 
 def _prepare(
-    path: Path, replication: dict[str, Replication], connect: ConnectFn, busy_timeout_ms: int
-) -> tuple[str, int, Catalog]:
+    path: Path,
+    replication: dict[str, Replication],
+    connect: ConnectFn,
+    busy_timeout_ms: int,
+    found: epochs.Fingerprint,
+) -> tuple[str, int, Catalog, int]:
     conn = open_checked(path, connect=connect, busy_timeout_ms=busy_timeout_ms)
     try:
         try:
-            gateway_id, last_ts = _init_meta(conn)
+            gateway_id, last_ts, epoch = _init_meta(conn, found)
             catalog = load_catalog(conn, replication)
         finally:
             conn.close()
     except sqlite3.Error as exc:  # past quick_check: still only damage is moved aside
         raise refusal(path, exc) from exc
-    return gateway_id, last_ts, catalog
+    return gateway_id, last_ts, catalog, epoch
 
 
-def _init_meta(conn: sqlite3.Connection) -> tuple[str, int]:
+def _init_meta(conn: sqlite3.Connection, found: epochs.Fingerprint) -> tuple[str, int, int]:
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute(
@@ -207,11 +229,12 @@ def _init_meta(conn: sqlite3.Connection) -> tuple[str, int]:
         )
         conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('last_ts', '0')")
         conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('catalog_version', '0')")
+        epoch = epochs.settle(conn, found)
         conn.execute("COMMIT")
     finally:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
-    return _meta(conn, "gateway_id"), int(_meta(conn, "last_ts"))
+    return _meta(conn, "gateway_id"), int(_meta(conn, "last_ts")), epoch
 
 
 def _meta(conn: sqlite3.Connection, key: str) -> str:

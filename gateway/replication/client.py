@@ -1,0 +1,129 @@
+"""One push to the upstream: a batch POSTed as a mutation through the Convex HTTP API.
+
+``POST {upstream_url}/api/mutation`` with ``{"path", "args": batch, "format": "json"}``
+(``batch.py``), so an Outpost hub and a Convex deployment are reached the same way. The
+answer becomes the applied seq or one of a few named errors; every network failure,
+including a link that swallows packets without a reset, is ``UpstreamUnavailable``
+within the timeouts: ``connect_timeout_s`` for the TCP (and TLS) handshake and
+``request_timeout_s`` for the whole exchange, since a black-holing link accepts
+nothing and refuses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiohttp
+
+from gateway.errors import OutpostError
+from gateway.replication.batch import GAP_CODE, PUSH_PATH, UNAUTHORIZED_CODE
+
+CONNECT_TIMEOUT_S = 10.0
+REQUEST_TIMEOUT_S = 60.0
+# The most of an unexpected answer's text quoted in a log line.
+_QUOTE_CHARS = 200
+
+
+class UplinkError(OutpostError):
+    """A push that did not get an acknowledgement."""
+
+
+class UpstreamUnavailable(UplinkError, ConnectionError):
+    """No answer: refused, reset, timed out, or an HTTP error status (retry later)."""
+
+
+class ReplicationGap(UplinkError):
+    """The upstream has applied up to ``applied``; the batch started past it."""
+
+    def __init__(self, applied: int) -> None:
+        super().__init__(f"the upstream has applied up to seq {applied}; re-send from there")
+        self.applied = applied
+
+
+class Unauthorized(UplinkError, PermissionError):
+    """The upstream does not know this gateway with this key."""
+
+
+class Refused(UplinkError):
+    """The push mutation failed for another reason (its message, quoted)."""
+
+
+class PushClient:
+    """POSTs batches to ``{url}/api/mutation``; ``close`` is idempotent."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        path: str = PUSH_PATH,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        request_timeout_s: float = REQUEST_TIMEOUT_S,
+    ) -> None:
+        self._endpoint = url.rstrip("/") + "/api/mutation"
+        self._path = path
+        self._timeout = aiohttp.ClientTimeout(
+            total=request_timeout_s, connect=connect_timeout_s, sock_connect=connect_timeout_s
+        )
+        self._session: aiohttp.ClientSession | None = None
+
+    async def push(self, batch: dict[str, Any]) -> int:
+        """Send one batch; the upstream's applied seq, or a named ``UplinkError``."""
+        body = json.dumps({"path": self._path, "args": batch, "format": "json"})
+        try:
+            async with self._open().post(
+                self._endpoint,
+                data=body.encode("utf-8"),
+                headers={"Content-Type": "application/json"},
+            ) as response:
+                text = await response.text()
+                status = response.status
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise UpstreamUnavailable(_describe(exc)) from exc
+        return _answer(status, text)
+
+    def _open(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "no answer within the timeout (the link may be dropping packets)"
+    return f"{type(exc).__name__}: {exc}"[:_QUOTE_CHARS]
+
+
+def _answer(status: int, text: str) -> int:
+    if status != 200:
+        raise UpstreamUnavailable(f"HTTP {status}: {text[:_QUOTE_CHARS]}")
+    try:
+        reply = json.loads(text)
+    except ValueError as exc:
+        raise UpstreamUnavailable(f"not JSON: {text[:_QUOTE_CHARS]!r}") from exc
+    if not isinstance(reply, dict):
+        raise UpstreamUnavailable(f"not an answer: {text[:_QUOTE_CHARS]!r}")
+    if reply.get("status") == "success":
+        value = reply.get("value")
+        if isinstance(value, dict) and isinstance(value.get("applied"), int | float):
+            return int(value["applied"])
+        raise Refused(f"the push answered {str(value)[:_QUOTE_CHARS]}, not {{applied}}")
+    data = reply.get("errorData")
+    code = data.get("code") if isinstance(data, dict) else None
+    if code == GAP_CODE and isinstance(data, dict):
+        return _gap(data)
+    if code == UNAUTHORIZED_CODE:
+        raise Unauthorized("the upstream refused this gateway's name or key")
+    raise Refused(str(reply.get("errorMessage", text))[:_QUOTE_CHARS])
+
+
+def _gap(data: dict[str, Any]) -> int:
+    applied = data.get("applied")
+    if not isinstance(applied, int | float):
+        raise Refused(f"a ReplicationGap without an applied seq: {str(data)[:_QUOTE_CHARS]}")
+    raise ReplicationGap(int(applied))

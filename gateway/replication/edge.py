@@ -1,0 +1,77 @@
+"""The edge's replication step: the upstream key found, the uplink started.
+
+The key is a secret (DESIGN decision 9): the file ``upstream_key`` in the data
+directory, or the systemd credential of that name (``LoadCredential=upstream_key:...``
+puts it in ``$CREDENTIALS_DIRECTORY``), which wins when both exist. It is registered
+with ``gateway.redact`` for as long as the uplink runs and never formatted into a log
+line.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+from gateway import redact
+from gateway.errors import ConfigError
+from gateway.gateway import Gateway
+from gateway.replication.client import PushClient
+from gateway.replication.uplink import Uplink, schema_digest
+
+log = logging.getLogger("gateway.replication")
+
+KEY_FILENAME = "upstream_key"
+
+
+def find_upstream_key(data_dir: Path, environ: Mapping[str, str]) -> str:
+    """The key's text; ``ConfigError`` saying where to put it when there is none."""
+    places = []
+    credentials = environ.get("CREDENTIALS_DIRECTORY")
+    if credentials:
+        places.append(Path(credentials) / KEY_FILENAME)
+    places.append(Path(data_dir) / KEY_FILENAME)
+    for place in places:
+        try:
+            key = place.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise ConfigError(f"cannot read the upstream key {place}: {exc.strerror}") from exc
+        if key:
+            return key
+    raise ConfigError(
+        f"upstream_url is set but there is no upstream key: put it in {places[-1]} (mode "
+        "0600), or give systemd the credential upstream_key (LoadCredential=); on an Outpost "
+        "hub, `outpost gateway add <this gateway's id>` prints one"
+    )
+
+
+async def start_uplink(
+    gateway: Gateway, upstream_url: str, data_dir: Path, environ: Mapping[str, str]
+) -> Uplink | None:
+    """The started uplink, or None when ``upstream_url`` is empty (no replication)."""
+    if not upstream_url:
+        return None
+    key = find_upstream_key(data_dir, environ)
+    redact.register_secret(key)
+    uplink = Uplink(
+        gateway.store,
+        PushClient(upstream_url),
+        key=key,
+        schema=lambda: schema_digest(gateway.app.schema),
+    )
+    await uplink.start()
+    log.info(
+        "replicating to %s as gateway %s (epoch %d)",
+        upstream_url,
+        gateway.store.gateway_id,
+        gateway.store.epoch,
+    )
+    return uplink
+
+
+async def stop_uplink(uplink: Uplink | None) -> None:
+    if uplink is not None:
+        await uplink.close()
+        redact.forget_secret(uplink.key)

@@ -1,0 +1,138 @@
+"""The outbox as the uplink sees it: batches cut from ``change_log``, the durable cursor.
+
+The store writes ``change_log`` rows in the same transaction as the data (for tables
+declared ``.replicate("up")``; ``gateway/store/transaction.py``). Here they are read on
+the store's readers (never the writer: a backlog being drained must not delay local
+writes), one batch at a time, and cut to ``batch.py``'s caps. The cursor (``meta``
+``outbox_acked``: the highest seq the upstream has durably applied) moves only in a
+writer job run after the upstream's answer, and that same job prunes the entries at
+or below it. A crash between the answer and the job only means the batch is sent
+again, which the upstream acknowledges without applying it twice.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.replication.batch import MAX_BATCH_BYTES, MAX_BATCH_CHANGES
+from gateway.store import Store, Transaction
+
+CURSOR_KEY = "outbox_acked"
+# Rows fetched per read: a batch is cut from at most this many, so one read stays short.
+_READ_ROWS = MAX_BATCH_CHANGES
+# JSON punctuation around each change in the batch's "changes" array.
+_CHANGE_OVERHEAD_BYTES = 2
+
+
+@dataclass(frozen=True)
+class Cut:
+    """One batch's changes, ``first`` .. ``last`` with no gap, and their encoded size."""
+
+    first: int
+    last: int
+    changes: list[dict[str, Any]]
+    size_bytes: int
+
+
+class Outbox:
+    """Reads batches after a seq, advances the cursor, prunes what is acknowledged."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        max_changes: int = MAX_BATCH_CHANGES,
+        max_bytes: int = MAX_BATCH_BYTES,
+    ) -> None:
+        self._store = store
+        self._max_changes = max_changes
+        self._max_bytes = max_bytes
+
+    async def cursor(self) -> int:
+        """The highest seq the upstream has acknowledged (0 before the first)."""
+        value, _ = await self._store.read(_read_cursor)
+        return value
+
+    async def next_cut(self, after: int) -> Cut | None:
+        """The entries after ``after`` that fit one batch; None when there are none."""
+        rows, _ = await self._store.read(lambda tx: _rows_after(tx, after, self._max_changes))
+        if not rows:
+            return None
+        return self._cut(after, rows)
+
+    async def acknowledge(self, applied: int) -> None:
+        """Durably move the cursor to ``applied`` and prune the entries up to it."""
+        await self._store.write(lambda tx: _advance(tx, applied))
+
+    async def backlog(self) -> tuple[int, int]:
+        """(entries waiting, highest seq written) as the readers see them now."""
+        value, _ = await self._store.read(_backlog)
+        return value
+
+    def _cut(self, after: int, rows: list[tuple[Any, ...]]) -> Cut:
+        replicated = self._store.catalog.replication
+        changes: list[dict[str, Any]] = []
+        size = 0
+        expected = after + 1 if after else rows[0][0]
+        for seq, ts, op, table, doc_id, body in rows:
+            for missing in range(expected, seq):  # a hole (never made today): keep it whole
+                changes.append(_skip(missing, "", ""))
+            change = (
+                _change(seq, ts, op, table, doc_id, body)
+                if replicated.get(table) == "up"
+                else _skip(seq, table, doc_id)
+            )
+            change_bytes = len(json.dumps(change, separators=(",", ":"))) + _CHANGE_OVERHEAD_BYTES
+            if changes and (
+                size + change_bytes > self._max_bytes or len(changes) >= self._max_changes
+            ):
+                break
+            changes.append(change)
+            size += change_bytes
+            expected = seq + 1
+        changes = changes[: self._max_changes]
+        return Cut(int(changes[0]["seq"]), int(changes[-1]["seq"]), changes, size)
+
+
+def _change(
+    seq: int, ts: int, op: str, table: str, doc_id: str, body: str | None
+) -> dict[str, Any]:
+    # ``body`` is already Convex's JSON wire form (``gateway.values.dumps``).
+    doc = None if body is None else json.loads(body)
+    return {"seq": float(seq), "op": op, "table": table, "id": doc_id, "ts": str(ts), "doc": doc}
+
+
+def _skip(seq: int, table: str, doc_id: str) -> dict[str, Any]:
+    return {"seq": float(seq), "op": "skip", "table": table, "id": doc_id, "ts": "0", "doc": None}
+
+
+def _read_cursor(tx: Transaction) -> int:
+    row = tx.conn.execute("SELECT value FROM meta WHERE key = ?", (CURSOR_KEY,)).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def _rows_after(tx: Transaction, after: int, limit: int) -> list[tuple[Any, ...]]:
+    return tx.conn.execute(
+        "SELECT seq, ts, op, tbl, doc_id, after FROM change_log WHERE seq > ? ORDER BY seq LIMIT ?",
+        (after, min(limit, _READ_ROWS)),
+    ).fetchall()
+
+
+def _advance(tx: Transaction, applied: int) -> None:
+    conn = tx.conn
+    if applied <= _read_cursor(tx):
+        return  # an older answer arriving late never moves the cursor back
+    conn.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (CURSOR_KEY, str(applied))
+    )
+    conn.execute("DELETE FROM change_log WHERE seq <= ?", (applied,))
+
+
+def _backlog(tx: Transaction) -> tuple[int, int]:
+    cursor = _read_cursor(tx)
+    count, top = tx.conn.execute(
+        "SELECT count(*), coalesce(max(seq), 0) FROM change_log WHERE seq > ?", (cursor,)
+    ).fetchone()
+    return int(count), max(int(top), cursor)
