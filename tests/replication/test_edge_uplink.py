@@ -1,0 +1,190 @@
+"""The uplink against a fake upstream: drains in order, survives outages, gaps, black
+holes and a wrong key, and prunes what is acknowledged."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from edge_upstream_kit import KEY, BlackHole, FakeUpstream, eventually, write_app
+
+from gateway import Gateway
+from gateway.replication.client import PushClient
+from gateway.replication.outbox import Outbox
+from gateway.replication.uplink import Uplink
+
+
+@asynccontextmanager
+async def _uplink(
+    gw: Gateway, url: str, *, key: str = KEY, request_timeout_s: float = 5.0
+) -> AsyncIterator[Uplink]:
+    client = PushClient(url, connect_timeout_s=0.5, request_timeout_s=request_timeout_s)
+    uplink = Uplink(
+        gw.store,
+        client,
+        key=key,
+        schema=lambda: "test-schema",
+        backoff_min_s=0.05,
+        backoff_max_s=0.2,
+        unauthorized_retry_s=0.2,
+        idle_poll_s=0.2,
+    )
+    await uplink.start()
+    try:
+        yield uplink
+    finally:
+        await uplink.close()
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[FakeUpstream]:
+    fake = FakeUpstream()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+async def _backlog(gw: Gateway) -> int:
+    rows, _ = await gw.store.read(
+        lambda tx: tx.conn.execute("SELECT count(*) FROM change_log").fetchone()[0]
+    )
+    return int(rows)
+
+
+async def test_inserts_patches_and_deletes_arrive_once_in_order(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    app = write_app(tmp_path / "app")
+    async with Gateway.open(app, tmp_path / "d") as gw, _uplink(gw, upstream.url) as uplink:
+        ids = [await gw.run_mutation("readings:add", {"n": n}) for n in range(20)]
+        await gw.run_mutation("readings:bump", {"id": ids[0]})
+        await gw.run_mutation("readings:remove", {"id": ids[1]})
+        await gw.run_mutation("readings:local", {"n": 5})  # never leaves the box
+        await eventually(lambda: len(upstream.applied) == 22)
+        assert [s for _, s in upstream.seqs()] == list(range(1, 23))
+        assert upstream.docs[ids[0]]["n"] == 1
+        assert upstream.docs[ids[1]] is None
+        assert {c["table"] for c in upstream.applied} == {"readings"}
+        batch = upstream.batches[0]
+        assert batch["gateway"] == gw.store.gateway_id and batch["epoch"] == gw.store.epoch
+        assert batch["schema"] == "test-schema" and isinstance(batch["clockTrusted"], bool)
+        await eventually(lambda: uplink.acked == 22)
+        assert await _backlog(gw) == 0  # acknowledged entries are pruned
+
+
+async def test_an_outage_is_ridden_out_with_backoff(
+    tmp_path: Path, upstream: FakeUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = write_app(tmp_path / "app")
+    upstream.down = True
+    with caplog.at_level(logging.INFO, logger="gateway.replication"):
+        async with Gateway.open(app, tmp_path / "d") as gw, _uplink(gw, upstream.url) as uplink:
+            await gw.run_mutation("readings:add_many", {"start": 0, "count": 3000})
+            await eventually(lambda: uplink.state == "down")
+            tries = len(upstream.batches)
+            await eventually(lambda: len(upstream.batches) >= tries)  # retrying, not spinning
+            assert len(upstream.batches) == 0
+            upstream.down = False
+            await eventually(lambda: uplink.acked == 3000)
+            assert [s for _, s in upstream.seqs()] == list(range(1, 3001))
+            assert max(len(b["changes"]) for b in upstream.batches) <= 1000
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("unreachable" in m for m in messages) == 1  # one line per outage
+    assert any("reachable again" in m for m in messages)
+
+
+async def test_an_upstream_that_goes_away_and_comes_back_on_the_same_port(
+    tmp_path: Path,
+) -> None:
+    app = write_app(tmp_path / "app")
+    fake = FakeUpstream()
+    await fake.start()
+    port = fake.port
+    async with Gateway.open(app, tmp_path / "d") as gw, _uplink(gw, fake.url) as uplink:
+        await gw.run_mutation("readings:add_many", {"start": 0, "count": 10})
+        await eventually(lambda: uplink.acked == 10)
+        await fake.stop()  # connection refused from now on
+        await gw.run_mutation("readings:add_many", {"start": 10, "count": 10})
+        await eventually(lambda: uplink.state == "down")
+        back = FakeUpstream()
+        back.marks = fake.marks  # the same upstream, restarted
+        await back.start(port)
+        try:
+            await eventually(lambda: uplink.acked == 20)
+            assert [s for _, s in back.seqs()] == list(range(11, 21))
+        finally:
+            await back.stop()
+
+
+async def test_a_gap_is_answered_by_resending_from_the_upstreams_mark(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    app = write_app(tmp_path / "app")
+    async with Gateway.open(app, tmp_path / "d") as gw:
+        async with _uplink(gw, upstream.url) as uplink:
+            await gw.run_mutation("readings:add_many", {"start": 0, "count": 5})
+            await eventually(lambda: uplink.acked == 5)
+        # The upstream lost its answer for 6..8: the edge thinks 8 is acknowledged.
+        await gw.run_mutation("readings:add_many", {"start": 5, "count": 3})
+        await Outbox(gw.store).acknowledge(8)
+        upstream.marks[(gw.store.gateway_id, gw.store.epoch)] = 5  # ... but it has only 5
+        await gw.run_mutation("readings:add_many", {"start": 8, "count": 2})
+        epoch = gw.store.epoch
+        async with _uplink(gw, upstream.url) as uplink:
+            # 9.. is refused (gap at 5 < acknowledged 8: pruned), so a new epoch starts.
+            await eventually(lambda: uplink.acked == 10)
+        assert gw.store.epoch == epoch + 1
+        assert upstream.seqs()[-2:] == [(epoch + 1, 9), (epoch + 1, 10)]
+
+
+async def test_a_gap_ahead_of_the_cursor_resends_only_the_missing_part(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    app = write_app(tmp_path / "app")
+    async with Gateway.open(app, tmp_path / "d") as gw:
+        async with _uplink(gw, upstream.url) as uplink:
+            await gw.run_mutation("readings:add_many", {"start": 0, "count": 5})
+            await eventually(lambda: uplink.acked == 5)
+            upstream.gap_once_at = 6
+            await gw.run_mutation("readings:add_many", {"start": 5, "count": 5})
+            await eventually(lambda: uplink.acked == 10)
+        assert [s for _, s in upstream.seqs()] == list(range(1, 11))
+
+
+async def test_a_black_holing_link_is_detected_by_timeouts(tmp_path: Path) -> None:
+    app = write_app(tmp_path / "app")
+    hole = BlackHole()
+    await hole.start()
+    try:
+        async with (
+            Gateway.open(app, tmp_path / "d") as gw,
+            _uplink(gw, hole.url, request_timeout_s=0.3) as uplink,
+        ):
+            await gw.run_mutation("readings:add", {"n": 1})
+            await eventually(lambda: uplink.state == "down" and hole.connections >= 2)
+            assert uplink.acked == 0
+    finally:
+        await hole.stop()
+
+
+async def test_a_wrong_key_is_one_clear_line_and_slow_retries(
+    tmp_path: Path, upstream: FakeUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = write_app(tmp_path / "app")
+    wrong = "wrong-key-" + "z" * 30
+    with caplog.at_level(logging.INFO):
+        async with (
+            Gateway.open(app, tmp_path / "d") as gw,
+            _uplink(gw, upstream.url, key=wrong) as uplink,
+        ):
+            await gw.run_mutation("readings:add", {"n": 1})
+            await eventually(lambda: len(upstream.batches) >= 3)
+            assert uplink.state == "unauthorized" and upstream.applied == []
+            uplink.key = KEY  # the key file fixed; the next retry goes through
+            await eventually(lambda: uplink.acked == 1)
+    refused = [r for r in caplog.records if "refused this gateway" in r.getMessage()]
+    assert len(refused) == 1 and "upstream_key" in refused[0].getMessage()
+    assert all(wrong not in r.getMessage() for r in caplog.records)
