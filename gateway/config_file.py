@@ -27,6 +27,7 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 MQTT_BROKERS = ("managed", "external", "off")
 MQTT_URL_SCHEMES = ("mqtt", "mqtts")
 
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 _TYPES: dict[str, Any] = get_type_hints(Settings)
 _NAMES = tuple(f.name for f in fields(Settings))
 
@@ -168,6 +169,8 @@ def url_host(host: str) -> str:
 def _checked(name: str, value: Any, where: str) -> Any:
     """``value`` as the field's type, or a ConfigError naming ``where``."""
     kind = _TYPES[name]
+    if kind is bool and isinstance(value, bool):
+        return value
     if kind is int and isinstance(value, int) and not isinstance(value, bool):
         return value
     if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
@@ -183,6 +186,8 @@ def _parsed(name: str, text: str, where: str) -> Any:
     """An environment variable's text as the field's type."""
     kind = _TYPES[name]
     try:
+        if kind is bool:
+            return _BOOLEANS[text.strip().lower()]
         if kind is int:
             return int(text)
         if kind is float:
@@ -190,7 +195,7 @@ def _parsed(name: str, text: str, where: str) -> Any:
         if kind is str:
             return text
         return _checked(name, json.loads(text), where)
-    except ValueError:
+    except (ValueError, KeyError):
         raise ConfigError(f"{where}: {name} must be {_describe(kind)}, got {text!r}") from None
 
 
@@ -201,7 +206,12 @@ def _is_str_table(value: Any) -> bool:
 
 
 def _describe(kind: Any) -> str:
-    names = {int: "an integer", float: "a number", str: "a string"}
+    names = {
+        bool: "a boolean (true or false)",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+    }
     return names.get(kind, 'a table of strings (NAME = "value")')
 
 
