@@ -44,11 +44,11 @@ def register(data_dir: Path, name: str = EDGE, key: str = KEY) -> None:
 
 
 @asynccontextmanager
-async def hub(root: Path) -> AsyncIterator[Gateway]:
-    """A started hub (``hub = true``) with ``EDGE`` registered."""
+async def hub(root: Path, **settings: Any) -> AsyncIterator[Gateway]:
+    """A started hub (``hub = true``, and ``settings``) with ``EDGE`` registered."""
     data = root / "hubdata"
     register(data)
-    async with Gateway.open(write_hub_app(root), data, Settings(hub=True)) as gw:
+    async with Gateway.open(write_hub_app(root), data, Settings(hub=True, **settings)) as gw:
         yield gw
 
 

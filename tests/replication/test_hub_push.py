@@ -6,7 +6,12 @@ from pathlib import Path
 
 from hub_kit import EDGE, Edge, change, documents, hub, number, push, register
 
-from gateway.replication.batch import GAP_CODE, UNAUTHORIZED_CODE
+from gateway.replication.batch import (
+    GAP_CODE,
+    MAX_BATCH_BYTES,
+    MAX_BATCH_CHANGES,
+    UNAUTHORIZED_CODE,
+)
 
 
 def _reading(celsius: float) -> dict[str, object]:
@@ -148,3 +153,19 @@ async def test_the_push_is_not_there_without_hub(make_app, tmp_path: Path) -> No
     async with Gateway.open(app, tmp_path / "d", Settings()) as gw:
         result = await gw.call("mutation", "_system/replication:push", {}, admin=False)
         assert "Could not find" in result.error_message
+
+
+async def test_a_full_batch_runs_with_the_push_budget_not_the_mutation_budget(
+    tmp_path: Path,
+) -> None:
+    # 1 ms for app mutations: a full batch passes only because the push has its own budget.
+    async with hub(tmp_path, mutation_budget_ms=1.0) as gw:
+        edge = Edge(number(gw, "notes"))
+        text = "x" * (MAX_BATCH_BYTES // MAX_BATCH_CHANGES - 300)
+        changes = [
+            change("insert", "notes", edge.new_id(), {"text": text})
+            for _ in range(MAX_BATCH_CHANGES)
+        ]
+        batch = edge.batch(1, changes)
+        assert (await push(gw, batch)).unwrap() == {"applied": float(MAX_BATCH_CHANGES)}
+        assert len(await documents(gw, "notes")) == MAX_BATCH_CHANGES
