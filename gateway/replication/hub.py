@@ -37,7 +37,12 @@ from gateway.errors import (
     SchemaEnforcementError,
 )
 from gateway.replication import hub_tables
-from gateway.replication.batch import GAP_CODE, PUSH_PATH, UNAUTHORIZED_CODE
+from gateway.replication.batch import (
+    GAP_CODE,
+    MAX_BATCH_CHANGES,
+    PUSH_PATH,
+    UNAUTHORIZED_CODE,
+)
 from gateway.replication.credentials import KeyRing
 from gateway.runtime.database import Execution
 from gateway.runtime.functions import RegisteredFunction
@@ -99,9 +104,14 @@ def apply_batch(ex: Execution, args: dict[str, Any], now_ms: float) -> dict[str,
         if first > applied + 1:
             raise ConvexError({"code": GAP_CODE, "applied": float(applied)})
         start = applied + 1
-    origin = {"gateway": gateway, "epoch": epoch, "receivedMs": now_ms}
+    origin = {
+        "gateway": gateway,
+        "epoch": epoch,
+        "clockTrusted": args["clockTrusted"],  # per row: offline-stamped data stays visible
+        "receivedMs": now_ms,
+    }
     for change in changes[start - first :]:
-        _apply(ex, change, {**origin, "seq": change["seq"]})
+        _apply(ex, change, {**origin, "seq": change["seq"], "ts": str(change.get("ts"))})
     fields = {
         "gateway": gateway,
         "epoch": epoch,
@@ -119,6 +129,8 @@ def _checked_range(args: dict[str, Any]) -> tuple[int, int, list[dict[str, Any]]
     first, last, changes = args["first"], args["last"], args["changes"]
     if first != int(first) or last != int(last) or first < 0 or last < first:
         raise FunctionError(f"a batch's first..last must be whole seqs, got {first}..{last}")
+    if len(changes) > MAX_BATCH_CHANGES:  # the push's budget is sized for this many
+        raise FunctionError(f"a batch carries at most {MAX_BATCH_CHANGES} changes")
     if len(changes) != int(last - first) + 1:
         raise FunctionError(f"a batch {first}..{last} must carry {int(last - first) + 1} changes")
     for offset, change in enumerate(changes):

@@ -7,7 +7,8 @@ documents it covers, their provenance and any dead letter commit together or not
 - ``_replication_marks``: one row per (gateway, epoch): ``applied`` (the highest seq
   applied), ``lastSeenMs``, ``clockTrusted`` and ``schema`` of the latest batch.
 - ``_replication_provenance``: one row per replicated document: ``docId``, ``table``,
-  and the ``gateway``, ``epoch`` and ``seq`` of the change that created it on the hub.
+  and the ``gateway``, ``epoch``, ``seq``, ``ts`` (the edge's commit ts) and
+  ``clockTrusted`` of the change that created it on the hub.
   A separate table, not a field in the document, so the app's documents stay exactly
   the edge's (same body, same ``_id``) and its schema needs no extra field.
 - ``_replication_dead_letters``: a change the hub could not apply (its schema refused

@@ -32,7 +32,9 @@ async def test_inserts_keep_the_edge_ids_and_a_repush_applies_nothing(tmp_path: 
         assert [(m["gateway"], m["applied"]) for m in marks] == [(EDGE, 3.0)]
         provenance = await documents(gw, "_replication_provenance")
         assert sorted(p["docId"] for p in provenance) == sorted(ids)
-        assert {p["gateway"] for p in provenance} == {EDGE}
+        assert {(p["gateway"], p["clockTrusted"], p["ts"]) for p in provenance} == {
+            (EDGE, True, "1")
+        }
 
 
 async def test_a_gap_is_refused_with_the_applied_seq(tmp_path: Path) -> None:
@@ -169,3 +171,19 @@ async def test_a_full_batch_runs_with_the_push_budget_not_the_mutation_budget(
         batch = edge.batch(1, changes)
         assert (await push(gw, batch)).unwrap() == {"applied": float(MAX_BATCH_CHANGES)}
         assert len(await documents(gw, "notes")) == MAX_BATCH_CHANGES
+
+
+async def test_a_malformed_batch_is_refused_whole(tmp_path: Path) -> None:
+    async with hub(tmp_path) as gw:
+        edge = Edge(number(gw, "readings"))
+        changes = [change("insert", "readings", edge.new_id(), _reading(1.0)) for _ in range(3)]
+        batch = edge.batch(1, changes)
+        short = await push(gw, {**batch, "last": 5.0})
+        assert "must carry 5 changes" in short.error_message
+        shuffled = {
+            **batch,
+            "changes": [batch["changes"][1], batch["changes"][0], batch["changes"][2]],
+        }
+        assert "is not seq 1" in (await push(gw, shuffled)).error_message
+        assert await documents(gw, "readings") == []
+        assert await documents(gw, "_replication_marks") == []
