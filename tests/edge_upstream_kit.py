@@ -56,6 +56,10 @@ async def local(ctx, args):
     return await ctx.db.insert("scratch", {"n": args["n"]})
 
 @query
+async def ids(ctx, args):
+    return [d["_id"] for d in await ctx.db.query("readings").take(int(args["limit"]))]
+
+@query
 async def count(ctx, args):
     return len(await ctx.db.query("readings").collect())
 """
@@ -81,6 +85,10 @@ class FakeUpstream:
         self.batches: list[dict[str, Any]] = []  # every batch received
         self.down = False
         self.gap_once_at: int | None = None  # refuse the first batch starting here
+        # Each answer waits this long, half the time before applying and half after
+        # (a kill of the edge then lands between the apply and its acknowledgement).
+        self.delay_s = 0.0
+        self._turn = 0
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -117,6 +125,18 @@ class FakeUpstream:
         mark_key = (batch["gateway"], int(batch["epoch"]))
         first, last = int(batch["first"]), int(batch["last"])
         assert [int(c["seq"]) for c in batch["changes"]] == list(range(first, last + 1))
+        self._turn += 1
+        late = self._turn % 2 == 0
+        if self.delay_s and not late:
+            await asyncio.sleep(self.delay_s)
+        answer = self._apply(batch, mark_key, first, last)
+        if self.delay_s and late:
+            await asyncio.sleep(self.delay_s)
+        return answer
+
+    def _apply(
+        self, batch: dict[str, Any], mark_key: tuple[str, int], first: int, last: int
+    ) -> web.Response:
         applied = self.marks.get(mark_key)
         if self.gap_once_at is not None and first == self.gap_once_at:
             self.gap_once_at = None
