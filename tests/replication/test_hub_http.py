@@ -6,6 +6,7 @@ The edge's client path: ``POST /api/mutation`` with the batch as args and no adm
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import os
 import sys
@@ -60,6 +61,14 @@ async def _post(session: aiohttp.ClientSession, url: str, batch: dict[str, Any])
         return await response.json()
 
 
+async def _post_gzip(session: aiohttp.ClientSession, url: str, batch: dict[str, Any]) -> Any:
+    body = json.dumps({"path": PUSH_PATH, "args": batch, "format": "json"}).encode()
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    async with session.post(f"{url}/api/mutation", data=gzip.compress(body), headers=headers) as r:
+        assert r.status == 200
+        return await r.json()
+
+
 async def test_pushes_over_http_with_only_a_gateway_key(
     hub_url: tuple[str, Path, dict[str, str]],
 ) -> None:
@@ -74,18 +83,24 @@ async def test_pushes_over_http_with_only_a_gateway_key(
         answer = await _post(session, url, batch)
         assert answer == {"status": "success", "value": {"applied": 1}, "logLines": []}
         assert (await _post(session, url, batch))["value"] == {"applied": 1}
-        gap = edge.batch(3, [change("skip", "sensors", doc_id)], key=key)
+        second = edge.batch(2, [change("update", "sensors", doc_id, {"n": 2.0})], key=key)
+        assert (await _post_gzip(session, url, second))["value"] == {"applied": 2}
+        gap = edge.batch(4, [change("skip", "sensors", doc_id)], key=key)
         refused = await _post(session, url, gap)
-        assert refused["errorData"] == {"code": GAP_CODE, "applied": 1}
+        assert refused["errorData"] == {"code": GAP_CODE, "applied": 2}
         wrong = await _post(session, url, {**batch, "key": "nope"})
         assert wrong["errorData"] == {"code": UNAUTHORIZED_CODE}
         status, _, err = await _outpost(env, "gateway", "remove", EDGE, str(app))
         assert status == 0, err
-        revoked = await _post(session, url, edge.batch(2, [change("skip", "x", doc_id)], key=key))
+        revoked = await _post(session, url, edge.batch(3, [change("skip", "x", doc_id)], key=key))
         assert revoked["errorData"] == {"code": UNAUTHORIZED_CODE}
     status, out, err = await _outpost(env, "data", "sensors", "--app", str(app))
     assert status == 0, err
-    assert json.loads(out.splitlines()[0])["_id"] == doc_id
+    assert json.loads(out.splitlines()[0]) | {"_creationTime": 0} == {
+        "_id": doc_id,
+        "_creationTime": 0,
+        "n": 2.0,
+    }
     status, out, err = await _outpost(env, "data", "_replication_marks", "--app", str(app))
     assert status == 0, err
-    assert json.loads(out.splitlines()[0])["applied"] == 1
+    assert json.loads(out.splitlines()[0])["applied"] == 2
