@@ -30,6 +30,7 @@ _LOGGERS: Final = (
     "asyncio",
     "gateway.http",
     "gateway.http.access",
+    "gateway.replication",
     "gateway.sync",
 )
 
