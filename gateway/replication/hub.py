@@ -190,12 +190,12 @@ def _upsert(ex: Execution, table: str, doc_id: str, doc: Any, origin: dict[str, 
     if not isinstance(doc, dict) or doc.get("_id") != doc_id:
         raise Rejected("the change's document is missing or has another _id")
     creation = doc.get("_creationTime")
-    if not isinstance(creation, float):
+    if isinstance(creation, bool) or not isinstance(creation, int | float):
         raise Rejected("the change's document has no _creationTime")
     body = _validated(ex, table, {k: x for k, x in doc.items() if k not in _SYSTEM_FIELDS})
     old = tx.get(doc_id)
     if old is None:
-        tx.insert_existing(table, {"_id": doc_id, "_creationTime": creation, **body})
+        tx.insert_existing(table, {"_id": doc_id, "_creationTime": float(creation), **body})
         hub_tables.record_provenance(tx, table, doc_id, origin)
     else:
         tx.replace(table, old, body)
