@@ -24,6 +24,13 @@ schema = define_schema({
     "notes": define_table({"text": v.string()}),
 })
 """
+VIEWS = """
+from gateway import query
+
+@query
+async def marks(ctx, args):
+    return await ctx.db.system.query("_replication_marks").collect()
+"""
 EDGE = "0f3c2a9e8b7d4c1a9e8b7d4c1a2b3c4d"
 KEY = "edge-key-for-tests-0123456789abcdef0123456789"
 
@@ -32,6 +39,7 @@ def write_hub_app(root: Path) -> Path:
     app = root / "hubapp"
     (app / "convex").mkdir(parents=True)
     (app / "convex" / "schema.py").write_text(textwrap.dedent(SCHEMA))
+    (app / "convex" / "views.py").write_text(textwrap.dedent(VIEWS))
     return app
 
 
