@@ -27,6 +27,7 @@ batch on slow storage, short enough that the writer is never held for long.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Final
 
@@ -127,7 +128,8 @@ def apply_batch(ex: Execution, args: dict[str, Any], now_ms: float) -> dict[str,
 def _checked_range(args: dict[str, Any]) -> tuple[int, int, list[dict[str, Any]]]:
     """first, last and the changes, which must be exactly the seqs first..last."""
     first, last, changes = args["first"], args["last"], args["changes"]
-    if first != int(first) or last != int(last) or first < 0 or last < first:
+    whole = all(math.isfinite(x) and x == int(x) for x in (first, last))
+    if not whole or first < 0 or last < first:
         raise FunctionError(f"a batch's first..last must be whole seqs, got {first}..{last}")
     if len(changes) > MAX_BATCH_CHANGES:  # the push's budget is sized for this many
         raise FunctionError(f"a batch carries at most {MAX_BATCH_CHANGES} changes")

@@ -185,5 +185,7 @@ async def test_a_malformed_batch_is_refused_whole(tmp_path: Path) -> None:
             "changes": [batch["changes"][1], batch["changes"][0], batch["changes"][2]],
         }
         assert "is not seq 1" in (await push(gw, shuffled)).error_message
+        endless = await push(gw, {**batch, "last": float("inf")})
+        assert "must be whole seqs" in endless.error_message
         assert await documents(gw, "readings") == []
         assert await documents(gw, "_replication_marks") == []
