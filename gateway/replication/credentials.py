@@ -93,30 +93,39 @@ def write_registry(path: Path, entries: dict[str, str]) -> None:
 
 
 class KeyRing:
-    """The running hub's view of the registry, reread whenever the file changes."""
+    """The running hub's view of the registry, reread whenever the file changes.
+
+    Used from the writer thread (pushes) and reader threads (the status query): the
+    state is one tuple replaced whole, and its contents are read after the stat that
+    labels them, so a label is never newer than its contents (at worst, one reread more).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._identity: tuple[int, int, int] | None = None
-        self._entries: dict[str, str] = {}
+        self._state: tuple[tuple[int, int, int] | None, dict[str, str]] = (None, {})
 
     def verify(self, name: str, key: str) -> bool:
         """Whether ``key`` is the registered key of gateway ``name`` (constant time)."""
         digest = self._current().get(name)
         return digest is not None and hmac.compare_digest(digest, hash_key(key))
 
+    def names(self) -> list[str]:
+        """The registered gateways, sorted."""
+        return sorted(self._current())
+
     def _current(self) -> dict[str, str]:
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
-            self._identity, self._entries = None, {}
-            return self._entries
+            self._state = (None, {})
+            return {}
         identity = (st.st_ino, st.st_size, st.st_mtime_ns)
-        if identity != self._identity:
+        known, entries = self._state
+        if identity != known:
             # A file that does not parse refuses everyone rather than keep stale keys.
             try:
-                self._entries = read_registry(self.path)
+                entries = read_registry(self.path)
             except (ValueError, OSError):
-                self._entries = {}
-            self._identity = identity
-        return self._entries
+                entries = {}
+            self._state = (identity, entries)
+        return entries

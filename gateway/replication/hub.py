@@ -45,6 +45,7 @@ from gateway.replication.batch import (
     UNAUTHORIZED_CODE,
 )
 from gateway.replication.credentials import KeyRing
+from gateway.replication.hub_status import status_function
 from gateway.runtime.database import Execution
 from gateway.runtime.functions import RegisteredFunction
 from gateway.runtime.runtime import Runtime
@@ -87,8 +88,9 @@ def push_function(keys: KeyRing) -> RegisteredFunction:
 
 
 def install_hub(runtime: Runtime, keys: KeyRing) -> None:
-    """Make ``runtime`` answer ``_system/replication:push`` (tables must exist)."""
+    """Make ``runtime`` answer the push and the gateways' status (tables must exist)."""
     runtime.install(push_function(keys))
+    runtime.install(status_function(keys))
 
 
 def apply_batch(ex: Execution, args: dict[str, Any], now_ms: float) -> dict[str, float]:

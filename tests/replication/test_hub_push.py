@@ -189,3 +189,18 @@ async def test_a_malformed_batch_is_refused_whole(tmp_path: Path) -> None:
         assert "must be whole seqs" in endless.error_message
         assert await documents(gw, "readings") == []
         assert await documents(gw, "_replication_marks") == []
+
+
+async def test_the_gateways_status_is_for_admin_callers(tmp_path: Path) -> None:
+    async with hub(tmp_path) as gw:
+        edge = Edge(number(gw, "readings"))
+        batch = edge.batch(7, [change("insert", "readings", edge.new_id(), _reading(1.0))])
+        (await push(gw, {**batch, "clockTrusted": False})).unwrap()
+        register(gw.data_dir, "newcomer")  # EDGE revoked, a newcomer that never pushed
+        [revoked, newcomer] = await gw.run_query("_system/replication:gateways")
+        assert newcomer == {"gateway": "newcomer", "registered": True}
+        assert revoked["gateway"] == EDGE and revoked["registered"] is False
+        assert (revoked["applied"], revoked["clockTrusted"]) == (7.0, False)
+        assert revoked["lagMs"] >= 0
+        hidden = await gw.call("query", "_system/replication:gateways", {}, admin=False)
+        assert "Could not find" in hidden.error_message

@@ -1,0 +1,54 @@
+"""``_system/replication:gateways``: what a hub knows of each edge gateway (admin only).
+
+One row per registered gateway, and per gateway that has pushed (a removed one keeps
+its marks): its latest epoch, the seq applied in it, when its last batch came and how
+long ago (``lagMs``), whether its clock was trusted then, its schema digest, and whether
+it is still registered. The edge's backlog is the edge's to report (``outpost status``
+on the edge); the hub sees only what arrived.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from gateway.replication.credentials import KeyRing
+from gateway.replication.hub_tables import MARKS_TABLE
+from gateway.runtime.functions import RegisteredFunction
+
+STATUS_PATH: Final = "_system/replication:gateways"
+
+
+def status_function(keys: KeyRing) -> RegisteredFunction:
+    """The internal query listing gateways (found only by admin callers)."""
+
+    async def gateways(ctx: Any, args: dict[str, Any]) -> list[dict[str, Any]]:
+        marks = await ctx.db.system.query(MARKS_TABLE).collect()
+        return gateway_rows(marks, keys.names(), ctx.now)
+
+    return RegisteredFunction("query", "internal", gateways, {}, path=STATUS_PATH)
+
+
+def gateway_rows(
+    marks: list[dict[str, Any]], registered: list[str], now_ms: float
+) -> list[dict[str, Any]]:
+    """Each gateway's latest mark (the one seen last), sorted by name."""
+    latest: dict[str, dict[str, Any]] = {}
+    for mark in marks:
+        seen = latest.get(mark["gateway"])
+        if seen is None or mark["lastSeenMs"] >= seen["lastSeenMs"]:
+            latest[mark["gateway"]] = mark
+    rows = []
+    for name in sorted(set(latest) | set(registered)):
+        last = latest.get(name)
+        row: dict[str, Any] = {"gateway": name, "registered": name in registered}
+        if last is not None:
+            row |= {
+                "epoch": last["epoch"],
+                "applied": last["applied"],
+                "lastSeenMs": last["lastSeenMs"],
+                "lagMs": max(0.0, now_ms - last["lastSeenMs"]),
+                "clockTrusted": last["clockTrusted"],
+                "schema": last["schema"],
+            }
+        rows.append(row)
+    return rows
