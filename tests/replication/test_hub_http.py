@@ -94,6 +94,12 @@ async def test_pushes_over_http_with_only_a_gateway_key(
         assert status == 0, err
         revoked = await _post(session, url, edge.batch(3, [change("skip", "x", doc_id)], key=key))
         assert revoked["errorData"] == {"code": UNAUTHORIZED_CODE}
+        status, out, err = await _outpost(
+            env, "run", "_system/replication:gateways", "--url", url, "--app", str(app)
+        )
+        assert status == 0, err
+        [row] = json.loads(out)
+        assert (row["gateway"], row["registered"], row["applied"]) == (EDGE, False, 2)
     status, out, err = await _outpost(env, "data", "sensors", "--app", str(app))
     assert status == 0, err
     assert json.loads(out.splitlines()[0]) | {"_creationTime": 0} == {
