@@ -14,7 +14,7 @@ from gateway import Gateway
 from gateway.cli import main
 from gateway.config import Settings
 from gateway.replication.batch import PUSH_PATH, UNAUTHORIZED_CODE
-from gateway.replication.credentials import hash_key, read_registry, registry_path
+from gateway.replication.credentials import KeyRing, hash_key, read_registry, registry_path
 
 OUTPOST = Path(sys.executable).parent / "outpost"
 EDGE = "9a8b7c6d5e4f40312a1b2c3d4e5f6a7b"
@@ -123,3 +123,18 @@ async def test_remove_revokes_at_once_for_a_running_hub(
         assert _gateway(app, "remove", EDGE) == 0
         refused = await hub.call("mutation", PUSH_PATH, {**batch, "first": 2.0, "last": 2.0})
         assert refused.error_data == {"code": UNAUTHORIZED_CODE}
+
+
+def test_a_damaged_registry_is_named_and_refuses_every_key(
+    app: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = _add_json(app, EDGE, capsys)["key"]
+    path = registry_path(_data(app))
+    ring = KeyRing(path)
+    assert ring.verify(EDGE, key) and not ring.verify(EDGE, key + "x")
+    path.write_text(path.read_text() + "not a line\n")
+    assert not ring.verify(EDGE, key)
+    assert _gateway(app, "list") == 1
+    assert (
+        "gateways:2: not a 'NAME SHA256-HEX' line (fix or move the file)" in capsys.readouterr().err
+    )
