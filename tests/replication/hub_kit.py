@@ -28,6 +28,10 @@ VIEWS = """
 from gateway import query
 
 @query
+async def celsius(ctx, args):
+    return [d["celsius"] for d in await ctx.db.query("readings").collect()]
+
+@query
 async def marks(ctx, args):
     return await ctx.db.system.query("_replication_marks").collect()
 """
