@@ -4,6 +4,7 @@ Built exactly to ``gateway.replication.batch``; a hub (``hub = true``) installs 
 its runtime at start (``install_hub``), so it is found only there, and as a *public*
 system function: the edge has no admin key, only its gateway key, which the handler
 checks first against the registry (``credentials.KeyRing``, reread when it changes).
+Beside it, the admin-only ``_system/replication:gateways`` (``hub_status``).
 
 One batch is one mutation, so one transaction on the serial writer: the mark, every
 applied change, provenance rows and dead letters commit together or not at all. A
