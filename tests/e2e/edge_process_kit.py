@@ -20,20 +20,37 @@ EXIT_DEADLINE_S = 30.0
 
 
 class EdgeProcess:
-    """``outpost serve app --data-dir data`` with ``OUTPOST_UPSTREAM_URL`` set."""
+    """``outpost serve app --data-dir data`` with ``OUTPOST_UPSTREAM_URL`` set (or, with
+    ``hub=True``, a hub: ``OUTPOST_HUB=true``), on ``port`` (0: any free one)."""
 
-    def __init__(self, app: Path, data: Path, upstream_url: str, log: Path) -> None:
+    def __init__(
+        self,
+        app: Path,
+        data: Path,
+        upstream_url: str,
+        log: Path,
+        *,
+        port: int = 0,
+        hub: bool = False,
+    ) -> None:
         self.app, self.data, self.upstream_url, self.log = app, data, upstream_url, log
+        self.port, self.hub = port, hub
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
 
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("OUTPOST_")}
         env |= {"OUTPOST_MQTT_BROKER": "off", "OUTPOST_UPSTREAM_URL": self.upstream_url}
+        if self.hub:
+            env["OUTPOST_HUB"] = "true"
         command = [str(OUTPOST), "serve", str(self.app), "--data-dir", str(self.data)]
         with open(self.log, "a") as log:
             self.proc = subprocess.Popen(
-                [*command, "--port", "0"], stdout=subprocess.PIPE, stderr=log, text=True, env=env
+                [*command, "--port", str(self.port)],
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                env=env,
             )
         assert self.proc.stdout is not None
         with selectors.DefaultSelector() as sel:
@@ -83,3 +100,15 @@ def store_rows(data: Path, sql: str) -> list[tuple[Any, ...]]:
     """Rows of a read-only query on a stopped edge's store."""
     with closing(sqlite3.connect(f"file:{data / 'outpost.sqlite3'}?mode=ro", uri=True)) as conn:
         return conn.execute(sql).fetchall()
+
+
+def add_gateway(app: Path, hub_data: Path, name: str) -> str:
+    """``outpost gateway add NAME --json`` on the hub's data directory; the key."""
+    done = subprocess.run(
+        [str(OUTPOST), "gateway", "add", name, "--json", str(app), "--data-dir", str(hub_data)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    key: str = json.loads(done.stdout)["key"]
+    return key
