@@ -13,6 +13,7 @@ again, which the upstream acknowledges without applying it twice.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,10 +58,8 @@ class Outbox:
 
     async def next_cut(self, after: int) -> Cut | None:
         """The entries after ``after`` that fit one batch; None when there are none."""
-        rows, _ = await self._store.read(lambda tx: _rows_after(tx, after, self._max_changes))
-        if not rows:
-            return None
-        return self._cut(after, rows)
+        cut, _ = await self._store.read(lambda tx: self._cut_after(tx, after))
+        return cut
 
     async def acknowledge(self, applied: int) -> None:
         """Durably move the cursor to ``applied`` and prune the entries up to it."""
@@ -71,8 +70,12 @@ class Outbox:
         value, _ = await self._store.read(_backlog)
         return value
 
-    def _cut(self, after: int, rows: list[tuple[Any, ...]]) -> Cut:
-        replicated = self._store.catalog.replication
+    def _cut_after(self, tx: Transaction, after: int) -> Cut | None:
+        """On a reader thread: the rows read and decoded there, off the event loop."""
+        rows = _rows_after(tx, after, self._max_changes)
+        return self._cut(after, rows, tx.catalog.replication) if rows else None
+
+    def _cut(self, after: int, rows: list[tuple[Any, ...]], replicated: Mapping[str, str]) -> Cut:
         changes: list[dict[str, Any]] = []
         size = 0
         expected = after + 1 if after else rows[0][0]
