@@ -29,12 +29,15 @@ _CHANGE_OVERHEAD_BYTES = 2
 
 @dataclass(frozen=True)
 class Cut:
-    """One batch's changes, ``first`` .. ``last`` with no gap, and their encoded size."""
+    """One batch's changes, ``first`` .. ``last`` with no gap, their encoded size, and
+    whether the wall clock was trustworthy when every one of them was stamped (a batch
+    is cut where that changes, so the flag is true of each change in it)."""
 
     first: int
     last: int
     changes: list[dict[str, Any]]
     size_bytes: int
+    clock_trusted: bool = True
 
 
 class Outbox:
@@ -79,7 +82,10 @@ class Outbox:
         changes: list[dict[str, Any]] = []
         size = 0
         expected = after + 1 if after else rows[0][0]
-        for seq, ts, op, table, doc_id, body in rows:
+        trusted = bool(rows[0][6])
+        for seq, ts, op, table, doc_id, body, row_trusted in rows:
+            if bool(row_trusted) != trusted:
+                break
             for missing in range(expected, seq):  # a hole (never made today): keep it whole
                 changes.append(_skip(missing, "", ""))
             change = (
@@ -96,7 +102,7 @@ class Outbox:
             size += change_bytes
             expected = seq + 1
         changes = changes[: self._max_changes]
-        return Cut(int(changes[0]["seq"]), int(changes[-1]["seq"]), changes, size)
+        return Cut(int(changes[0]["seq"]), int(changes[-1]["seq"]), changes, size, trusted)
 
 
 def _change(
@@ -118,7 +124,8 @@ def _read_cursor(tx: Transaction) -> int:
 
 def _rows_after(tx: Transaction, after: int, limit: int) -> list[tuple[Any, ...]]:
     return tx.conn.execute(
-        "SELECT seq, ts, op, tbl, doc_id, after FROM change_log WHERE seq > ? ORDER BY seq LIMIT ?",
+        "SELECT seq, ts, op, tbl, doc_id, after, trusted FROM change_log "
+        "WHERE seq > ? ORDER BY seq LIMIT ?",
         (after, min(limit, _READ_ROWS)),
     ).fetchall()
 

@@ -145,16 +145,13 @@ class Uplink:
         return cut
 
     def _batch(self, cut: Cut) -> dict[str, Any]:
-        clock = self._store.clock
         return {
             "gateway": self._store.gateway_id,
             "key": self.key,
             "epoch": float(self._store.epoch),
             "first": float(cut.first),
             "last": float(cut.last),
-            # The clock's trust now: rows are stamped with the HLC, which only follows
-            # the wall clock while it is sane; per-row trust is not recorded yet.
-            "clockTrusted": bool(clock.wall_trusted),
+            "clockTrusted": cut.clock_trusted,
             "schema": self._schema(),
             "changes": cut.changes,
         }

@@ -14,6 +14,10 @@ Layout 2: ``change_log`` (the replication outbox) numbers its entries with
 acknowledged entries are pruned the highest seq could be handed out again and the
 upstream would take the new entry for one it has already applied. A layout-1 store is
 migrated at open, in the same transaction as the layout check (``_migrate_1_to_2``).
+
+Layout 3: each ``change_log`` row says whether the wall clock was trustworthy when it
+was stamped (``trusted``; rows of older layouts count as trusted, which is what the
+uplink assumed of them).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from gateway.errors import DamagedStoreError, LayoutTooNewError, StoreUnavailabl
 
 log = logging.getLogger("gateway.store")
 
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
 DB_FILENAME = "outpost.sqlite3"
 
 # SQLite primary result codes (https://sqlite.org/rescode.html); extended codes carry
@@ -47,7 +51,8 @@ CREATE TABLE IF NOT EXISTS change_log (
     tbl    TEXT NOT NULL,
     doc_id TEXT NOT NULL,
     after  TEXT,
-    origin TEXT NOT NULL
+    origin TEXT NOT NULL,
+    trusted INTEGER NOT NULL DEFAULT 1
 )"""
 
 _DDL = (
@@ -255,15 +260,22 @@ def _migrate(conn: sqlite3.Connection, found: int) -> None:
     """Bring an older layout up to ``LAYOUT_VERSION`` (inside the caller's transaction)."""
     if found < 2:
         _migrate_1_to_2(conn)
+    if found < 3:
+        conn.execute("ALTER TABLE change_log ADD COLUMN trusted INTEGER NOT NULL DEFAULT 1")
     conn.execute("UPDATE meta SET value = ? WHERE key = 'layout_version'", (LAYOUT_VERSION,))
     log.info("store layout migrated from %d to %d", found, LAYOUT_VERSION)
 
 
 def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
-    """``change_log`` rebuilt with AUTOINCREMENT; its rows keep their seqs, and the
-    sequence starts above the highest one (``sqlite_sequence`` follows the copy)."""
+    """``change_log`` rebuilt with AUTOINCREMENT (layout 2's table, as it was; layout 3
+    adds a column after); its rows keep their seqs, and the sequence starts above the
+    highest one (``sqlite_sequence`` follows the copy)."""
     conn.execute("ALTER TABLE change_log RENAME TO change_log_v1")
-    conn.execute(_CHANGE_LOG_DDL)
+    conn.execute(
+        "CREATE TABLE change_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER NOT NULL, "
+        "op TEXT NOT NULL CHECK (op IN ('insert', 'update', 'delete')), tbl TEXT NOT NULL, "
+        "doc_id TEXT NOT NULL, after TEXT, origin TEXT NOT NULL)"
+    )
     conn.execute("INSERT INTO change_log SELECT * FROM change_log_v1 ORDER BY seq")
     conn.execute("DROP TABLE change_log_v1")
 

@@ -29,7 +29,10 @@ from gateway.store.catalog import SearchIndexInfo
 
 DOC_SQL = "INSERT INTO documents (id, tbl, ts, body) VALUES (?, ?, ?, ?)"
 KEY_SQL = "INSERT INTO indexes (index_id, key, doc_id) VALUES (?, ?, ?)"
-LOG_SQL = "INSERT INTO change_log (ts, op, tbl, doc_id, after, origin) VALUES (?, ?, ?, ?, ?, ?)"
+LOG_SQL = (
+    "INSERT INTO change_log (ts, op, tbl, doc_id, after, origin, trusted) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
 
 Rows = list[tuple[Any, ...]]
 Held = list[tuple[SearchIndexInfo, dict[str, Any]]]  # (search index, new document)

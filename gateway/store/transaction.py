@@ -71,6 +71,7 @@ class Transaction:
         new_id: Callable[[int, int], str] | None = None,
         origin: str = "local",
         pending: PendingWrites | None = None,
+        clock_trusted: bool = True,
     ) -> None:
         self._conn = conn
         self._pending = pending
@@ -78,6 +79,9 @@ class Transaction:
         self.ts = ts
         self.writable = writable
         self.origin = origin
+        # Whether the wall clock was trustworthy when ``ts`` was stamped (the HLC's
+        # ``wall_trusted``); written with each outbox row, sent with each batch.
+        self.clock_trusted = clock_trusted
         self._new_id = new_id
         self.changed_keys: list[tuple[int, bytes]] = []
         self._changes: dict[str, DocChange] = {}
@@ -271,6 +275,7 @@ class Transaction:
                 c.doc_id,
                 None if c.new is None else dumps(c.new),
                 self.origin,
+                int(self.clock_trusted),
             )
             for c in changes
             if self.catalog.replication.get(c.table) == "up" and self.origin != "retention"

@@ -246,6 +246,7 @@ class Writer:
             new_id=self._new_id,
             origin=job.origin,
             pending=pending,
+            clock_trusted=self.clock.wall_trusted,  # as of ``ts``: its outbox rows carry it
         )
         try:
             result = job.work(tx)

@@ -14,6 +14,7 @@ from edge_upstream_kit import write_app
 from gateway import Gateway
 from gateway.replication.outbox import Outbox
 from gateway.snapshot import export_snapshot, import_snapshot
+from gateway.store import Store, Transaction
 from gateway.store.layout import DB_FILENAME
 
 
@@ -105,7 +106,7 @@ async def test_a_layout_1_store_is_migrated_keeping_its_seqs(tmp_path: Path) -> 
         BEGIN;
         CREATE TABLE old_log (seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, op TEXT NOT NULL,
             tbl TEXT NOT NULL, doc_id TEXT NOT NULL, after TEXT, origin TEXT NOT NULL);
-        INSERT INTO old_log SELECT * FROM change_log;
+        INSERT INTO old_log SELECT seq, ts, op, tbl, doc_id, after, origin FROM change_log;
         DROP TABLE change_log;
         ALTER TABLE old_log RENAME TO change_log;
         UPDATE meta SET value = '1' WHERE key = 'layout_version';
@@ -155,3 +156,35 @@ async def test_one_change_larger_than_the_byte_cap_still_goes_alone(tmp_path: Pa
         await gw.run_mutation("readings:add_many", {"start": 0, "count": 3})
         cut = await Outbox(gw.store, max_bytes=1).next_cut(0)
         assert cut is not None and (cut.first, cut.last) == (1, 1)
+
+
+async def test_each_row_carries_its_clock_trust_and_batches_never_mix_them(
+    tmp_path: Path,
+) -> None:
+    day_ns = 24 * 3600 * 10**9
+    wall = [1_700_000_000 * 10**9]
+    synced = [False]
+    store = await Store.open(
+        tmp_path / "d",
+        replication={"readings": "up"},
+        wall_ns=lambda: wall[0],
+        synced=lambda: synced[0],
+    )
+    async with store:
+
+        def insert(tx: Transaction) -> None:
+            if tx.catalog.table("readings") is None:
+                tx.create_table("readings")
+            tx.insert("readings", {"n": 1.0}, wall[0] / 1e6)
+
+        await store.write(insert)  # a sane clock: trusted
+        wall[0] += 2 * day_ns  # a leap no NTP vouches for: the HLC does not follow
+        await store.write(insert)
+        await store.write(insert)
+        synced[0] = True  # NTP says the leap was right
+        await store.write(insert)
+        outbox, after, cuts = Outbox(store), 0, []
+        while (cut := await outbox.next_cut(after)) is not None:
+            cuts.append((cut.first, cut.last, cut.clock_trusted))
+            after = cut.last
+    assert cuts == [(1, 1, True), (2, 3, False), (4, 4, True)]
