@@ -84,6 +84,8 @@ class FakeUpstream:
         self.docs: dict[str, Any] = {}  # id -> document (None once deleted)
         self.batches: list[dict[str, Any]] = []  # every batch received
         self.down = False
+        self.refuse_gzip = False  # answer a gzipped request body with 415
+        self.gzipped = 0  # requests that came gzipped
         self.gap_once_at: int | None = None  # refuse the first batch starting here
         # Each answer waits this long, half the time before applying and half after
         # (a kill of the edge then lands between the apply and its acknowledgement).
@@ -116,6 +118,10 @@ class FakeUpstream:
     async def _handle(self, request: web.Request) -> web.Response:
         if self.down:
             return web.Response(status=503, text="down for the test")
+        if request.headers.get("Content-Encoding") == "gzip":
+            if self.refuse_gzip:
+                return web.Response(status=415, text="no gzip here")
+            self.gzipped += 1
         body = await request.json()
         assert body["path"] == PUSH_PATH and body["format"] == "json"
         batch = body["args"]

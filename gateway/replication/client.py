@@ -12,7 +12,9 @@ nothing and refuses nothing.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
+import logging
 from typing import Any
 
 import aiohttp
@@ -20,7 +22,15 @@ import aiohttp
 from gateway.errors import OutpostError
 from gateway.replication.batch import GAP_CODE, PUSH_PATH, UNAUTHORIZED_CODE
 
+log = logging.getLogger("gateway.replication")
+
 CONNECT_TIMEOUT_S = 10.0
+# Bodies below this go plain: gzip's header and CPU are not worth it.
+GZIP_MIN_BYTES = 8 * 1024
+# Level 1 already takes sensor JSON to a fifth or so, at a fraction of level 6's CPU.
+GZIP_LEVEL = 1
+# What an upstream that cannot read a gzipped request body answers.
+_REFUSED_ENCODING = (400, 415)
 REQUEST_TIMEOUT_S = 60.0
 # The most of an unexpected answer's text quoted in a log line.
 _QUOTE_CHARS = 200
@@ -67,22 +77,30 @@ class PushClient:
             total=request_timeout_s, connect=connect_timeout_s, sock_connect=connect_timeout_s
         )
         self._session: aiohttp.ClientSession | None = None
+        self.gzip = True  # until the upstream refuses a gzipped body
 
     async def push(self, batch: dict[str, Any]) -> int:
         """Send one batch; the upstream's applied seq, or a named ``UplinkError``."""
-        # Encoding a few MiB takes tens of ms on a Pi: off the event loop.
-        body = await asyncio.to_thread(_encode, self._path, batch)
+        # Encoding (and compressing) a few MiB takes tens of ms on a Pi: off the loop.
+        body, gzipped = await asyncio.to_thread(_encode, self._path, batch, self.gzip)
+        status, text = await self._post(body, gzipped)
+        if gzipped and status in _REFUSED_ENCODING:
+            # An upstream that cannot read gzip request bodies: plain from now on.
+            log.info("the upstream refused a gzipped batch (HTTP %d); sending plain JSON", status)
+            self.gzip = False
+            body, _ = await asyncio.to_thread(_encode, self._path, batch, False)
+            status, text = await self._post(body, False)
+        return _answer(status, text)
+
+    async def _post(self, body: bytes, gzipped: bool) -> tuple[int, str]:
+        headers = {"Content-Type": "application/json"}
+        if gzipped:
+            headers["Content-Encoding"] = "gzip"
         try:
-            async with self._open().post(
-                self._endpoint,
-                data=body,
-                headers={"Content-Type": "application/json"},
-            ) as response:
-                text = await response.text()
-                status = response.status
+            async with self._open().post(self._endpoint, data=body, headers=headers) as response:
+                return response.status, await response.text()
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise UpstreamUnavailable(_describe(exc)) from exc
-        return _answer(status, text)
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -95,8 +113,15 @@ class PushClient:
             self._session = None
 
 
-def _encode(path: str, batch: dict[str, Any]) -> bytes:
-    return json.dumps({"path": path, "args": batch, "format": "json"}).encode("utf-8")
+def _encode(path: str, batch: dict[str, Any], gzip_ok: bool) -> tuple[bytes, bool]:
+    """The request body, gzipped when that is allowed and saves at least a fifth."""
+    raw = json.dumps({"path": path, "args": batch, "format": "json"}).encode("utf-8")
+    if not gzip_ok or len(raw) < GZIP_MIN_BYTES:
+        return raw, False
+    packed = gzip.compress(raw, compresslevel=GZIP_LEVEL)
+    if len(packed) > len(raw) * 4 // 5:
+        return raw, False
+    return packed, True
 
 
 def _describe(exc: BaseException) -> str:

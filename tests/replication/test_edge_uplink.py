@@ -188,3 +188,19 @@ async def test_a_wrong_key_is_one_clear_line_and_slow_retries(
     refused = [r for r in caplog.records if "refused this gateway" in r.getMessage()]
     assert len(refused) == 1 and "upstream_key" in refused[0].getMessage()
     assert all(wrong not in r.getMessage() for r in caplog.records)
+
+
+async def test_large_batches_go_gzipped_unless_the_upstream_refuses(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    app = write_app(tmp_path / "app")
+    async with Gateway.open(app, tmp_path / "d") as gw:
+        async with _uplink(gw, upstream.url) as uplink:
+            await gw.run_mutation("readings:add_many", {"start": 0, "count": 500})
+            await eventually(lambda: uplink.acked == 500)
+        assert upstream.gzipped >= 1
+        upstream.refuse_gzip = True
+        async with _uplink(gw, upstream.url) as uplink:
+            await gw.run_mutation("readings:add_many", {"start": 500, "count": 500})
+            await eventually(lambda: uplink.acked == 1000)
+        assert [s for _, s in upstream.seqs()] == list(range(1, 1001))
