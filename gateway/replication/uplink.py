@@ -111,6 +111,15 @@ class Uplink:
         self._wake.set()
 
     async def _run(self) -> None:
+        while True:
+            try:
+                await self._drain()
+            except Exception:  # a bug or a store error: logged, never a silent stop
+                log.exception("the uplink failed; starting it again in %.0f s", self._backoff[1])
+                self.state = "down"
+                await asyncio.sleep(self._backoff[1])
+
+    async def _drain(self) -> None:
         self.acked = await self.outbox.cursor()
         send_after = self.acked
         failures = 0
@@ -121,7 +130,7 @@ class Uplink:
             try:
                 applied = await self._client.push(self._batch(cut))
             except ReplicationGap as gap:
-                send_after = await self._settle(gap.applied, cut)
+                send_after = await self._settle(gap.applied)
                 continue
             except Unauthorized:
                 await self._unauthorized()
@@ -132,7 +141,7 @@ class Uplink:
                 continue
             failures = 0
             self._link_up()
-            send_after = await self._settle(applied, cut)
+            send_after = await self._settle(applied)
             self.batches += 1
 
     async def _next_cut(self, after: int) -> Cut | None:
@@ -156,7 +165,7 @@ class Uplink:
             "changes": cut.changes,
         }
 
-    async def _settle(self, applied: int, cut: Cut) -> int:
+    async def _settle(self, applied: int) -> int:
         """Act on the upstream's mark; returns the seq to send after."""
         _, top = await self.outbox.backlog()
         if applied < self.acked or applied > top:

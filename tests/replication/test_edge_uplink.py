@@ -4,6 +4,7 @@ holes and a wrong key, and prunes what is acknowledged."""
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,7 +14,7 @@ from edge_upstream_kit import KEY, BlackHole, FakeUpstream, eventually, write_ap
 
 from gateway import Gateway
 from gateway.replication.client import PushClient
-from gateway.replication.outbox import Outbox
+from gateway.replication.outbox import Cut, Outbox
 from gateway.replication.uplink import Uplink
 
 
@@ -204,3 +205,38 @@ async def test_large_batches_go_gzipped_unless_the_upstream_refuses(
             await gw.run_mutation("readings:add_many", {"start": 500, "count": 500})
             await eventually(lambda: uplink.acked == 1000)
         assert [s for _, s in upstream.seqs()] == list(range(1, 1001))
+
+
+class _FlakyOutbox(Outbox):
+    """Fails its first read, as a store error would."""
+
+    failed = False
+
+    async def next_cut(self, after: int) -> Cut | None:
+        if not self.failed:
+            self.failed = True
+            raise sqlite3.OperationalError("disk I/O error")
+        return await super().next_cut(after)
+
+
+async def test_an_unexpected_error_is_logged_and_the_uplink_carries_on(
+    tmp_path: Path, upstream: FakeUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = write_app(tmp_path / "app")
+    async with Gateway.open(app, tmp_path / "d") as gw:
+        await gw.run_mutation("readings:add", {"n": 1})
+        uplink = Uplink(
+            gw.store,
+            PushClient(upstream.url),
+            key=KEY,
+            schema=lambda: "s",
+            outbox=_FlakyOutbox(gw.store),
+            backoff_max_s=0.1,
+        )
+        with caplog.at_level(logging.ERROR, logger="gateway.replication"):
+            await uplink.start()
+            try:
+                await eventually(lambda: uplink.acked == 1)
+            finally:
+                await uplink.close()
+    assert any("uplink failed" in r.getMessage() for r in caplog.records)
