@@ -240,3 +240,19 @@ async def test_an_unexpected_error_is_logged_and_the_uplink_carries_on(
             finally:
                 await uplink.close()
     assert any("uplink failed" in r.getMessage() for r in caplog.records)
+
+
+async def test_an_upstream_mark_ahead_of_the_store_starts_a_new_epoch(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    """A store that went back in time unnoticed (restored in place): the upstream has
+    seen seqs this store never wrote, so what it sends now would be dropped as seen."""
+    app = write_app(tmp_path / "app")
+    async with Gateway.open(app, tmp_path / "d") as gw:
+        epoch = gw.store.epoch
+        upstream.marks[(gw.store.gateway_id, epoch)] = 1000
+        await gw.run_mutation("readings:add_many", {"start": 0, "count": 5})
+        async with _uplink(gw, upstream.url) as uplink:
+            await eventually(lambda: uplink.acked == 5)
+        assert gw.store.epoch == epoch + 1
+        assert upstream.seqs() == [(epoch + 1, s) for s in range(1, 6)]
