@@ -13,6 +13,8 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 
+from yarl import URL
+
 from gateway import redact
 from gateway.errors import ConfigError
 from gateway.gateway import Gateway
@@ -47,12 +49,29 @@ def find_upstream_key(data_dir: Path, environ: Mapping[str, str]) -> str:
     )
 
 
+def checked_url(upstream_url: str) -> str:
+    """The URL as it may be logged (without a user or password); ``ConfigError`` unless
+    it is an absolute http(s) URL."""
+    try:
+        url = URL(upstream_url)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"upstream_url {upstream_url!r} is not a URL ({exc})") from exc
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ConfigError(
+            "upstream_url must be an http:// or https:// URL with a host, like "
+            f"https://hub.example.net (got {url.scheme or 'no'} scheme, "
+            f"{'host ' + url.host if url.host else 'no host'})"
+        )
+    return str(url.with_user(None))
+
+
 async def start_uplink(
     gateway: Gateway, upstream_url: str, data_dir: Path, environ: Mapping[str, str]
 ) -> Uplink | None:
     """The started uplink, or None when ``upstream_url`` is empty (no replication)."""
     if not upstream_url:
         return None
+    shown = checked_url(upstream_url)
     key = find_upstream_key(data_dir, environ)
     redact.register_secret(key)
     uplink = Uplink(
@@ -64,7 +83,7 @@ async def start_uplink(
     await uplink.start()
     log.info(
         "replicating to %s as gateway %s (epoch %d)",
-        upstream_url,
+        shown,
         gateway.store.gateway_id,
         gateway.store.epoch,
     )

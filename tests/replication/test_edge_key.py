@@ -11,7 +11,7 @@ from edge_upstream_kit import KEY, FakeUpstream, eventually, write_app
 from gateway import Settings
 from gateway.errors import ConfigError, StartError
 from gateway.redact import redact
-from gateway.replication.edge import find_upstream_key
+from gateway.replication.edge import checked_url, find_upstream_key
 from gateway.service import Service
 
 
@@ -62,3 +62,10 @@ async def test_a_service_replicates_and_never_logs_the_key(
     finally:
         await upstream.stop()
     assert all(KEY not in r.getMessage() for r in caplog.records)
+
+
+def test_upstream_url_must_be_http_and_is_logged_without_credentials() -> None:
+    assert checked_url("https://user:secret@hub.example.net/x") == "https://hub.example.net/x"
+    for bad in ("hub.example.net", "ftp://hub.example.net", "http://"):
+        with pytest.raises(ConfigError, match="upstream_url"):
+            checked_url(bad)
