@@ -307,7 +307,12 @@ class Gateway:
             settings.action_budget_s,
         )
         self.runtime = Runtime(
-            self.store, self.app, env=settings.env, budgets=budgets, site_url=settings.site_url
+            self.store,
+            self.app,
+            env=settings.env,
+            budgets=budgets,
+            site_url=settings.site_url,
+            down_writable=settings.hub,
         )
         return self.runtime
 

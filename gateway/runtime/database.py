@@ -62,6 +62,7 @@ class Execution:
     # (from the subscription's journal), and the end cursor this run's page reached.
     pinned_end: str | None = None
     page_end: str | None = None
+    down_writable: bool = True  # see ``Runtime.down_writable``
     _next_creation_ms: float | None = None
 
     def creation_time(self) -> float:
@@ -148,6 +149,7 @@ class DatabaseWriter(DatabaseReader):
     async def insert(self, table: str, value: Document) -> str:
         """Insert a document; returns its new ``_id``."""
         _check_table_name(table, reading=False)
+        self._refuse_down(table)
         if isinstance(value, dict):
             for name in ("_id", "_creationTime"):
                 if name in value:
@@ -206,6 +208,7 @@ class DatabaseWriter(DatabaseReader):
             raise TypeError("delete() takes (table, id)")
         old = self._existing(table, doc_id, "Delete")
         ex = self._ex
+        self._refuse_down(self._table_of(old))
         ex.limits.write_document(0)
         ex.tx.delete(self._table_of(old), old)
 
@@ -230,8 +233,18 @@ class DatabaseWriter(DatabaseReader):
         assert name is not None
         return name
 
+    def _refuse_down(self, table: str) -> None:
+        ex = self._ex
+        if not ex.down_writable and ex.tx.catalog.replication.get(table) == "down":
+            raise FunctionError(
+                f'table "{table}" is replicated down from the upstream (.replicate("down") in '
+                "convex/schema.py): the upstream owns it, so local writes are refused; write "
+                'it on the hub, or declare it .replicate("up") or local'
+            )
+
     def _store(self, old: Document, body: Document, op: str) -> None:
         table = self._table_of(old)
+        self._refuse_down(table)
         body = self._prepare(table, body, op)
         self._ex.limits.write_document(self._checked_size(table, body))
         self._ex.tx.replace(table, old, body)

@@ -128,8 +128,12 @@ class Runtime:
         budgets: Budgets = Budgets(),
         cursor_secret: bytes | None = None,
         site_url: str = "http://127.0.0.1:3210",
+        down_writable: bool = False,
     ) -> None:
         self.store = store
+        # Whether ``.replicate("down")`` tables take local writes: only where they are
+        # owned, on a hub (``hub = true``); an edge gets them from its upstream.
+        self.down_writable = down_writable
         self.blobs = BlobDirectory(store.path.parent / "storage")
         self.site_url = site_url.rstrip("/")
         self.app = app
@@ -321,7 +325,13 @@ class Runtime:
         mqtt: MqttMessage | None = None,
     ) -> _Done:
         """Runs on the database thread: drive the handler under the watchdog."""
-        ex = Execution(tx, self.cursors, schema=self.app.schema, pinned_end=pinned_end(journal))
+        ex = Execution(
+            tx,
+            self.cursors,
+            schema=self.app.schema,
+            pinned_end=pinned_end(journal),
+            down_writable=self.down_writable,
+        )
         seed = tx.ts ^ fn.seed_base
         ctx_type = MutationCtx if fn.kind == "mutation" else QueryCtx
         ctx = ctx_type(self, ex, identity, now_ms, seed, mqtt)
