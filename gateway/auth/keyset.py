@@ -24,7 +24,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from gateway.auth.config import Provider
 from gateway.auth.fetch import Fetch, FetchError
+from gateway.private_files import write_private_file
 
 if TYPE_CHECKING:  # PyJWT is imported when an app configures a provider (verifier.py)
     import jwt
@@ -193,11 +193,7 @@ class KeySet:
         record = {"source": self.provider.key_source, "jwks_url": self._jwks_url, "jwks": jwks}
         try:
             self._saved.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            tmp = self._saved.with_suffix(".tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump(record, out)
-            os.replace(tmp, self._saved)
+            write_private_file(self._saved, json.dumps(record))
         except OSError as exc:  # the cache is a convenience: verifying goes on without
             log.warning("cannot save the JWKS to %s: %s", self._saved, exc)
 

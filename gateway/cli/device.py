@@ -27,7 +27,7 @@ from typing import Any
 from gateway.cli.common import CommandError, IntermixedParser, settings_for
 from gateway.config import Settings
 from gateway.mqtt.broker_files import BRIDGE_USER, PASSWORD_FILE_NAME
-from gateway.mqtt.broker_pid import broker_directory, files_lock, signal_broker
+from gateway.mqtt.broker_pid import broker_directory, signal_broker
 from gateway.mqtt.passwords import (
     check_username,
     generate_password,
@@ -35,6 +35,7 @@ from gateway.mqtt.passwords import (
     read_password_file,
     write_password_file,
 )
+from gateway.private_files import files_lock
 from gateway.store.datadir import make_private_dir
 
 _RELOADS = "A running managed broker is reloaded and sees the change at once."

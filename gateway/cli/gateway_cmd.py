@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.cli.common import CommandError, IntermixedParser, settings_for
-from gateway.mqtt.broker_pid import files_lock
+from gateway.private_files import files_lock
 from gateway.replication.credentials import (
     check_name,
     generate_key,

@@ -34,16 +34,16 @@ from gateway.mqtt.broker_files import (
     acl_text,
     config_text,
 )
-from gateway.mqtt.broker_pid import broker_directory, files_lock
+from gateway.mqtt.broker_pid import broker_directory
 from gateway.mqtt.passwords import (
     generate_password,
     hash_password,
     read_password_file,
     write_password_file,
-    write_private_file,
 )
 from gateway.mqtt.routes import check_routes
 from gateway.mqtt.supervisor import route_patterns
+from gateway.private_files import files_lock, write_private_file
 from gateway.runtime.loader import load_app
 from gateway.store.datadir import make_private_dir
 

@@ -22,8 +22,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.mqtt.passwords import check_username, password_file_text, write_private_file
+from gateway.mqtt.passwords import check_username, password_file_text
 from gateway.mqtt.topics import Placeholder, parse_segments
+from gateway.private_files import write_private_file
 
 BROKER_DIR_NAME = "mosquitto"
 CONFIG_NAME = "mosquitto.conf"

@@ -16,35 +16,19 @@ the other's.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
-from gateway.mqtt.broker_files import BROKER_DIR_NAME, CONFIG_NAME, DIR_MODE
+from gateway.mqtt.broker_files import BROKER_DIR_NAME, CONFIG_NAME
 
 PID_FILE_NAME = "mosquitto.pid"
-LOCK_FILE_NAME = "lock"
 PROGRAM = "mosquitto"
 
 
 def broker_directory(data_dir: Path) -> Path:
     """``<data dir>/mosquitto``, absolute (the config names its files by absolute path)."""
     return data_dir.absolute() / BROKER_DIR_NAME
-
-
-@contextlib.contextmanager
-def files_lock(directory: Path) -> Iterator[None]:
-    """Hold the exclusive lock of the broker's files (blocks until it is free)."""
-    directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-    fd = os.open(directory / LOCK_FILE_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the flock
 
 
 def write_pid(directory: Path, pid: int) -> None:

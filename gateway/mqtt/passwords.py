@@ -21,17 +21,16 @@ import base64
 import binascii
 import hashlib
 import hmac
-import os
 import secrets
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+
+from gateway.private_files import write_private_file
 
 HASH_TAG = "7"  # Mosquitto's id for PBKDF2-HMAC-SHA512
 ITERATIONS = 101  # mosquitto_passwd's default in 2.0 (see the module docstring)
 SALT_BYTES = 12  # what mosquitto_passwd 2.0 generates
 PASSWORD_BYTES = 24  # 192 bits of randomness, 32 URL-safe characters
-FILE_MODE = 0o600
 
 # A username is a topic segment in the ACL (``%u``) and a key in the password file.
 _FORBIDDEN_IN_USERNAME = frozenset("/+#%:\x00")
@@ -123,27 +122,3 @@ def password_file_text(entries: Mapping[str, str]) -> str:
 def write_password_file(path: Path, entries: Mapping[str, str]) -> None:
     """Replace the password file at ``path`` atomically with ``entries`` (mode 0600)."""
     write_private_file(path, password_file_text(entries))
-
-
-def write_private_file(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` atomically, readable by its owner only (0600)."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, FILE_MODE)  # mkstemp makes 0600 already; say so rather than rely on it
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    _fsync_directory(path.parent)  # the rename itself survives a power cut
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -27,8 +27,8 @@ from typing import Any, Final
 
 import cbor2
 
-from gateway.mqtt.passwords import write_private_file
 from gateway.mqtt.routes import MqttRouter, PublishRoute
+from gateway.private_files import write_private_file
 from gateway.sync import protocol as p
 from gateway.sync.engine import SubscriptionEngine
 from gateway.sync.session import SyncSession

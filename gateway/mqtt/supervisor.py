@@ -46,6 +46,7 @@ from gateway.mqtt.endpoint import BrokerEndpoint
 from gateway.mqtt.passwords import generate_password, hash_password, read_password_file
 from gateway.mqtt.routes import MqttRouter
 from gateway.mqtt.topics import placeholders
+from gateway.private_files import files_lock
 
 log = logging.getLogger("gateway.mqtt")
 broker_log = logging.getLogger("gateway.mqtt.broker")
@@ -208,7 +209,7 @@ class ManagedBroker:
     def _write_files(self) -> None:
         """Config, ACL and password file; every device entry kept, the bridge's replaced."""
         ingest, publish = route_patterns(self._router)
-        with broker_pid.files_lock(self.directory):
+        with files_lock(self.directory):
             try:
                 users = read_password_file(self.directory / PASSWORD_FILE_NAME)
             except ValueError as exc:

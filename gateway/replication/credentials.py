@@ -26,6 +26,8 @@ import secrets
 from pathlib import Path
 from typing import Final
 
+from gateway.private_files import write_private_file
+
 REGISTRY_DIR: Final = "replication"
 REGISTRY_FILE: Final = "gateways"
 KEY_BYTES: Final = 32
@@ -75,21 +77,10 @@ def read_registry(path: Path) -> dict[str, str]:
 
 
 def write_registry(path: Path, entries: dict[str, str]) -> None:
-    """Replace the registry atomically (write a 0600 temporary file, fsync, rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    text = "".join(f"{name} {digest}\n" for name, digest in sorted(entries.items()))
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        os.write(fd, text.encode("utf-8"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)  # the rename itself survives a power cut
-    finally:
-        os.close(dir_fd)
+    """Replace the registry atomically (0600, fsynced, renamed; ``private_files``)."""
+    write_private_file(
+        path, "".join(f"{name} {digest}\n" for name, digest in sorted(entries.items()))
+    )
 
 
 class KeyRing:
