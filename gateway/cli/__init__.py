@@ -30,6 +30,7 @@ from gateway.cli import (
     scaffold,
     serve,
     snapshot_cmd,
+    status,
 )
 from gateway.cli.common import CommandError, UsageError, common_flags
 from gateway.errors import ConfigError, MissingProgramError, OutpostError, StartError
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     device.add_parser(commands, common)
     gateway_cmd.add_parser(commands, common)
     mqtt_cmd.add_parser(commands, common)
+    status.add_parser(commands, common)
     return parser
 
 

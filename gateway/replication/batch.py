@@ -8,7 +8,7 @@ One contract for both upstream targets (an Outpost hub, or a Convex deployment w
 A batch (the mutation's args; JSON-compatible Convex values):
 
 ``{"gateway": str, "key": str, "epoch": float, "first": float, "last": float,
-"clockTrusted": bool, "schema": str, "changes": [change, ...]}``
+"clockTrusted": bool, "schema": str, "changes": [change, ...], "newest"?: float}``
 
 - ``gateway``: the edge's gateway id (``Store.gateway_id``, made at first start).
 - ``key``: the edge's credential for that gateway on the upstream (``outpost gateway add``
@@ -22,6 +22,11 @@ A batch (the mutation's args; JSON-compatible Convex values):
 - ``clockTrusted``: whether the edge's wall clock was trustworthy (NTP-synchronised) when
   these rows were stamped.
 - ``schema``: a digest of the edge's schema of the replicated tables.
+- ``newest`` (optional, float): the highest seq the edge had written when it cut this
+  batch, so the upstream can show how far behind the gateway is (``newest`` - ``last``
+  entries still to come). Edges before it omit it; an upstream must accept it and may
+  ignore it. An upstream that refuses it (an older push with strict args) is sent
+  batches without it from then on, so adding it never stalls a stream.
 
 A change: ``{"seq": float, "op": "insert" | "update" | "delete" | "skip", "table": str,
 "id": str, "ts": str (the HLC commit ts as a decimal string), "doc": object | null}``

@@ -19,6 +19,7 @@ from gateway import redact
 from gateway.errors import ConfigError
 from gateway.gateway import Gateway
 from gateway.replication.client import PushClient
+from gateway.replication.edge_status import UplinkView, status_function
 from gateway.replication.uplink import Uplink, schema_digest
 
 log = logging.getLogger("gateway.replication")
@@ -68,7 +69,13 @@ def checked_url(upstream_url: str) -> str:
 async def start_uplink(
     gateway: Gateway, upstream_url: str, data_dir: Path, environ: Mapping[str, str]
 ) -> Uplink | None:
-    """The started uplink, or None when ``upstream_url`` is empty (no replication)."""
+    """The started uplink, or None when ``upstream_url`` is empty (no replication).
+    Either way ``_system/replication:status`` is installed (``outpost status``)."""
+    view = UplinkView("", None)
+    store = gateway.store
+    gateway.runtime.install(
+        status_function(view, lambda: store.gateway_id, lambda: store.epoch, gateway.settings.hub)
+    )
     if not upstream_url:
         return None
     shown = checked_url(upstream_url)
@@ -80,6 +87,7 @@ async def start_uplink(
         key=key,
         schema=lambda: schema_digest(gateway.app.schema),
     )
+    view.upstream_url, view.uplink = shown, uplink
     await uplink.start()
     log.info(
         "replicating to %s as gateway %s (epoch %d)",

@@ -67,6 +67,7 @@ _PUSH_ARGS: Final = {
     "clockTrusted": v.boolean(),
     "schema": v.string(),
     "changes": v.array(v.any()),
+    "newest": v.optional(v.float64()),  # optional: edges before it do not send it
 }
 
 
@@ -124,6 +125,8 @@ def apply_batch(ex: Execution, args: dict[str, Any], now_ms: float) -> dict[str,
         "clockTrusted": args["clockTrusted"],
         "schema": args["schema"],
     }
+    if "newest" in args:  # the edge's highest seq when it cut the batch
+        fields["newest"] = args["newest"]
     hub_tables.save_mark(tx, mark, fields, now_ms)
     return {"applied": float(last)}
 

@@ -3,8 +3,9 @@
 One row per registered gateway, and per gateway that has pushed (a removed one keeps
 its marks): its latest epoch, the seq applied in it, when its last batch came and how
 long ago (``lagMs``), whether its clock was trusted then, its schema digest, and whether
-it is still registered. The edge's backlog is the edge's to report (``outpost status``
-on the edge); the hub sees only what arrived.
+it is still registered. An edge that sends a batch's optional ``newest`` (``batch.py``)
+also shows ``newest`` and ``behind``: how many seqs it still had to send after that
+batch, as it said then (the live figure is the edge's own ``outpost status``).
 """
 
 from __future__ import annotations
@@ -50,5 +51,10 @@ def gateway_rows(
                 "clockTrusted": last["clockTrusted"],
                 "schema": last["schema"],
             }
+            if "newest" in last:  # edges that report it: its backlog when it last pushed
+                row |= {
+                    "newest": last["newest"],
+                    "behind": max(0.0, last["newest"] - last["applied"]),
+                }
         rows.append(row)
     return rows

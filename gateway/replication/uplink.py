@@ -29,16 +29,19 @@ import hashlib
 import json
 import logging
 import random
+import time
 from collections.abc import Callable
 from typing import Any
 
 from gateway.replication.client import (
     PushClient,
+    Refused,
     ReplicationGap,
     Unauthorized,
     UplinkError,
     UpstreamUnavailable,
 )
+from gateway.replication.edge_status import DrainMeter, newest_seq
 from gateway.replication.outbox import Cut, Outbox
 from gateway.store import Committed, Store
 
@@ -87,9 +90,25 @@ class Uplink:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
-        self.state = "starting"  # "up", "down", "unauthorized"
+        self._state = "starting"  # "up", "down", "unauthorized"
+        self.state_since_ms = time.time() * 1000  # when ``state`` last changed (wall ms)
         self.acked = 0  # the durable cursor, as last written
         self.batches = 0  # batches acknowledged since start
+        self.drain = DrainMeter()  # entries acknowledged over the last minute
+        # Whether batches carry the optional ``newest`` (``batch.py``); an upstream
+        # whose push does not accept it refuses it once and is sent batches without it.
+        self._report_newest = True
+
+    @property
+    def state(self) -> str:
+        """The link: "starting", "up", "down" (backing off) or "unauthorized"."""
+        return self._state
+
+    @state.setter
+    def state(self, value: str) -> None:
+        if value != self._state:
+            self._state = value
+            self.state_since_ms = time.time() * 1000
 
     async def start(self) -> None:
         self._unsubscribe = self._store.write_log.subscribe(self._committed)
@@ -128,7 +147,7 @@ class Uplink:
             if cut is None:
                 continue
             try:
-                applied = await self._client.push(self._batch(cut))
+                applied = await self._client.push(await self._batch(cut))
             except ReplicationGap as gap:
                 send_after = await self._settle(gap.applied)
                 continue
@@ -136,6 +155,8 @@ class Uplink:
                 await self._unauthorized()
                 continue
             except UplinkError as exc:
+                if self._refused_newest(exc):
+                    continue
                 failures += 1
                 await self._offline(exc, failures)
                 continue
@@ -153,8 +174,8 @@ class Uplink:
                 await asyncio.wait_for(self._wake.wait(), self._idle_poll_s)
         return cut
 
-    def _batch(self, cut: Cut) -> dict[str, Any]:
-        return {
+    async def _batch(self, cut: Cut) -> dict[str, Any]:
+        batch = {
             "gateway": self._store.gateway_id,
             "key": self.key,
             "epoch": float(self._store.epoch),
@@ -164,6 +185,19 @@ class Uplink:
             "schema": self._schema(),
             "changes": cut.changes,
         }
+        if self._report_newest:  # lets the hub show this gateway's lag and backlog
+            newest, _ = await self._store.read(newest_seq)
+            batch["newest"] = float(max(newest, cut.last))
+        return batch
+
+    def _refused_newest(self, exc: UplinkError) -> bool:
+        """An upstream older than the optional ``newest`` refuses the unknown field:
+        stop sending it (once) rather than stall the stream."""
+        if not (self._report_newest and isinstance(exc, Refused) and "newest" in str(exc)):
+            return False
+        log.info("the upstream does not take a batch's `newest`; sending batches without it")
+        self._report_newest = False
+        return True
 
     async def _settle(self, applied: int) -> int:
         """Act on the upstream's mark; returns the seq to send after."""
@@ -182,6 +216,7 @@ class Uplink:
             return self.acked
         if applied > self.acked:
             await self.outbox.acknowledge(applied)
+            self.drain.record(applied - self.acked)
             self.acked = applied
         return applied
 

@@ -1,0 +1,118 @@
+"""``outpost status``: the replication figures of a running gateway (and of its edges on a hub).
+
+It calls the admin-only system query ``_system/replication:status`` through the HTTP
+API (``POST /api/query``) with the admin key from the data directory, as ``outpost run``
+does: no route of its own, so the admin check and the error shape are every call's.
+On a hub it also calls ``_system/replication:gateways``. When no gateway answers it says
+so in one line, prints the backlog it can read from the store file, and exits 1.
+Standard library only (and ``sqlite3`` for the offline read): it starts fast on a Pi.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from gateway.admin_key import read_admin_key
+from gateway.cli.common import CommandError, settings_for
+from gateway.cli.status_text import render
+from gateway.config_file import url_host
+from gateway.replication.edge_status import STATUS_PATH, read_backlog
+from gateway.replication.hub_status import STATUS_PATH as GATEWAYS_PATH
+from gateway.store.layout import DB_FILENAME
+
+TIMEOUT_S = 10.0
+
+
+class NotRunning(Exception):
+    """No gateway answers at the URL."""
+
+
+def add_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+) -> None:
+    status = commands.add_parser(
+        "status",
+        parents=[common],
+        help="replication status: link, backlog, drain rate (and each edge on a hub)",
+        description="Show the replication status of the gateway at --url.",
+    )
+    status.add_argument("app", metavar="APP_DIR", nargs="?", type=Path, default=Path("."))
+    status.add_argument("--url", help="gateway URL (default http://HOST:PORT from the settings)")
+    status.add_argument("--json", action="store_true", help="one JSON object")
+    status.set_defaults(handler=show_status)
+
+
+def show_status(args: argparse.Namespace) -> int:
+    settings = settings_for(args, args.app)
+    url = (args.url or f"http://{url_host(settings.host)}:{settings.port}").rstrip("/")
+    data_dir = Path(settings.data_dir)
+    try:
+        key = read_admin_key(data_dir)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CommandError(f"cannot read the admin key in {data_dir} ({exc})") from None
+    try:
+        status = _query(url, STATUS_PATH, key)
+        if status.get("hub"):
+            status["gateways"] = _query(url, GATEWAYS_PATH, key)
+    except NotRunning as exc:
+        return _offline(args, url, data_dir, str(exc))
+    status["running"] = True
+    print(json.dumps(status, indent=2) if args.json else render(status))
+    return 0
+
+
+def _offline(args: argparse.Namespace, url: str, data_dir: Path, why: str) -> int:
+    print(f"outpost: no gateway is running at {url} ({why})", file=sys.stderr)
+    backlog = offline_backlog(data_dir / DB_FILENAME)
+    status: dict[str, Any] = {"running": False, "backlog": backlog}
+    if args.json:
+        print(json.dumps(status, indent=2))
+    elif backlog is not None:
+        print(render(status))
+    return 1
+
+
+def offline_backlog(path: Path) -> dict[str, Any] | None:
+    """The backlog read from the store file (read-only), or None when it cannot be."""
+    if not path.exists():
+        return None
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return None
+    try:
+        return read_backlog(conn, time.time() * 1000)
+    except sqlite3.Error:
+        return None  # an older layout, or a store being written: nothing reliable to say
+    finally:
+        conn.close()
+
+
+def _query(url: str, path: str, key: str | None) -> Any:
+    body = json.dumps({"path": path, "args": {}, "format": "json"}).encode()
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Convex {key}"
+    request = urllib.request.Request(f"{url}/api/query", data=body, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:  # noqa: S310 - the user's own URL
+            reply = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        raise CommandError(f"{url} answered HTTP {exc.code} ({exc.reason})") from None
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+        raise NotRunning(str(getattr(exc, "reason", exc))) from None
+    except ValueError:
+        raise CommandError(f"{url} did not answer JSON; is it an Outpost gateway?") from None
+    if reply.get("status") != "success":
+        hint = "" if key else " (no admin key found: pass --app or --data-dir as the server has)"
+        raise CommandError(f"{reply.get('errorMessage', reply)}{hint}")
+    return reply.get("value")

@@ -1,0 +1,88 @@
+"""``outpost status``'s text: the status object as aligned lines a person reads at a glance."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+_STATES = {
+    "up": "connected",
+    "down": "backing off (upstream unreachable or refusing)",
+    "unauthorized": "unauthorized (check upstream_key, or `outpost gateway add` on the hub)",
+    "starting": "starting (no batch answered yet)",
+    "off": "off (upstream_url is empty)",
+}
+
+
+def render(status: dict[str, Any]) -> str:
+    """The lines of ``outpost status``; a missing part (gateway not running) is left out."""
+    lines: list[str] = []
+    if "gateway" in status:
+        lines.append(f"gateway   {status['gateway']} (epoch {status['epoch']:.0f})")
+    if "link" in status:
+        lines.append(f"link      {_link(status['link'], status['nowMs'])}")
+    backlog = status.get("backlog")
+    if backlog is not None:
+        lines += _backlog(backlog)
+    if "link" in status:
+        lines.append(f"drain     {status['link']['drainRate']:.1f} entries/s over the last minute")
+        dropped = status.get("dropped")
+        lines.append(f"dropped   {'-' if dropped is None else dropped} (no outbox quota yet)")
+        lines.append("downlink  not built yet")
+    if status.get("hub"):
+        lines += _gateways(status.get("gateways") or [], status["nowMs"])
+    return "\n".join(lines)
+
+
+def _link(link: dict[str, Any], now_ms: float) -> str:
+    text = str(_STATES.get(link["state"], link["state"]))
+    if link.get("sinceMs") is not None:
+        text += f" since {_clock(link['sinceMs'])} ({_ago(now_ms - link['sinceMs'])})"
+    if link.get("upstream"):
+        text += f", to {link['upstream']}"
+    return text
+
+
+def _backlog(backlog: dict[str, Any]) -> list[str]:
+    age = backlog.get("oldestAgeMs")
+    oldest = "" if age is None else f", oldest {_ago(age)} old"
+    return [
+        f"backlog   {backlog['entries']:.0f} entries, {_size(backlog['bytes'])}{oldest}",
+        f"acked     seq {backlog['acked']:.0f} (newest written {backlog['newest']:.0f})",
+    ]
+
+
+def _gateways(rows: list[dict[str, Any]], now_ms: float) -> list[str]:
+    lines = [f"hub       {len(rows)} gateway(s)"]
+    for row in rows:
+        parts = [row["gateway"], "registered" if row["registered"] else "revoked"]
+        if "lastSeenMs" in row:
+            parts.append(f"last seen {_ago(now_ms - row['lastSeenMs'])} ago")
+            parts.append(f"epoch {row['epoch']:.0f} applied {row['applied']:.0f}")
+        else:
+            parts.append("never pushed")
+        if "behind" in row:
+            parts.append(f"behind {row['behind']:.0f} (backlog it reported)")
+        lines.append("  " + "  ".join(parts))
+    return lines
+
+
+def _ago(ms: float) -> str:
+    s = max(0.0, ms) / 1000
+    if s < 120:
+        return f"{s:.0f} s"
+    if s < 7200:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def _size(n: float) -> str:
+    if n < 1024:
+        return f"{n:.0f} B"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.1f} KiB"
+    return f"{n / 1024 / 1024:.1f} MiB"
+
+
+def _clock(ms: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000))
