@@ -100,9 +100,28 @@ class Settings:
     """Where this gateway replicates its ``.replicate("up")`` tables: an Outpost hub's or a
     Convex deployment's URL (``https://...``); empty = no replication. The credential is the
     file ``upstream_key`` in the data directory or the systemd credential of that name."""
+    outbox_max_bytes: int = 256 * 1024 * 1024
+    """Bytes the replication outbox (changes to ``.replicate("up")`` tables not yet
+    acknowledged upstream) may hold while the link is down (0 = no limit); past it
+    ``outbox_overflow`` applies."""
+    outbox_overflow: str = "block"
+    """What a full outbox does: ``block`` (a write to an ``up`` table is refused with an
+    error naming ``outbox_max_bytes``; an MQTT message whose mutation is refused is
+    dead-lettered with it; nothing accepted is lost) or ``drop_oldest`` (the oldest
+    unacknowledged entries are dropped, counted and logged; the upstream receives them as
+    ``skip`` entries). See ``docs/replication.md``."""
     env: Mapping[str, str] = field(default_factory=dict)
     """Values app code reads as ``ctx.env`` (an ``[env]`` table in ``outpost.toml``; a
     JSON object in ``OUTPOST_ENV``)."""
+
+    def __post_init__(self) -> None:
+        # Checked here so a bad value fails the start as any setting does.
+        if self.outbox_overflow not in ("block", "drop_oldest"):
+            raise ConfigError(
+                f"outbox_overflow must be block or drop_oldest, got {self.outbox_overflow!r}"
+            )
+        if self.outbox_max_bytes < 0:
+            raise ConfigError(f"outbox_max_bytes must be 0 or more, got {self.outbox_max_bytes}")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], *, source: str = "settings") -> Settings:

@@ -19,6 +19,7 @@ from typing import Any
 
 from gateway.replication.batch import MAX_BATCH_BYTES, MAX_BATCH_CHANGES
 from gateway.store import Store, Transaction
+from gateway.store.quota import ROW_BYTES_SQL
 
 CURSOR_KEY = "outbox_acked"
 # Rows fetched per read: a batch is cut from at most this many, so one read stays short.
@@ -86,8 +87,12 @@ class Outbox:
         for seq, ts, op, table, doc_id, body, row_trusted in rows:
             if bool(row_trusted) != trusted:
                 break
-            for missing in range(expected, seq):  # a hole (never made today): keep it whole
+            # A hole: entries dropped by the quota (``drop_oldest``) go as skips, so the
+            # upstream's mark passes them; capped, a long hole takes several batches.
+            for missing in range(expected, min(seq, expected + self._max_changes)):
                 changes.append(_skip(missing, "", ""))
+            if len(changes) >= self._max_changes:
+                break
             change = (
                 _change(seq, ts, op, table, doc_id, body)
                 if replicated.get(table) == "up"
@@ -137,7 +142,12 @@ def _advance(tx: Transaction, applied: int) -> None:
     conn.execute(
         "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (CURSOR_KEY, str(applied))
     )
+    (pruned,) = conn.execute(
+        f"SELECT coalesce(sum({ROW_BYTES_SQL}), 0) FROM change_log WHERE seq <= ?", (applied,)
+    ).fetchone()
     conn.execute("DELETE FROM change_log WHERE seq <= ?", (applied,))
+    if tx.quota is not None:  # the running byte count (``gateway.store.quota``)
+        tx.quota.freed(int(pruned))
 
 
 def _backlog(tx: Transaction) -> tuple[int, int]:

@@ -34,6 +34,7 @@ from gateway.store.layout import (
     store_unavailable,
 )
 from gateway.store.lock import StoreLock
+from gateway.store.quota import OutboxQuota
 from gateway.store.readers import ReaderPool
 from gateway.store.transaction import Transaction
 from gateway.store.writelog import WriteLog
@@ -81,12 +82,16 @@ class Store:
         connect: ConnectFn = connect,
         busy_timeout_ms: int = BUSY_TIMEOUT_MS,
         fingerprint: FingerprintFn = epochs.fingerprint,
+        outbox_max_bytes: int = 0,
+        outbox_overflow: str = "block",
     ) -> Store:
         """Open (creating if needed) the store in ``data_dir``; threads started.
 
         Raises ``StoreUnavailableError`` (another process has it, locked, read-only...:
         nothing changed) or ``DamagedStoreError`` (moved aside); ``connect`` opens
-        every connection (a seam for tests)."""
+        every connection (a seam for tests). ``outbox_max_bytes`` (0 = no limit) and
+        ``outbox_overflow`` bound the replication outbox (``quota.py``)."""
+        quota = OutboxQuota(outbox_max_bytes, outbox_overflow)
         data_dir = Path(data_dir)
         path = data_dir / DB_FILENAME
         lock = await _claim(data_dir)
@@ -103,6 +108,7 @@ class Store:
                 commit_interval_ms=commit_interval_ms,
                 max_batch_jobs=max_batch_jobs,
                 commit_fn=commit_fn,
+                quota=quota,
             )
             readers = ReaderPool(
                 functools.partial(opener, readonly=True),

@@ -29,6 +29,7 @@ from gateway.store.catalog import (
 )
 from gateway.store.fields import value_at
 from gateway.store.pending import LOG_SQL, PendingWrites
+from gateway.store.quota import OutboxQuota
 from gateway.values import decode_id, dumps, encode_index_key, loads
 
 Document = dict[str, Any]
@@ -72,8 +73,11 @@ class Transaction:
         origin: str = "local",
         pending: PendingWrites | None = None,
         clock_trusted: bool = True,
+        quota: OutboxQuota | None = None,
     ) -> None:
         self._conn = conn
+        # The outbox's byte count and limit (``quota.py``); None on readers.
+        self.quota = quota
         self._pending = pending
         self.catalog = catalog
         self.ts = ts
@@ -281,6 +285,8 @@ class Transaction:
             if self.catalog.replication.get(c.table) == "up" and self.origin != "retention"
         ]
         if rows:
+            if self.quota is not None:  # may drop the oldest entries
+                self.quota.admit(lambda: self.conn, rows)
             if self._pending is not None:
                 self._pending.log += rows
             else:
@@ -436,6 +442,10 @@ class Transaction:
         self.changed_keys.append((ix.index_id, key))
 
     def _record(self, table: str, doc_id: str, old: Document | None, new: Document | None) -> None:
+        if self.quota is not None and self.catalog.replication.get(table) == "up":
+            # Refused here, inside the mutation, not in ``finish``: an MQTT message's
+            # mutation then fails alone and is dead-lettered with the reason.
+            self.quota.check_room(table, self.origin)
         change = self._changes.get(doc_id)
         if change is None:
             self._changes[doc_id] = DocChange(table, doc_id, old, new)

@@ -29,6 +29,7 @@ from gateway.errors import CommitError, StoreClosedError
 from gateway.store.catalog import Catalog
 from gateway.store.hlc import HybridClock
 from gateway.store.pending import PendingWrites
+from gateway.store.quota import OutboxQuota
 from gateway.store.transaction import DocChange, Transaction
 from gateway.values import IdGenerator, encode_id
 
@@ -104,8 +105,10 @@ class Writer:
         max_batch_jobs: int = 256,
         on_commit: Callable[[list[Committed], Catalog], None] | None = None,
         commit_fn: CommitFn = _default_commit,
+        quota: OutboxQuota | None = None,
     ) -> None:
         self.catalog = catalog
+        self.quota = quota or OutboxQuota()
         self.clock = clock
         self.stats = WriterStats()
         self.commit_fn = commit_fn
@@ -190,6 +193,7 @@ class Writer:
         self._open_jobs = [first]
         conn.execute("BEGIN IMMEDIATE")
         pending = PendingWrites(conn)
+        self.quota.begin_batch(conn)
         catalog, last_ts = self.catalog, self.clock.last_ts_ns
         outcomes: list[_Outcome] = []
         committed: list[Committed] = []
@@ -238,6 +242,7 @@ class Writer:
     ) -> tuple[_Outcome, Transaction | None]:
         ts = self.clock.next_ts_after(last_ts)
         pending.begin_job()
+        self.quota.begin_job()
         tx = Transaction(
             conn,
             catalog,
@@ -247,6 +252,7 @@ class Writer:
             origin=job.origin,
             pending=pending,
             clock_trusted=self.clock.wall_trusted,  # as of ``ts``: its outbox rows carry it
+            quota=self.quota,
         )
         try:
             result = job.work(tx)
@@ -254,6 +260,7 @@ class Writer:
             pending.end_job(ok=True)
         except BaseException as exc:  # noqa: BLE001 - every failure is the job's own
             pending.end_job(ok=False)
+            self.quota.end_job(ok=False)
             if not isinstance(exc, Exception):
                 log.warning("writer job aborted: %r", exc)
             return _Outcome(job, error=exc), None
@@ -273,10 +280,12 @@ class Writer:
     ) -> None:
         try:
             pending.flush()
+            self.quota.persist(conn)
             conn.execute("UPDATE meta SET value = ? WHERE key = 'last_ts'", (str(last_ts),))
             self.commit_fn(conn)
         except Exception as exc:
             self.stats.failed_commits += 1
+            self.quota.rolled_back()
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             log.error("batch of %d jobs could not be committed: %s", len(outcomes), exc)
