@@ -26,8 +26,7 @@ def render(status: dict[str, Any]) -> str:
         lines += _backlog(backlog)
     if "link" in status:
         lines.append(f"drain     {status['link']['drainRate']:.1f} entries/s over the last minute")
-        dropped = status.get("dropped")
-        lines.append(f"dropped   {'-' if dropped is None else dropped} (no outbox quota yet)")
+        lines.append(f"quota     {_quota(status['quota'], status['backlog'])}")
         lines.append("downlink  not built yet")
     if status.get("hub"):
         lines += _gateways(status.get("gateways") or [], status["nowMs"])
@@ -50,6 +49,12 @@ def _backlog(backlog: dict[str, Any]) -> list[str]:
         f"backlog   {backlog['entries']:.0f} entries, {_size(backlog['bytes'])}{oldest}",
         f"acked     seq {backlog['acked']:.0f} (newest written {backlog['newest']:.0f})",
     ]
+
+
+def _quota(quota: dict[str, Any], backlog: dict[str, Any]) -> str:
+    limit = quota["maxBytes"]
+    used = f"{_size(backlog['quotaBytes'])} of {_size(limit) if limit else 'no limit'}"
+    return f"{used}, {quota['overflow']}, {backlog['dropped']:.0f} entries dropped"
 
 
 def _gateways(rows: list[dict[str, Any]], now_ms: float) -> list[str]:

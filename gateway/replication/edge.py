@@ -72,10 +72,12 @@ async def start_uplink(
     """The started uplink, or None when ``upstream_url`` is empty (no replication).
     Either way ``_system/replication:status`` is installed (``outpost status``)."""
     view = UplinkView("", None)
-    store = gateway.store
-    gateway.runtime.install(
-        status_function(view, lambda: store.gateway_id, lambda: store.epoch, gateway.settings.hub)
+    store, settings = gateway.store, gateway.settings
+    quota = {"maxBytes": float(settings.outbox_max_bytes), "overflow": settings.outbox_overflow}
+    status = status_function(
+        view, lambda: store.gateway_id, lambda: store.epoch, hub=settings.hub, quota=quota
     )
+    gateway.runtime.install(status)
     if not upstream_url:
         return None
     shown = checked_url(upstream_url)

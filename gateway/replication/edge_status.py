@@ -23,6 +23,7 @@ from typing import Any, Final
 from gateway.replication.outbox import CURSOR_KEY
 from gateway.runtime.functions import RegisteredFunction
 from gateway.store import Transaction
+from gateway.store.quota import BYTES_KEY, DROPPED_KEY, ROW_BYTES_SQL
 
 STATUS_PATH: Final = "_system/replication:status"
 # The window of the drain rate: long enough to smooth batch bursts, short enough to
@@ -57,11 +58,11 @@ class DrainMeter:
 
 
 def read_backlog(conn: sqlite3.Connection, now_ms: float) -> dict[str, Any]:
-    """The unacknowledged outbox: entries, bytes (documents' JSON), oldest age, seqs."""
-    row = conn.execute("SELECT value FROM meta WHERE key = ?", (CURSOR_KEY,)).fetchone()
-    acked = 0 if row is None else int(row[0])
+    """The unacknowledged outbox: entries, bytes (counted as the outbox quota counts
+    them), the oldest entry's age, the acknowledged and newest seqs, entries dropped."""
+    acked = int(_meta(conn, CURSOR_KEY))
     count, size, oldest_ts, newest = conn.execute(
-        "SELECT count(*), coalesce(sum(length(after)), 0), min(ts), coalesce(max(seq), 0) "
+        f"SELECT count(*), coalesce(sum({ROW_BYTES_SQL}), 0), min(ts), coalesce(max(seq), 0) "
         "FROM change_log WHERE seq > ?",
         (acked,),
     ).fetchone()
@@ -74,7 +75,14 @@ def read_backlog(conn: sqlite3.Connection, now_ms: float) -> dict[str, Any]:
         "oldestAgeMs": None if oldest_ms is None else max(0.0, now_ms - oldest_ms),
         "acked": float(acked),
         "newest": float(max(int(newest), acked)),
+        "quotaBytes": _meta(conn, BYTES_KEY),  # the quota's running count
+        "dropped": _meta(conn, DROPPED_KEY),  # by outbox_overflow = "drop_oldest"
     }
+
+
+def _meta(conn: sqlite3.Connection, key: str) -> float:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return 0.0 if row is None else float(row[0])
 
 
 def newest_seq(tx: Transaction) -> int:
@@ -104,7 +112,12 @@ class UplinkView:
 
 
 def status_function(
-    view: UplinkView, gateway_id: Callable[[], str], epoch: Callable[[], int], hub: bool
+    view: UplinkView,
+    gateway_id: Callable[[], str],
+    epoch: Callable[[], int],
+    *,
+    hub: bool,
+    quota: dict[str, Any],
 ) -> RegisteredFunction:
     """The internal query; ``gateway_id`` and ``epoch`` are read at each call (an
     import bumps the epoch while the gateway runs)."""
@@ -118,8 +131,7 @@ def status_function(
             "nowMs": ctx.now,
             "link": view.link(),
             "backlog": read_backlog(conn, ctx.now),
-            # Filled once the outbox quota exists (issue 11, section 2).
-            "dropped": None,
+            "quota": quota,
             "downlink": None,  # not built yet
         }
 

@@ -39,6 +39,8 @@ async def test_status_follows_the_link_and_the_backlog(tmp_path: Path) -> None:
             assert up["link"]["drainRate"] == pytest.approx(3 / 60)
             assert up["backlog"]["entries"] == 0 and up["backlog"]["acked"] == 3
             assert up["downlink"] is None and up["hub"] is False
+            assert up["quota"] == {"maxBytes": 256 * 1024 * 1024, "overflow": "block"}
+            assert up["backlog"]["dropped"] == 0 and up["backlog"]["quotaBytes"] == 0
             assert upstream.batches[-1]["newest"] == 3  # the optional field reaches the upstream
 
             upstream.down = True
@@ -51,8 +53,10 @@ async def test_status_follows_the_link_and_the_backlog(tmp_path: Path) -> None:
             backlog = down["backlog"]
             assert backlog["entries"] == 2 and backlog["bytes"] > 0 and backlog["newest"] == 5
             assert backlog["acked"] == 3 and backlog["oldestAgeMs"] >= 0
+            assert backlog["quotaBytes"] == backlog["bytes"]  # counted as the quota counts
             text = render(down)
             assert "backing off" in text and "2 entries" in text and "downlink  not built" in text
+            assert "block, 0 entries dropped" in text
     finally:
         await upstream.stop()
 
@@ -84,3 +88,21 @@ def test_the_drain_rate_counts_the_last_minute_only() -> None:
     assert meter.rate() == pytest.approx(11.0)
     now[0] += 31  # the first ack is now older than the window
     assert meter.rate() == pytest.approx(1.0)
+
+
+async def test_entries_dropped_by_the_quota_show(tmp_path: Path) -> None:
+    settings = Settings(
+        port=0,
+        data_dir=str(tmp_path / "d"),
+        mqtt_broker="off",
+        outbox_max_bytes=1000,
+        outbox_overflow="drop_oldest",
+    )
+    async with Service(write_app(tmp_path / "app"), settings) as service:
+        for n in range(30):
+            await service.gateway.run_mutation("readings:add", {"n": n})
+        status = await _status_of(service)
+    backlog = status["backlog"]
+    assert backlog["dropped"] > 0 and backlog["entries"] + backlog["dropped"] == 30
+    assert 0 < backlog["quotaBytes"] <= 1000
+    assert f"drop_oldest, {backlog['dropped']:.0f} entries dropped" in render(status)
