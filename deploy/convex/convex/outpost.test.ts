@@ -133,3 +133,21 @@ test("changes since a cursor: upserts and tombstones in commit order, resumable"
   const none = await t.query(api.outpost.changes, { table: "readings", cursor: next.cursor });
   expect(none).toEqual({ changes: [], cursor: next.cursor, done: true });
 });
+
+test("an update keeps the document's Convex _id and its edgeCreationTime", async () => {
+  const t = await admitted("gw", "k");
+  await t.mutation(api.outpost.push, batch(1, [{ op: "insert", id: "a", doc: doc("a", 1) }]));
+  const before = await t.run(async (ctx) => await ctx.db.query("readings").collect());
+  await t.mutation(api.outpost.push, batch(2, [{ op: "update", id: "a", doc: doc("a", 2) }]));
+  const after = await t.run(async (ctx) => await ctx.db.query("readings").collect());
+  expect(after.map((d) => [d._id, d._creationTime, d.edgeCreationTime, d.value])).toEqual([
+    [before[0]._id, before[0]._creationTime, 1000, 2],
+  ]);
+});
+
+test("a change to one of Outpost's own tables is refused, nothing applied", async () => {
+  const t = await admitted("gw", "k");
+  const evil = batch(1, [{ op: "insert", id: "g", table: "outpostGateways", doc: { _id: "g", _creationTime: 1, gateway: "x", keySha256: "0".repeat(64) } }]);
+  await expect(t.mutation(api.outpost.push, evil)).rejects.toThrow(/Outpost's own/);
+  expect(await t.run(async (ctx) => (await ctx.db.query("outpostGateways").collect()).length)).toBe(1);
+});

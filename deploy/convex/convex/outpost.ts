@@ -124,6 +124,10 @@ async function applyChange(
   meta: { gateway: string; epoch: number; clockTrusted: boolean },
 ): Promise<void> {
   if (c.op === "skip") return;
+  if (c.table in outpostTables) {
+    // An edge writes only its own tables, never the keys, marks or logs kept here.
+    throw new Error(`outpost:push: table ${JSON.stringify(c.table)} is Outpost's own`);
+  }
   const existing = await findByEdgeId(db, c.table, c.id);
   if (c.op === "delete") {
     if (existing !== null) await deleteTracked(db, c.table, existing._id as string);
