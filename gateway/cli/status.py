@@ -5,7 +5,8 @@ API (``POST /api/query``) with the admin key from the data directory, as ``outpo
 does: no route of its own, so the admin check and the error shape are every call's.
 On a hub it also calls ``_system/replication:gateways``. When no gateway answers it says
 so in one line, prints the backlog it can read from the store file, and exits 1.
-Standard library only (and ``sqlite3`` for the offline read): it starts fast on a Pi.
+The calls use ``urllib`` and the offline read ``sqlite3`` (read-only): no event loop and
+no store opened for a one-shot look, so it never contends with the running gateway.
 """
 
 from __future__ import annotations
@@ -46,13 +47,14 @@ def add_parser(
         description="Show the replication status of the gateway at --url.",
     )
     status.add_argument("app", metavar="APP_DIR", nargs="?", type=Path, default=Path("."))
+    status.add_argument("--app", dest="app_flag", type=Path, help="app folder, as for `run`")
     status.add_argument("--url", help="gateway URL (default http://HOST:PORT from the settings)")
     status.add_argument("--json", action="store_true", help="one JSON object")
     status.set_defaults(handler=show_status)
 
 
 def show_status(args: argparse.Namespace) -> int:
-    settings = settings_for(args, args.app)
+    settings = settings_for(args, args.app_flag or args.app)
     url = (args.url or f"http://{url_host(settings.host)}:{settings.port}").rstrip("/")
     data_dir = Path(settings.data_dir)
     try:

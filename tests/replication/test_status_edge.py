@@ -106,3 +106,24 @@ async def test_entries_dropped_by_the_quota_show(tmp_path: Path) -> None:
     assert backlog["dropped"] > 0 and backlog["entries"] + backlog["dropped"] == 30
     assert 0 < backlog["quotaBytes"] <= 1000
     assert f"drop_oldest, {backlog['dropped']:.0f} entries dropped" in render(status)
+
+
+async def test_a_refused_key_shows_as_unauthorized(tmp_path: Path) -> None:
+    upstream = FakeUpstream()
+    await upstream.start()
+    data = tmp_path / "d"
+    data.mkdir()
+    (data / "upstream_key").write_text("not-the-key-" + "0" * 32)
+    settings = Settings(port=0, data_dir=str(data), mqtt_broker="off", upstream_url=upstream.url)
+    try:
+        async with Service(write_app(tmp_path / "app"), settings) as service:
+            await service.gateway.run_mutation("readings:add", {"n": 1})
+            await eventually(lambda: bool(upstream.batches))
+            await eventually(
+                lambda: service.uplink is not None and service.uplink.state != "starting"
+            )
+            status = await _status_of(service)
+    finally:
+        await upstream.stop()
+    assert status["link"]["state"] == "unauthorized" and status["backlog"]["entries"] == 1
+    assert "unauthorized (check upstream_key" in render(status)
