@@ -30,6 +30,7 @@ FIXTURES = sorted((DEPLOY / "fixtures").glob("*.json"))
 NPM_DEADLINE_S = 300.0
 RUN_DEADLINE_S = 90.0
 INSTALLED_MARKER = ".outpost-installed"
+NODE_AT_LEAST = (20, 19)  # vite 8, under vitest 4
 BATCH_KEYS = {"gateway", "key", "epoch", "first", "last", "clockTrusted", "schema", "changes"}
 CHANGE_KEYS = {"seq", "op", "table", "id", "ts", "doc"}
 
@@ -59,10 +60,24 @@ def _install(npm: str, prefix: Path, manifest: bytes, digest: str) -> None:
     (prefix / INSTALLED_MARKER).write_text(digest)
 
 
+def _check_node(node: str) -> None:
+    version = subprocess.run([node, "--version"], capture_output=True, text=True, check=True)
+    major, minor = (int(part) for part in version.stdout.strip().lstrip("v").split(".")[:2])
+    if (major, minor) < NODE_AT_LEAST:
+        pytest.fail(
+            f"the deploy/convex tests need Node >= {'.'.join(map(str, NODE_AT_LEAST))} "
+            f"(vitest 4), {node} is {version.stdout.strip()}: install a newer nodejs "
+            "(Debian trixie's, or NodeSource's)",
+            pytrace=False,
+        )
+
+
 @pytest.fixture(scope="session")
 def deploy_npm() -> Path:
     """A directory whose ``node_modules`` holds deploy/convex's devDependencies."""
-    npm = ensure_programs(["node", "npm"], ["nodejs", "npm"], "the deploy/convex tests")["npm"]
+    found = ensure_programs(["node", "npm"], ["nodejs", "npm"], "the deploy/convex tests")
+    _check_node(found["node"])
+    npm = found["npm"]
     manifest = (DEPLOY / "package.json").read_bytes()
     digest = hashlib.sha256(manifest).hexdigest()[:16]
     prefix = _cache_dir(digest)
