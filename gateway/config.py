@@ -102,8 +102,8 @@ class Settings:
     file ``upstream_key`` in the data directory or the systemd credential of that name."""
     outbox_max_bytes: int = 256 * 1024 * 1024
     """Bytes the replication outbox (changes to ``.replicate("up")`` tables not yet
-    acknowledged upstream) may hold while the link is down (0 = no limit); past it
-    ``outbox_overflow`` applies."""
+    acknowledged upstream) may hold while the link is down (0 = no limit; no limit either
+    without ``upstream_url``); past it ``outbox_overflow`` applies."""
     outbox_overflow: str = "block"
     """What a full outbox does: ``block`` (a write to an ``up`` table is refused with an
     error naming ``outbox_max_bytes``; an MQTT message whose mutation is refused is

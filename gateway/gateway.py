@@ -262,7 +262,8 @@ class Gateway:
             reader_threads=settings.reader_threads,
             replication=replication_of(self.app.schema),
             commit_fn=self._commit_fn,
-            outbox_max_bytes=settings.outbox_max_bytes,
+            # No upstream, no limit: nothing would ever drain the outbox to make room.
+            outbox_max_bytes=settings.outbox_max_bytes if settings.upstream_url else 0,
             outbox_overflow=settings.outbox_overflow,
         )
         return self.store

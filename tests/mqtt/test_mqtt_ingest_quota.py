@@ -33,7 +33,9 @@ def reading(seq: int) -> Delivery:
 
 async def test_a_refused_mutation_is_dead_lettered_with_the_quota_reason(tmp_path: Path) -> None:
     app = write_app(tmp_path / "app", schema=SCHEMA)
-    settings = Settings(outbox_max_bytes=1, outbox_overflow="block")
+    settings = Settings(
+        outbox_max_bytes=1, outbox_overflow="block", upstream_url="http://127.0.0.1:9"
+    )  # the limit applies only with an upstream; Gateway.open starts no uplink
     async with Gateway.open(app, tmp_path / "data", settings) as gw:
         await gw.store.write(lambda tx: marks.ensure_table(tx.conn))
         await gw.store.write(dead_letters.ensure_table)

@@ -71,7 +71,7 @@ async def test_block_refuses_new_writes_and_keeps_what_it_accepted(
     tmp_path: Path, upstream: FakeUpstream
 ) -> None:
     app = write_app(tmp_path / "app")
-    settings = Settings(outbox_max_bytes=LIMIT, outbox_overflow="block")
+    settings = Settings(outbox_max_bytes=LIMIT, outbox_overflow="block", upstream_url=upstream.url)
     async with Gateway.open(app, tmp_path / "d", settings) as gw:
         uplink = _uplink(gw, upstream.url)
         await uplink.start()
@@ -109,7 +109,9 @@ async def test_drop_oldest_drops_counts_and_the_upstream_sees_no_gap(
     tmp_path: Path, upstream: FakeUpstream
 ) -> None:
     app = write_app(tmp_path / "app")
-    settings = Settings(outbox_max_bytes=LIMIT, outbox_overflow="drop_oldest")
+    settings = Settings(
+        outbox_max_bytes=LIMIT, outbox_overflow="drop_oldest", upstream_url=upstream.url
+    )
     async with Gateway.open(app, tmp_path / "d", settings) as gw:
         await gw.run_mutation("readings:add", {"n": -1})
         uplink = _uplink(gw, upstream.url)
