@@ -124,7 +124,7 @@ async function applyChange(
   meta: { gateway: string; epoch: number; clockTrusted: boolean },
 ): Promise<void> {
   if (c.op === "skip") return;
-  if (c.table in outpostTables) {
+  if (Object.hasOwn(outpostTables, c.table)) {
     // An edge writes only its own tables, never the keys, marks or logs kept here.
     throw new Error(`outpost:push: table ${JSON.stringify(c.table)} is Outpost's own`);
   }
