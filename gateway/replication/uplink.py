@@ -35,7 +35,6 @@ from typing import Any
 
 from gateway.replication.client import (
     PushClient,
-    Refused,
     ReplicationGap,
     Unauthorized,
     UplinkError,
@@ -192,8 +191,10 @@ class Uplink:
 
     def _refused_newest(self, exc: UplinkError) -> bool:
         """An upstream older than the optional ``newest`` refuses the unknown field:
-        stop sending it (once) rather than stall the stream."""
-        if not (self._report_newest and isinstance(exc, Refused) and "newest" in str(exc)):
+        stop sending it (once) rather than stall the stream. Any error naming the field
+        counts: a function error, or an HTTP 4xx quoting it (Convex may answer an
+        argument validation error either way)."""
+        if not (self._report_newest and "`newest`" in str(exc)):
             return False
         log.info("the upstream does not take a batch's `newest`; sending batches without it")
         self._report_newest = False
