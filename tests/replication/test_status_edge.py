@@ -91,17 +91,27 @@ def test_the_drain_rate_counts_the_last_minute_only() -> None:
 
 
 async def test_entries_dropped_by_the_quota_show(tmp_path: Path) -> None:
+    upstream = FakeUpstream()  # down: the outbox fills (the quota needs an upstream_url)
+    upstream.down = True
+    await upstream.start()
+    data = tmp_path / "d"
+    data.mkdir()
+    (data / "upstream_key").write_text(KEY)
     settings = Settings(
         port=0,
-        data_dir=str(tmp_path / "d"),
+        data_dir=str(data),
         mqtt_broker="off",
+        upstream_url=upstream.url,
         outbox_max_bytes=1000,
         outbox_overflow="drop_oldest",
     )
-    async with Service(write_app(tmp_path / "app"), settings) as service:
-        for n in range(30):
-            await service.gateway.run_mutation("readings:add", {"n": n})
-        status = await _status_of(service)
+    try:
+        async with Service(write_app(tmp_path / "app"), settings) as service:
+            for n in range(30):
+                await service.gateway.run_mutation("readings:add", {"n": n})
+            status = await _status_of(service)
+    finally:
+        await upstream.stop()
     backlog = status["backlog"]
     assert backlog["dropped"] > 0 and backlog["entries"] + backlog["dropped"] == 30
     assert 0 < backlog["quotaBytes"] <= 1000
