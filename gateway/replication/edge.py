@@ -73,7 +73,10 @@ async def start_uplink(
     Either way ``_system/replication:status`` is installed (``outpost status``)."""
     view = UplinkView("", None)
     store, settings = gateway.store, gateway.settings
-    quota = {"maxBytes": float(settings.outbox_max_bytes), "overflow": settings.outbox_overflow}
+    # The quota applies only with an upstream (``Gateway`` opens the store so): without
+    # one nothing drains the outbox, and "no limit" is what holds.
+    limit = settings.outbox_max_bytes if settings.upstream_url else 0
+    quota = {"maxBytes": float(limit), "overflow": settings.outbox_overflow}
     status = status_function(
         view, lambda: store.gateway_id, lambda: store.epoch, hub=settings.hub, quota=quota
     )

@@ -70,6 +70,7 @@ async def test_without_upstream_url_the_link_is_off_and_the_backlog_still_shows(
         status = await _status_of(service)
     assert status["link"]["state"] == "off" and status["backlog"]["entries"] == 1
     assert "off (upstream_url is empty)" in render(status)
+    assert status["quota"]["maxBytes"] == 0  # no upstream: the quota does not apply
 
 
 async def test_the_status_query_is_for_admin_callers_only(tmp_path: Path) -> None:
