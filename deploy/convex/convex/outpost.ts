@@ -58,6 +58,8 @@ const batch = {
   last: v.number(),
   clockTrusted: v.boolean(),
   schema: v.string(),
+  // The edge's newest outbox seq when it cut the batch (optional; batch.py).
+  newest: v.optional(v.number()),
   changes: v.array(change),
 };
 
