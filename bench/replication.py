@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -305,8 +306,11 @@ async def main(args: argparse.Namespace) -> int:
     for n in range(args.rounds):
         work = base / f"round{n}"
         work.mkdir()
-        out = await outpost_round(work, args.docs, args.per_mutation, args.idle_samples)
-        base_s = await baseline_round(work, args.docs)
+        try:
+            out = await outpost_round(work, args.docs, args.per_mutation, args.idle_samples)
+            base_s = await baseline_round(work, args.docs)
+        finally:  # two stores of --docs documents each: ~1 GB a round at 1,000,000
+            await asyncio.to_thread(shutil.rmtree, work, True)
         out["baseline_docs_per_s"] = args.docs / base_s
         out["baseline_s"] = base_s
         ratios.append(out["steady_docs_per_s"] / out["baseline_docs_per_s"])
