@@ -10,9 +10,9 @@ the quota existed is scanned, once, at open.
 Policies (``outbox_overflow``, names fixed): ``block`` refuses writes to ``up`` tables
 once the count reaches ``outbox_max_bytes`` (checked at each write, so the mutation fails
 alone; nothing accepted is lost; the count may pass the limit by one job's rows);
-``drop_oldest`` deletes the oldest entries until the new ones fit and counts them. A dropped entry leaves a hole in the
-seqs, which ``gateway.replication.outbox`` sends upstream as ``skip`` entries, so the
-upstream's mark passes it and never waits on a gap.
+``drop_oldest`` deletes the oldest entries until the new ones fit and counts them. A
+dropped entry leaves a hole in the seqs, which ``gateway.replication.outbox`` sends
+upstream as ``skip`` entries, so the upstream's mark passes it and never waits on a gap.
 
 The store imports no higher layer: the limit and policy arrive as plain values.
 """
