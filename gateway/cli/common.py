@@ -6,8 +6,10 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gateway.config import Settings
 from gateway.config_file import LOG_LEVELS, Resolved, resolve_settings
@@ -86,3 +88,50 @@ class IntermixedParser(argparse.ArgumentParser):
             return self.parse_known_intermixed_args(args, namespace)
         finally:
             self._inside = False
+
+
+@dataclass(frozen=True)
+class RegistryItem:
+    """The positional naming one entry of a registry command (``outpost device add ID``)."""
+
+    dest: str
+    metavar: str
+    help: str
+
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def add_registry_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+    *,
+    command: str,
+    summary: str,
+    note: str,
+    item: RegistryItem,
+    add: tuple[str, Handler],
+    listing: tuple[str, Handler],
+    remove: tuple[str, Handler],
+) -> None:
+    """``outpost COMMAND add ITEM [--json] | list | remove ITEM [APP_DIR]``: the shape
+    ``outpost device`` and ``outpost gateway`` share; ``note`` ends every description."""
+    parser = commands.add_parser(command, help=summary, description=f"{summary}. {note}")
+    # Any: typeshed wants the parents of the same class as the subparsers.
+    actions: argparse._SubParsersAction[Any] = parser.add_subparsers(
+        dest="action", metavar="ACTION", required=True, parser_class=IntermixedParser
+    )
+    for name, (text, handler), with_item in (
+        ("add", add, True),
+        ("list", listing, False),
+        ("remove", remove, True),
+    ):
+        action: argparse.ArgumentParser = actions.add_parser(
+            name, parents=[common], help=text, description=f"{text}. {note}"
+        )
+        if with_item:
+            action.add_argument(item.dest, metavar=item.metavar, help=item.help)
+        action.add_argument("app_dir", metavar="APP_DIR", nargs="?", default=".", type=Path)
+        if name == "add":
+            action.add_argument("--json", action="store_true", help="print one JSON object")
+        action.set_defaults(handler=handler)

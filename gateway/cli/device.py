@@ -22,9 +22,8 @@ import json
 import signal
 import sys
 from pathlib import Path
-from typing import Any
 
-from gateway.cli.common import CommandError, IntermixedParser, settings_for
+from gateway.cli.common import CommandError, RegistryItem, add_registry_commands, settings_for
 from gateway.config import Settings
 from gateway.mqtt.broker_files import BRIDGE_USER, PASSWORD_FILE_NAME
 from gateway.mqtt.broker_pid import broker_directory, signal_broker
@@ -45,38 +44,17 @@ def add_parser(
     commands: argparse._SubParsersAction[argparse.ArgumentParser],
     common: argparse.ArgumentParser,
 ) -> None:
-    device = commands.add_parser(
-        "device",
-        help="add, list or remove the devices allowed on the managed MQTT broker",
-        description=f"Devices of the managed MQTT broker (mqtt_broker = managed). {_RELOADS}",
+    add_registry_commands(
+        commands,
+        common,
+        command="device",
+        summary="add, list or remove the devices allowed on the managed MQTT broker",
+        note=f"Devices of the managed MQTT broker (mqtt_broker = managed). {_RELOADS}",
+        item=RegistryItem("device_id", "ID", "its MQTT username and {device}"),
+        add=("register a device and print its password once", add_device),
+        listing=("print the device IDs, one per line", list_devices),
+        remove=("delete a device and its password", remove_device),
     )
-    actions = device.add_subparsers(
-        dest="action", metavar="ACTION", required=True, parser_class=IntermixedParser
-    )
-    add = _action(actions, common, "add", "register a device and print its password once")
-    add.add_argument("--json", action="store_true", help="print one JSON object")
-    add.set_defaults(handler=add_device)
-    listing = _action(actions, common, "list", "print the device IDs, one per line", with_id=False)
-    listing.set_defaults(handler=list_devices)
-    remove = _action(actions, common, "remove", "delete a device and its password")
-    remove.set_defaults(handler=remove_device)
-
-
-def _action(
-    actions: argparse._SubParsersAction[Any],  # typeshed wants parents of the same class
-    common: argparse.ArgumentParser,
-    name: str,
-    summary: str,
-    *,
-    with_id: bool = True,
-) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = actions.add_parser(
-        name, parents=[common], help=summary, description=f"{summary}. {_RELOADS}"
-    )
-    if with_id:
-        parser.add_argument("device_id", metavar="ID", help="its MQTT username and {device}")
-    parser.add_argument("app_dir", metavar="APP_DIR", nargs="?", default=".", type=Path)
-    return parser
 
 
 def add_device(args: argparse.Namespace) -> int:

@@ -19,9 +19,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
-from gateway.cli.common import CommandError, IntermixedParser, settings_for
+from gateway.cli.common import CommandError, RegistryItem, add_registry_commands, settings_for
 from gateway.private_files import files_lock
 from gateway.replication.credentials import (
     check_name,
@@ -40,37 +39,17 @@ def add_parser(
     commands: argparse._SubParsersAction[argparse.ArgumentParser],
     common: argparse.ArgumentParser,
 ) -> None:
-    gateway = commands.add_parser(
-        "gateway",
-        help="add, list or remove the edge gateways allowed to push to this hub",
-        description=f"Edge gateways of this hub (hub = true). {_LIVE}",
+    add_registry_commands(
+        commands,
+        common,
+        command="gateway",
+        summary="add, list or remove the edge gateways allowed to push to this hub",
+        note=f"Edge gateways of this hub (hub = true). {_LIVE}",
+        item=RegistryItem("name", "NAME", "the edge's gateway id"),
+        add=("register an edge gateway and print its key once", add_gateway),
+        listing=("print the gateway names, one per line", list_gateways),
+        remove=("revoke an edge gateway's key", remove_gateway),
     )
-    actions = gateway.add_subparsers(
-        dest="action", metavar="ACTION", required=True, parser_class=IntermixedParser
-    )
-    add = _action(actions, common, "add", "register an edge gateway and print its key once")
-    add.add_argument("--json", action="store_true", help="print one JSON object")
-    add.set_defaults(handler=add_gateway)
-    listing = _action(actions, common, "list", "print the gateway names, one per line", False)
-    listing.set_defaults(handler=list_gateways)
-    remove = _action(actions, common, "remove", "revoke an edge gateway's key")
-    remove.set_defaults(handler=remove_gateway)
-
-
-def _action(
-    actions: argparse._SubParsersAction[Any],  # typeshed wants parents of the same class
-    common: argparse.ArgumentParser,
-    name: str,
-    summary: str,
-    with_name: bool = True,
-) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = actions.add_parser(
-        name, parents=[common], help=summary, description=f"{summary}. {_LIVE}"
-    )
-    if with_name:
-        parser.add_argument("name", metavar="NAME", help="the edge's gateway id")
-    parser.add_argument("app_dir", metavar="APP_DIR", nargs="?", default=".", type=Path)
-    return parser
 
 
 def add_gateway(args: argparse.Namespace) -> int:
