@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from gateway.errors import InvalidIdError
 from gateway.values import IdGenerator, base32, decode_id, encode_id, is_id
-from gateway.values.ids import fletcher16
+from gateway.values.ids import UrandomPool, fletcher16
 
 ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 
@@ -202,3 +202,17 @@ def test_ids_from_different_generators_sort_by_millisecond() -> None:
 def test_truncated_table_number_does_not_crash() -> None:
     # Looks like a one-byte table number but decodes to a longer VInt.
     assert not is_id("sssswsgggggggggsgcsssfafffsffks")
+
+
+@pytest.mark.parametrize("k", [1, 7, 8, 24, 80, 81])
+def test_the_urandom_pool_draws_k_bits_like_system_random(k: int) -> None:
+    """The pooled source against the plain one it replaces: every draw fits in k bits,
+    and over many draws the top bit is set about half the time for both."""
+    pool, plain = UrandomPool(size=64), random.SystemRandom()  # a small pool refills often
+    draws = 4000
+    for source in (pool, plain):
+        values = [source.getrandbits(k) for _ in range(draws)]
+        assert all(0 <= v < 1 << k for v in values)
+        top = sum(v >> (k - 1) & 1 for v in values) / draws
+        assert 0.4 < top < 0.6, (source, k, top)
+    assert len({pool.getrandbits(80) for _ in range(1000)}) == 1000
