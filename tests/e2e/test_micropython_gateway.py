@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mqtt_gateway_kit import GREENHOUSE, GatewayProcess, call, free_port, stored_readings
+from mqtt_gateway_kit import GREENHOUSE, GatewayProcess, free_port, stored_readings
 
 from firmware_clients import use_micropython_code
 from firmware_clients.simulator.credentials import provision
@@ -65,11 +65,8 @@ async def test_the_board_client_delivers_once_through_a_kill9_and_gets_its_confi
             runner, lambda: device.covered == READINGS, f"all readings covered\n{gateway.tail()}"
         )
         assert len(device.queue) == 0
-        call(
-            gateway.url,
-            "mutation",
-            "devices:register",
-            {"name": DEVICE, "zone": "z", "max_celsius": 31.0},
+        gateway.call(
+            "mutation", "devices:register", {"name": DEVICE, "zone": "z", "max_celsius": 31.0}
         )
         run_until(
             runner, lambda: any(c and c.get("max_celsius") == 31.0 for c in configs), "the config"
