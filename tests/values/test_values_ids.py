@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import base64
+import binascii
 import random
 import re
 
@@ -216,3 +218,37 @@ def test_the_urandom_pool_draws_k_bits_like_system_random(k: int) -> None:
         top = sum(v >> (k - 1) & 1 for v in values) / draws
         assert 0.4 < top < 0.6, (source, k, top)
     assert len({pool.getrandbits(80) for _ in range(1000)}) == 1000
+
+
+def _rfc4648_decode(text: str) -> bytes:
+    """The plain path: the standard library's decoder, the alphabet translated."""
+    padded = text.upper().translate(str.maketrans("0123456789ABCDEFGHJKMNPQRSTVWXYZ", _RFC))
+    return base64.b32decode(padded + "=" * (-len(text) % 8))
+
+
+_RFC = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+
+
+@settings(max_examples=500)
+@given(st.binary(max_size=40))
+def test_base32_decode_agrees_with_the_standard_library(data: bytes) -> None:
+    text = base32.encode(data)
+    assert base32.decode(text) == _rfc4648_decode(text) == data
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet=ALPHABET, max_size=40))
+def test_base32_decode_accepts_exactly_what_the_plain_path_does(text: str) -> None:
+    # The plain path cannot see non-zero padding bits or impossible lengths; encoding
+    # its result back can: a spelling is valid exactly when it is canonical.
+    try:
+        expected: bytes | None = _rfc4648_decode(text)
+    except binascii.Error:
+        expected = None
+    if expected is not None and base32.encode(expected) != text:
+        expected = None
+    try:
+        got: bytes | None = base32.decode(text)
+    except ValueError:
+        got = None
+    assert got == expected
