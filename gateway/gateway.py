@@ -253,6 +253,13 @@ class Gateway:
         self.on_app_reloaded(follow)
         return self.auth
 
+    @property
+    def writes_outbox(self) -> bool:
+        """Whether writes to ``.replicate("up")`` tables go to the outbox: always on an
+        edge (turning ``upstream_url`` on later sends them), on a hub only when it has
+        an upstream of its own (``replication_of``)."""
+        return not self.settings.hub or bool(self.settings.upstream_url)
+
     async def _open_store(self) -> Store:
         settings = self.settings
         self.store = await Store.open(
@@ -260,7 +267,7 @@ class Gateway:
             commit_interval_ms=settings.commit_interval_ms,
             max_batch_jobs=settings.max_batch_mutations,
             reader_threads=settings.reader_threads,
-            replication=replication_of(self.app.schema),
+            replication=replication_of(self.app.schema, outbox=self.writes_outbox),
             commit_fn=self._commit_fn,
             # No upstream, no limit: nothing would ever drain the outbox to make room.
             outbox_max_bytes=settings.outbox_max_bytes if settings.upstream_url else 0,
@@ -276,7 +283,7 @@ class Gateway:
     async def _apply_schema(self) -> None:
         """Apply the app's schema; if it is refused, the last good copy's instead."""
         try:
-            await _write_schema(self.store, self.app)
+            await _write_schema(self.store, self.app, self.writes_outbox)
         except (SchemaEnforcementError, SchemaDefinitionError) as exc:
             saved = self._saved
             if not self._keep_last_good or self.app_error is not None:
@@ -286,7 +293,7 @@ class Gateway:
             self.app.unload()
             self.app = _load_checked(saved)
             self.app_error = str(exc)
-            await _write_schema(self.store, self.app)
+            await _write_schema(self.store, self.app, self.writes_outbox)
 
     async def _save_last_good(self) -> None:
         if self.app_error is not None:
@@ -384,7 +391,9 @@ class Gateway:
         new_app = _load_checked(self.app_dir)
         try:
             if new_app.schema is not None:
-                await self.store.write(lambda tx: apply_schema(tx, new_app.schema))
+                await self.store.write(
+                    lambda tx: apply_schema(tx, new_app.schema, outbox=self.writes_outbox)
+                )
         except BaseException:
             new_app.unload()
             raise
@@ -490,10 +499,10 @@ def _load_checked(app_dir: Path) -> App:
     return app
 
 
-async def _write_schema(store: Store, app: App) -> None:
+async def _write_schema(store: Store, app: App, outbox: bool) -> None:
     schema = app.schema
     if schema is not None:
-        await store.write(lambda tx: apply_schema(tx, schema))
+        await store.write(lambda tx: apply_schema(tx, schema, outbox=outbox))
 
 
 def _save_last_good(app_dir: Path, saved: Path) -> None:

@@ -46,7 +46,7 @@ from gateway.replication.batch import (
     UNAUTHORIZED_CODE,
 )
 from gateway.replication.credentials import KeyRing
-from gateway.replication.hub_status import status_function
+from gateway.replication.hub_status import provenance_function, status_function
 from gateway.runtime.database import Execution
 from gateway.runtime.functions import RegisteredFunction
 from gateway.runtime.runtime import Runtime
@@ -93,6 +93,7 @@ def install_hub(runtime: Runtime, keys: KeyRing) -> None:
     """Make ``runtime`` answer the push and the gateways' status (tables must exist)."""
     runtime.install(push_function(keys))
     runtime.install(status_function(keys))
+    runtime.install(provenance_function())
 
 
 def apply_batch(ex: Execution, args: dict[str, Any], now_ms: float) -> dict[str, float]:
@@ -115,8 +116,13 @@ def apply_batch(ex: Execution, args: dict[str, Any], now_ms: float) -> dict[str,
         "clockTrusted": args["clockTrusted"],  # per row: offline-stamped data stays visible
         "receivedMs": now_ms,
     }
-    for change in changes[start - first :]:
-        _apply(ex, change, {**origin, "seq": change["seq"], "ts": str(change.get("ts"))})
+    todo = changes[start - first :]
+    batch = _BatchState(ex, tx.get_many([c["id"] for c in todo if isinstance(c.get("id"), str)]))
+    for change in todo:
+        _apply(batch, change, {**origin, "seq": change["seq"], "ts": str(change.get("ts"))})
+    batch.provenance.write(tx)
+    if batch.dead_letters:
+        hub_tables.cap_dead_letters(tx)
     fields = {
         "gateway": gateway,
         "epoch": epoch,
@@ -147,22 +153,35 @@ def _checked_range(args: dict[str, Any]) -> tuple[int, int, list[dict[str, Any]]
     return int(first), int(last), changes
 
 
-def _apply(ex: Execution, change: dict[str, Any], origin: dict[str, Any]) -> None:
+class _BatchState:
+    """What applying one batch keeps between its changes: the documents it touches as
+    they stand now (read in one statement before the first change, then kept current),
+    its provenance writes, and whether anything was dead-lettered."""
+
+    def __init__(self, ex: Execution, found: dict[str, dict[str, Any]]) -> None:
+        self.ex = ex
+        self.current: dict[str, dict[str, Any] | None] = dict(found)
+        self.provenance = hub_tables.ProvenanceWrites()
+        self.dead_letters = False
+
+
+def _apply(batch: _BatchState, change: dict[str, Any], origin: dict[str, Any]) -> None:
     """Apply one change, or dead-letter it with the reason (all checks before writes)."""
-    tx = ex.tx
+    tx = batch.ex.tx
     op = change.get("op")
     if op == "skip":
         return
     try:
         table, doc_id = _target(tx, change)
         if op == "delete":
-            _delete(tx, table, doc_id)
+            _delete(batch, table, doc_id)
         elif op in ("insert", "update"):
-            _upsert(ex, table, doc_id, change.get("doc"), origin)
+            _upsert(batch, table, doc_id, change.get("doc"), origin)
         else:
             raise Rejected(f"unknown op {op!r}")
     except Rejected as exc:
         hub_tables.dead_letter(tx, change, origin, str(exc))
+        batch.dead_letters = True
 
 
 def _target(tx: Transaction, change: dict[str, Any]) -> tuple[str, str]:
@@ -193,20 +212,23 @@ def _target(tx: Transaction, change: dict[str, Any]) -> tuple[str, str]:
     return table, doc_id
 
 
-def _upsert(ex: Execution, table: str, doc_id: str, doc: Any, origin: dict[str, Any]) -> None:
-    tx = ex.tx
+def _upsert(batch: _BatchState, table: str, doc_id: str, doc: Any, origin: dict[str, Any]) -> None:
+    ex = batch.ex
     if not isinstance(doc, dict) or doc.get("_id") != doc_id:
         raise Rejected("the change's document is missing or has another _id")
     creation = doc.get("_creationTime")
     if isinstance(creation, bool) or not isinstance(creation, int | float):
         raise Rejected("the change's document has no _creationTime")
     body = _validated(ex, table, {k: x for k, x in doc.items() if k not in _SYSTEM_FIELDS})
-    old = tx.get(doc_id)
+    old = batch.current.get(doc_id)
     if old is None:
-        tx.insert_existing(table, {"_id": doc_id, "_creationTime": float(creation), **body})
-        hub_tables.record_provenance(tx, table, doc_id, origin)
+        new = {"_id": doc_id, "_creationTime": float(creation), **body}
+        ex.tx.insert_existing(table, new)
+        batch.provenance.create(table, doc_id, origin)
     else:
-        tx.replace(table, old, body)
+        ex.tx.replace(table, old, body)
+        new = {"_id": doc_id, "_creationTime": old["_creationTime"], **body}
+    batch.current[doc_id] = new
 
 
 def _validated(ex: Execution, table: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -220,8 +242,9 @@ def _validated(ex: Execution, table: str, body: dict[str, Any]) -> dict[str, Any
     return body
 
 
-def _delete(tx: Transaction, table: str, doc_id: str) -> None:
-    old = tx.get(doc_id)
+def _delete(batch: _BatchState, table: str, doc_id: str) -> None:
+    old = batch.current.get(doc_id)
     if old is not None:
-        tx.delete(table, old)
-        hub_tables.forget_provenance(tx, doc_id)
+        batch.ex.tx.delete(table, old)
+        batch.provenance.delete(doc_id)
+        batch.current[doc_id] = None

@@ -1,4 +1,5 @@
-"""``_system/replication:gateways``: what a hub knows of each edge gateway (admin only).
+"""``_system/replication:gateways``: what a hub knows of each edge gateway (admin only),
+and ``_system/replication:provenance``: where one replicated document came from.
 
 One row per registered gateway, and per gateway that has pushed (a removed one keeps
 its marks): its latest epoch, the seq applied in it, when its last batch came and how
@@ -12,11 +13,14 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from gateway.replication import hub_tables
 from gateway.replication.credentials import KeyRing
 from gateway.replication.hub_tables import MARKS_TABLE
 from gateway.runtime.functions import RegisteredFunction
+from gateway.schema import v
 
 STATUS_PATH: Final = "_system/replication:gateways"
+PROVENANCE_PATH: Final = "_system/replication:provenance"
 
 
 def status_function(keys: KeyRing) -> RegisteredFunction:
@@ -27,6 +31,19 @@ def status_function(keys: KeyRing) -> RegisteredFunction:
         return gateway_rows(marks, keys.names(), ctx.now)
 
     return RegisteredFunction("query", "internal", gateways, {}, path=STATUS_PATH)
+
+
+def provenance_function() -> RegisteredFunction:
+    """The internal query ``{id}`` -> the document's provenance row, or null: its table,
+    and the gateway, epoch, seq, edge commit ts and clock trust of the change that
+    created it here, and when it arrived (``receivedMs``)."""
+
+    async def provenance(ctx: Any, args: dict[str, Any]) -> dict[str, Any] | None:
+        return hub_tables.provenance(ctx._ex.tx, args["id"])  # noqa: SLF001 - not a document
+
+    return RegisteredFunction(
+        "query", "internal", provenance, {"id": v.string()}, path=PROVENANCE_PATH
+    )
 
 
 def gateway_rows(

@@ -18,14 +18,20 @@ _BUILT_IN = (BY_ID, BY_CREATION_TIME)
 log = logging.getLogger("gateway.runtime")
 
 
-def replication_of(schema: Any) -> dict[str, Any]:
-    """Each table's declared replication direction."""
+def replication_of(schema: Any, *, outbox: bool = True) -> dict[str, Any]:
+    """Each table's replication direction as the store applies it: as declared, but
+    with ``outbox`` false (a hub with no upstream of its own) an ``up`` table is
+    ``local``: what edges push into it has nowhere further to go, and an outbox nothing
+    drains would only grow."""
     if schema is None:
         return {}
-    return {name: getattr(t, "replication", "local") for name, t in schema.tables.items()}
+    modes = {name: getattr(t, "replication", "local") for name, t in schema.tables.items()}
+    if not outbox:
+        modes = {name: "local" if mode == "up" else mode for name, mode in modes.items()}
+    return modes
 
 
-def apply_schema(tx: Transaction, schema: Any) -> bool:
+def apply_schema(tx: Transaction, schema: Any, *, outbox: bool = True) -> bool:
     """Create, backfill and drop indexes; check documents if the schema changed.
 
     Returns True when anything in the store's layout changed.
@@ -39,7 +45,7 @@ def apply_schema(tx: Transaction, schema: Any) -> bool:
     for name, definition in schema.tables.items():
         _sync_indexes(tx, name, dict(definition.indexes))
         _sync_search_indexes(tx, name, dict(getattr(definition, "search_indexes", {})))
-    tx.set_replication(replication_of(schema))
+    tx.set_replication(replication_of(schema, outbox=outbox))
     fingerprint = schema.fingerprint()
     row = tx.conn.execute("SELECT value FROM meta WHERE key = 'schema_fingerprint'").fetchone()
     if row is None or row[0] != fingerprint:

@@ -34,6 +34,9 @@ from gateway.values import decode_id, dumps, encode_index_key, loads
 
 Document = dict[str, Any]
 SCAN_CHUNK_ROWS = 128
+# Ids per ``get_many`` statement (one JSON array parameter, so no bound-variable limit).
+_MANY_IDS = 1000
+_GET_MANY_SQL = "SELECT id, body FROM documents WHERE id IN (SELECT value FROM json_each(?))"
 
 
 def index_key(index: IndexInfo, doc: Document) -> bytes:
@@ -170,7 +173,36 @@ class Transaction:
         info = self.catalog.table(table) or self.create_table(table)
         assert self._new_id is not None
         doc_id = self._new_id(info.number, self.ts)
-        doc = {"_id": doc_id, "_creationTime": creation_time, **body}
+        self._add(info, {"_id": doc_id, "_creationTime": creation_time, **body})
+        return doc_id
+
+    def insert_existing(self, table: str, doc: Document) -> None:
+        """Store a document that already has its ``_id`` and ``_creationTime`` (imports,
+        a replication hub).
+
+        The id must belong to ``table`` (its table number is inside it) and not exist
+        yet (the caller checks: like an insert's, the row may be held back until the
+        next read); every index of the table gets its row, and the change is recorded
+        like any insert."""
+        self._check_writable()
+        info = self._require_table(table)
+        doc_id = doc["_id"]
+        if decode_id(doc_id)[0] != info.number:
+            raise StoreError(f"{doc_id!r} is not an id of table {table!r} (number {info.number})")
+        self._add(info, doc)
+
+    def get_many(self, doc_ids: list[str]) -> dict[str, Document]:
+        """The documents of ``doc_ids`` that exist, by id, in one statement."""
+        found: dict[str, Document] = {}
+        for start in range(0, len(doc_ids), _MANY_IDS):
+            chunk = json.dumps(doc_ids[start : start + _MANY_IDS])
+            for doc_id, body in self.conn.execute(_GET_MANY_SQL, (chunk,)):
+                found[doc_id] = _load(body)
+        return found
+
+    def _add(self, info: TableInfo, doc: Document) -> None:
+        """A new document's row, index rows and search rows (held back in a batch)."""
+        doc_id, creation_time = doc["_id"], doc["_creationTime"]
         pending = self._pending
         if pending is None:
             self._write_doc(info, doc, existed=False)
@@ -203,31 +235,6 @@ class Transaction:
                     if fts.is_indexed(six, doc):
                         pending.search.append((six, doc))
                         changed.append((six.index_id, fts.CHANGE_KEY))
-        self._record(info.name, doc_id, None, doc)
-        return doc_id
-
-    def insert_existing(self, table: str, doc: Document) -> None:
-        """Store a document that already has its ``_id`` and ``_creationTime`` (imports).
-
-        The id must belong to ``table`` (its table number is inside it) and not exist
-        yet; every index of the table gets its row, and the change is recorded like
-        any insert."""
-        self._check_writable()
-        info = self._require_table(table)
-        doc_id = doc["_id"]
-        if decode_id(doc_id)[0] != info.number:
-            raise StoreError(f"{doc_id!r} is not an id of table {table!r} (number {info.number})")
-        self._write_doc(info, doc, existed=False)
-        rows: list[Any] = []
-        for ix in info.indexes.values():
-            key = index_key(ix, doc)
-            self.changed_keys.append((ix.index_id, key))
-            if not ix.virtual:
-                rows += (ix.index_id, key, doc_id)
-        if rows:
-            self.conn.execute(_insert_plan(info).sql, rows)
-        if info.search:
-            self._search_write(info, None, doc)
         self._record(info.name, doc_id, None, doc)
 
     def replace(self, table: str, old: Document, new: Document) -> bool:

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from hub_kit import EDGE, Edge, change, documents, hub, number, push, register
+from hub_kit import EDGE, Edge, change, documents, hub, number, push, register, write_hub_app
 
+from gateway import Gateway, Settings
+from gateway.replication import hub_tables
 from gateway.replication.batch import (
     GAP_CODE,
     MAX_BATCH_BYTES,
     MAX_BATCH_CHANGES,
     UNAUTHORIZED_CODE,
 )
+from gateway.replication.hub_status import PROVENANCE_PATH
 
 
 def _reading(celsius: float) -> dict[str, object]:
@@ -30,11 +34,12 @@ async def test_inserts_keep_the_edge_ids_and_a_repush_applies_nothing(tmp_path: 
         assert all(d["_creationTime"] == 1_700_000_000_000.5 for d in docs)
         marks = await gw.run_query("views:marks")  # app code reads them with ctx.db.system
         assert [(m["gateway"], m["applied"]) for m in marks] == [(EDGE, 3.0)]
-        provenance = await documents(gw, "_replication_provenance")
-        assert sorted(p["docId"] for p in provenance) == sorted(ids)
-        assert {(p["gateway"], p["clockTrusted"], p["ts"]) for p in provenance} == {
-            (EDGE, True, "1")
+        provenance = [await gw.run_query(PROVENANCE_PATH, {"id": i}) for i in ids]
+        assert [p["docId"] for p in provenance] == ids
+        assert {(p["table"], p["gateway"], p["clockTrusted"], p["ts"]) for p in provenance} == {
+            ("readings", EDGE, True, "1")
         }
+        assert [p["seq"] for p in provenance] == [1.0, 2.0, 3.0]
 
 
 async def test_a_gap_is_refused_with_the_applied_seq(tmp_path: Path) -> None:
@@ -104,8 +109,8 @@ async def test_updates_and_deletes_apply_in_batch_order(tmp_path: Path) -> None:
         assert (await push(gw, edge.batch(1, changes))).unwrap() == {"applied": 6.0}
         docs = await documents(gw, "readings")
         assert [(d["_id"], d["celsius"]) for d in docs] == [(a, 11.0)]
-        provenance = await documents(gw, "_replication_provenance")
-        assert [p["docId"] for p in provenance] == [a]
+        assert (await gw.run_query(PROVENANCE_PATH, {"id": a}))["seq"] == 1.0
+        assert await gw.run_query(PROVENANCE_PATH, {"id": b}) is None
 
 
 async def test_a_refused_document_is_dead_lettered_and_the_rest_applies(tmp_path: Path) -> None:
@@ -204,3 +209,82 @@ async def test_the_gateways_status_is_for_admin_callers(tmp_path: Path) -> None:
         assert revoked["lagMs"] >= 0
         hidden = await gw.call("query", "_system/replication:gateways", {}, admin=False)
         assert "Could not find" in hidden.error_message
+
+
+async def test_a_document_deleted_and_created_again_in_one_batch_keeps_the_last_origin(
+    tmp_path: Path,
+) -> None:
+    async with hub(tmp_path) as gw:
+        edge = Edge(number(gw, "readings"))
+        a = edge.new_id()
+        (await push(gw, edge.batch(1, [change("insert", "readings", a, _reading(1.0))]))).unwrap()
+        again = [
+            change("delete", "readings", a),
+            change("insert", "readings", a, _reading(2.0)),
+            change("update", "readings", a, _reading(3.0)),
+        ]
+        (await push(gw, edge.batch(2, again))).unwrap()
+        assert [d["celsius"] for d in await documents(gw, "readings")] == [3.0]
+        assert (await gw.run_query(PROVENANCE_PATH, {"id": a}))["seq"] == 3.0
+
+
+async def test_dead_letters_keep_the_newest(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(hub_tables, "MAX_DEAD_LETTERS", 3)
+    async with hub(tmp_path) as gw:
+        edge = Edge(number(gw, "readings"))
+        bad = [{"device": "d1", "celsius": f"hot {i}"} for i in range(5)]
+        for seq, body in enumerate(bad, start=1):
+            batch = edge.batch(seq, [change("insert", "readings", edge.new_id(), body)])
+            (await push(gw, batch)).unwrap()
+        letters = await documents(gw, "_replication_dead_letters")
+        assert [letter["seq"] for letter in letters] == [3.0, 4.0, 5.0]
+
+
+async def test_provenance_of_the_old_system_table_is_moved_at_start(tmp_path: Path) -> None:
+    row = {
+        "docId": "x" * 31,
+        "table": "readings",
+        "gateway": EDGE,
+        "epoch": 1.0,
+        "seq": 7.0,
+        "ts": "42",
+        "clockTrusted": False,
+        "receivedMs": 5.0,
+    }
+    async with hub(tmp_path) as gw:
+
+        def old_layout(tx: Any) -> None:
+            tx.create_table("_replication_provenance")
+            tx.insert("_replication_provenance", row, 5.0)
+
+        await gw.store.write(old_layout)
+    app, data = tmp_path / "hubapp", tmp_path / "hubdata"
+    async with Gateway.open(app, data, Settings(hub=True)) as gw:
+        assert await gw.run_query(PROVENANCE_PATH, {"id": "x" * 31}) == row
+        assert await documents(gw, "_replication_provenance") == []
+
+
+async def test_a_hub_without_an_upstream_keeps_no_outbox_of_what_it_receives(
+    tmp_path: Path,
+) -> None:
+    def outbox_rows(tx: Any) -> int:
+        return int(tx.conn.execute("SELECT count(*) FROM change_log").fetchone()[0])
+
+    app, data = write_hub_app(tmp_path), tmp_path / "hubdata"
+    schema = app / "convex" / "schema.py"
+    schema.write_text(schema.read_text().replace("v.float64()})", 'v.float64()}).replicate("up")'))
+    register(data)
+    for seq, settings in enumerate(
+        # A hub that replicates further (to Convex, say) forwards what it receives.
+        [Settings(hub=True), Settings(hub=True, upstream_url="http://127.0.0.1:9")],
+        start=1,
+    ):
+        (data / "upstream_key").write_text("k")
+        async with Gateway.open(app, data, settings) as gw:
+            assert gw.store.catalog.replication["readings"] == ("up" if seq == 2 else "local")
+            edge = Edge(number(gw, "readings"))
+            for _ in range(seq):  # past the ids of the rounds before
+                edge.new_id()
+            batch = edge.batch(seq, [change("insert", "readings", edge.new_id(), _reading(1.0))])
+            (await push(gw, batch)).unwrap()
+            assert (await gw.store.read(outbox_rows))[0] == seq - 1
