@@ -206,8 +206,9 @@ class Bridge:
                 )
                 return
             conn.changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(conn.changed.wait(), remaining)
+            with contextlib.suppress(TimeoutError):  # not wait_for: see Uplink._next_cut
+                async with asyncio.timeout(remaining):
+                    await conn.changed.wait()
 
     async def close(self) -> None:
         """Acknowledge what is durable (within a deadline), disconnect, stop the thread."""

@@ -79,17 +79,23 @@ class PushClient:
         self._session: aiohttp.ClientSession | None = None
         self.gzip = True  # until the upstream refuses a gzipped body
 
-    async def push(self, batch: dict[str, Any]) -> int:
-        """Send one batch; the upstream's applied seq, or a named ``UplinkError``."""
-        # Encoding (and compressing) a few MiB takes tens of ms on a Pi: off the loop.
-        body, gzipped = await asyncio.to_thread(_encode, self._path, batch, self.gzip)
-        status, text = await self._post(body, gzipped)
-        if gzipped and status in _REFUSED_ENCODING:
-            # An upstream that cannot read gzip request bodies: plain from now on.
-            log.info("the upstream refused a gzipped batch (HTTP %d); sending plain JSON", status)
-            self.gzip = False
-            body, _ = await asyncio.to_thread(_encode, self._path, batch, False)
-            status, text = await self._post(body, False)
+    async def push(self, batch: dict[str, Any], changes: list[str]) -> int:
+        """Send one batch (``batch.py``'s fields but ``changes``, and the changes as
+        JSON texts); the upstream's applied seq, or a named ``UplinkError``."""
+        raw = _encode(self._path, batch, changes)
+        if self.gzip and len(raw) >= GZIP_MIN_BYTES:
+            # Compressing a few MiB takes tens of ms on a Pi: off the loop.
+            packed = await asyncio.to_thread(gzip.compress, raw, GZIP_LEVEL)
+            if len(packed) <= len(raw) * 4 // 5:  # saves at least a fifth
+                status, text = await self._post(packed, True)
+                if status not in _REFUSED_ENCODING:
+                    return _answer(status, text)
+                # An upstream that cannot read gzip request bodies: plain from now on.
+                log.info(
+                    "the upstream refused a gzipped batch (HTTP %d); sending plain JSON", status
+                )
+                self.gzip = False
+        status, text = await self._post(raw, False)
         return _answer(status, text)
 
     async def _post(self, body: bytes, gzipped: bool) -> tuple[int, str]:
@@ -113,15 +119,12 @@ class PushClient:
             self._session = None
 
 
-def _encode(path: str, batch: dict[str, Any], gzip_ok: bool) -> tuple[bytes, bool]:
-    """The request body, gzipped when that is allowed and saves at least a fifth."""
-    raw = json.dumps({"path": path, "args": batch, "format": "json"}).encode("utf-8")
-    if not gzip_ok or len(raw) < GZIP_MIN_BYTES:
-        return raw, False
-    packed = gzip.compress(raw, compresslevel=GZIP_LEVEL)
-    if len(packed) > len(raw) * 4 // 5:
-        return raw, False
-    return packed, True
+def _encode(path: str, batch: dict[str, Any], changes: list[str]) -> bytes:
+    """The request body: ``{"path", "args": batch + changes, "format"}``, the changes'
+    texts spliced in as they are (``outbox.py`` wrote them, each one JSON value)."""
+    head = json.dumps(batch, separators=(",", ":"))
+    args = f'{head[:-1]}{"," if batch else ""}"changes":[{",".join(changes)}]}}'
+    return f'{{"path":{json.dumps(path)},"args":{args},"format":"json"}}'.encode()
 
 
 def _describe(exc: BaseException) -> str:

@@ -22,7 +22,6 @@ from typing import Any, Final
 
 from gateway.replication.outbox import CURSOR_KEY
 from gateway.runtime.functions import RegisteredFunction
-from gateway.store import Transaction
 from gateway.store.quota import BYTES_KEY, DROPPED_KEY, ROW_BYTES_SQL
 
 STATUS_PATH: Final = "_system/replication:status"
@@ -83,12 +82,6 @@ def read_backlog(conn: sqlite3.Connection, now_ms: float) -> dict[str, Any]:
 def _meta(conn: sqlite3.Connection, key: str) -> float:
     row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     return 0.0 if row is None else float(row[0])
-
-
-def newest_seq(tx: Transaction) -> int:
-    """The highest seq written (the primary key's end: cheap at any backlog size)."""
-    row = tx.conn.execute("SELECT coalesce(max(seq), 0) FROM change_log").fetchone()
-    return int(row[0])
 
 
 class UplinkView:

@@ -3,7 +3,11 @@
 The store writes ``change_log`` rows in the same transaction as the data (for tables
 declared ``.replicate("up")``; ``gateway/store/transaction.py``). Here they are read on
 the store's readers (never the writer: a backlog being drained must not delay local
-writes), one batch at a time, and cut to ``batch.py``'s caps. The cursor (``meta``
+writes), one batch at a time, and cut to ``batch.py``'s caps. A row's document is
+already Convex's JSON wire form (``gateway.values.dumps``), so each change is written
+as JSON text around it, never parsed and encoded again: the batch's body is spliced
+from those texts (``client.py``), which keeps the edge's share of the drain small and
+its event loop and readers free for local work. The cursor (``meta``
 ``outbox_acked``: the highest seq the upstream has durably applied) moves only in a
 writer job run after the upstream's answer, and that same job prunes the entries at
 or below it. A crash between the answer and the job only means the batch is sent
@@ -14,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gateway.replication.batch import MAX_BATCH_BYTES, MAX_BATCH_CHANGES
@@ -30,15 +34,23 @@ _CHANGE_OVERHEAD_BYTES = 2
 
 @dataclass(frozen=True)
 class Cut:
-    """One batch's changes, ``first`` .. ``last`` with no gap, their encoded size, and
-    whether the wall clock was trustworthy when every one of them was stamped (a batch
-    is cut where that changes, so the flag is true of each change in it)."""
+    """One batch's changes, ``first`` .. ``last`` with no gap, each as its JSON text,
+    their encoded size, and whether the wall clock was trustworthy when every one of
+    them was stamped (a batch is cut where that changes, so the flag is true of each
+    change in it)."""
 
     first: int
     last: int
-    changes: list[dict[str, Any]]
+    encoded: list[str]
     size_bytes: int
     clock_trusted: bool = True
+    newest: int = 0  # the highest seq written when the cut was read
+
+    @property
+    def changes(self) -> list[dict[str, Any]]:
+        """The changes as values (decoded: for tests and tools, not the drain)."""
+        parsed: list[dict[str, Any]] = json.loads("[" + ",".join(self.encoded) + "]")
+        return parsed
 
 
 class Outbox:
@@ -69,20 +81,24 @@ class Outbox:
         """Durably move the cursor to ``applied`` and prune the entries up to it."""
         await self._store.write(lambda tx: _advance(tx, applied))
 
-    async def backlog(self) -> tuple[int, int]:
-        """(entries waiting, highest seq written) as the readers see them now."""
-        value, _ = await self._store.read(_backlog)
+    async def newest(self) -> int:
+        """The highest seq in the outbox now (0 when every entry is pruned)."""
+        value, _ = await self._store.read(newest_seq)
         return value
 
     def _cut_after(self, tx: Transaction, after: int) -> Cut | None:
         """On a reader thread: the rows read and decoded there, off the event loop."""
         rows = _rows_after(tx, after, self._max_changes)
-        return self._cut(after, rows, tx.catalog.replication) if rows else None
+        if not rows:
+            return None
+        cut = self._cut(after, rows, tx.catalog.replication)
+        return replace(cut, newest=newest_seq(tx))
 
     def _cut(self, after: int, rows: list[tuple[Any, ...]], replicated: Mapping[str, str]) -> Cut:
-        changes: list[dict[str, Any]] = []
+        encoded: list[str] = []
         size = 0
         expected = after + 1 if after else rows[0][0]
+        first = expected if expected < rows[0][0] else rows[0][0]
         trusted = bool(rows[0][6])
         for seq, ts, op, table, doc_id, body, row_trusted in rows:
             if bool(row_trusted) != trusted:
@@ -90,36 +106,38 @@ class Outbox:
             # A hole: entries dropped by the quota (``drop_oldest``) go as skips, so the
             # upstream's mark passes them; capped, a long hole takes several batches.
             for missing in range(expected, min(seq, expected + self._max_changes)):
-                changes.append(_skip(missing, "", ""))
-            if len(changes) >= self._max_changes:
+                encoded.append(_skip(missing, "", ""))
+            if len(encoded) >= self._max_changes:
                 break
             change = (
                 _change(seq, ts, op, table, doc_id, body)
                 if replicated.get(table) == "up"
                 else _skip(seq, table, doc_id)
             )
-            change_bytes = len(json.dumps(change, separators=(",", ":"))) + _CHANGE_OVERHEAD_BYTES
-            if changes and (
-                size + change_bytes > self._max_bytes or len(changes) >= self._max_changes
+            change_bytes = len(change) + _CHANGE_OVERHEAD_BYTES
+            if encoded and (
+                size + change_bytes > self._max_bytes or len(encoded) >= self._max_changes
             ):
                 break
-            changes.append(change)
+            encoded.append(change)
             size += change_bytes
             expected = seq + 1
-        changes = changes[: self._max_changes]
-        return Cut(int(changes[0]["seq"]), int(changes[-1]["seq"]), changes, size, trusted)
+        encoded = encoded[: self._max_changes]  # seqs first, first + 1, ... by construction
+        return Cut(first, first + len(encoded) - 1, encoded, size, trusted)
 
 
-def _change(
-    seq: int, ts: int, op: str, table: str, doc_id: str, body: str | None
-) -> dict[str, Any]:
-    # ``body`` is already Convex's JSON wire form (``gateway.values.dumps``).
-    doc = None if body is None else json.loads(body)
-    return {"seq": float(seq), "op": op, "table": table, "id": doc_id, "ts": str(ts), "doc": doc}
+def _change(seq: int, ts: int, op: str, table: str, doc_id: str, body: str | None) -> str:
+    # ``body`` is already Convex's JSON wire form (``gateway.values.dumps``): spliced in.
+    # Table names and ids are plain ASCII identifiers, but are quoted by the encoder all
+    # the same: a row is data, and the upstream parses what this writes.
+    return (
+        f'{{"seq":{float(seq)!r},"op":"{op}","table":{json.dumps(table)},'
+        f'"id":{json.dumps(doc_id)},"ts":"{int(ts)}","doc":{"null" if body is None else body}}}'
+    )
 
 
-def _skip(seq: int, table: str, doc_id: str) -> dict[str, Any]:
-    return {"seq": float(seq), "op": "skip", "table": table, "id": doc_id, "ts": "0", "doc": None}
+def _skip(seq: int, table: str, doc_id: str) -> str:
+    return _change(seq, 0, "skip", table, doc_id, None)
 
 
 def _read_cursor(tx: Transaction) -> int:
@@ -150,9 +168,7 @@ def _advance(tx: Transaction, applied: int) -> None:
         tx.quota.freed(int(pruned))
 
 
-def _backlog(tx: Transaction) -> tuple[int, int]:
-    cursor = _read_cursor(tx)
-    count, top = tx.conn.execute(
-        "SELECT count(*), coalesce(max(seq), 0) FROM change_log WHERE seq > ?", (cursor,)
-    ).fetchone()
-    return int(count), max(int(top), cursor)
+def newest_seq(tx: Transaction) -> int:
+    """The highest seq in the outbox (the primary key's end: cheap at any backlog size)."""
+    row = tx.conn.execute("SELECT coalesce(max(seq), 0) FROM change_log").fetchone()
+    return int(row[0])

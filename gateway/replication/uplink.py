@@ -30,6 +30,7 @@ import json
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -40,7 +41,7 @@ from gateway.replication.client import (
     UplinkError,
     UpstreamUnavailable,
 )
-from gateway.replication.edge_status import DrainMeter, newest_seq
+from gateway.replication.edge_status import DrainMeter
 from gateway.replication.outbox import Cut, Outbox
 from gateway.store import Committed, Store
 
@@ -50,6 +51,26 @@ BACKOFF_MIN_S = 1.0
 BACKOFF_MAX_S = 60.0
 UNAUTHORIZED_RETRY_S = 300.0
 IDLE_POLL_S = 5.0
+# Batches sent before the first is answered: the upstream applies one while the next
+# travels and the edge cuts a third (an edge and its hub on two cores both stay busy).
+# A batch may reach the upstream before the one ahead of it (another connection); it is
+# then refused as a gap and sent again, so order holds. Only once the upstream holds a
+# mark for the epoch, though: without one, the first batch it sees starts the mark.
+PIPELINE_BATCHES = 2
+
+
+async def _abandon(flight: deque[tuple[Cut, asyncio.Task[int], bool]]) -> None:
+    """Cancel the pushes in flight and wait for them (an answer then is ignored). A
+    cancellation of the caller still propagates (``asyncio.wait`` raises none of theirs)."""
+    pushes = [pushed for _, pushed, _ in flight]
+    flight.clear()
+    for pushed in pushes:
+        pushed.cancel()
+    if pushes:
+        await asyncio.wait(pushes)
+    for pushed in pushes:
+        if not pushed.cancelled():
+            pushed.exception()  # retrieved: an error of an abandoned push is moot
 
 
 def schema_digest(schema: Any) -> str:
@@ -97,6 +118,8 @@ class Uplink:
         # Whether batches carry the optional ``newest`` (``batch.py``); an upstream
         # whose push does not accept it refuses it once and is sent batches without it.
         self._report_newest = True
+        # The epoch the upstream has answered a batch of (so it holds a mark for it).
+        self._marked_epoch: int | None = None
 
     @property
     def state(self) -> str:
@@ -141,39 +164,77 @@ class Uplink:
         self.acked = await self.outbox.cursor()
         send_after = self.acked
         failures = 0
-        while True:
-            cut = await self._next_cut(send_after)
-            if cut is None:
-                continue
-            try:
-                applied = await self._client.push(await self._batch(cut))
-            except ReplicationGap as gap:
-                send_after = await self._settle(gap.applied)
-                continue
-            except Unauthorized:
-                await self._unauthorized()
-                continue
-            except UplinkError as exc:
-                if self._refused_newest(exc):
+        # (batch, its push, whether a batch ahead of it was unanswered when it left)
+        flight: deque[tuple[Cut, asyncio.Task[int], bool]] = deque()
+        try:
+            while True:
+                # Until the upstream has answered a batch of this epoch it may have no mark,
+                # and a batch that overtook the first would start the mark past it.
+                depth = PIPELINE_BATCHES if self._marked_epoch == self._store.epoch else 1
+                while len(flight) < depth:
+                    cut = await self._next_cut(send_after, wait=not flight)
+                    if cut is None:
+                        break
+                    flight.append((cut, asyncio.create_task(self._push(cut)), bool(flight)))
+                    send_after = cut.last
+                if not flight:
                     continue
-                failures += 1
-                await self._offline(exc, failures)
-                continue
-            failures = 0
-            self._link_up()
-            send_after = await self._settle(applied)
-            self.batches += 1
+                cut, pushed, overtaking = flight.popleft()
+                try:
+                    applied = await pushed
+                except ReplicationGap as gap:
+                    await _abandon(flight)
+                    if overtaking:
+                        # Sent before the batch ahead of it was answered, it may have
+                        # reached the upstream first: cut again from the acknowledged seq.
+                        send_after = self.acked
+                    else:
+                        send_after = await self._settle(gap.applied, self.acked)
+                    continue
+                except UplinkError as exc:
+                    # What was sent after this batch is moot: it is cut again from the
+                    # position the answer (or the lack of one) leaves.
+                    await _abandon(flight)
+                    failures += 1
+                    await self._failed(exc, failures)
+                    send_after = self.acked
+                    continue
+                failures = 0
+                self._link_up()
+                self._marked_epoch = self._store.epoch
+                settled = await self._settle(applied, cut.last)
+                self.batches += 1
+                if settled != applied:  # a new epoch: the batches in flight were of the old
+                    await _abandon(flight)
+                    send_after = settled
+        finally:
+            await _abandon(flight)
 
-    async def _next_cut(self, after: int) -> Cut | None:
-        """The next batch, or None after an idle wait (woken by a commit)."""
+    async def _push(self, cut: Cut) -> int:
+        return await self._client.push(self._batch(cut), cut.encoded)
+
+    async def _failed(self, exc: UplinkError, failures: int) -> None:
+        """Act on a push that got no acknowledgement (and no gap)."""
+        if isinstance(exc, Unauthorized):
+            await self._unauthorized()
+        elif not self._refused_newest(exc):
+            await self._offline(exc, failures)
+
+    async def _next_cut(self, after: int, *, wait: bool) -> Cut | None:
+        """The next batch; None when there is none (after an idle wait, woken by a
+        commit, when ``wait``: nothing is in flight)."""
         self._wake.clear()  # before reading: a commit after the read still wakes us
         cut = await self.outbox.next_cut(after)
-        if cut is None:
+        if cut is None and wait:
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation
+            # that lands as the event is set (a commit), and close() would wait forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._idle_poll_s)
+                async with asyncio.timeout(self._idle_poll_s):
+                    await self._wake.wait()
         return cut
 
-    async def _batch(self, cut: Cut) -> dict[str, Any]:
+    def _batch(self, cut: Cut) -> dict[str, Any]:
+        """The batch's fields but its changes (``cut.encoded``, spliced in by the client)."""
         batch = {
             "gateway": self._store.gateway_id,
             "key": self.key,
@@ -182,11 +243,9 @@ class Uplink:
             "last": float(cut.last),
             "clockTrusted": cut.clock_trusted,
             "schema": self._schema(),
-            "changes": cut.changes,
         }
         if self._report_newest:  # lets the hub show this gateway's lag and backlog
-            newest, _ = await self._store.read(newest_seq)
-            batch["newest"] = float(max(newest, cut.last))
+            batch["newest"] = float(max(cut.newest, cut.last))
         return batch
 
     def _refused_newest(self, exc: UplinkError) -> bool:
@@ -200,18 +259,18 @@ class Uplink:
         self._report_newest = False
         return True
 
-    async def _settle(self, applied: int) -> int:
-        """Act on the upstream's mark; returns the seq to send after."""
-        _, top = await self.outbox.backlog()
-        if applied < self.acked or applied > top:
-            why = "behind this gateway's acknowledged" if applied < self.acked else "ahead of"
+    async def _settle(self, applied: int, sent: int) -> int:
+        """Act on the upstream's mark (``sent``: the highest seq it was sent, as far as
+        this answer tells); returns the seq to send after."""
+        ahead = applied > sent and applied > max(await self.outbox.newest(), self.acked)
+        if applied < self.acked or ahead:
+            why = "ahead of" if ahead else "behind this gateway's acknowledged"
             log.warning(
-                "the upstream's mark (seq %d) is %s this store's outbox (acknowledged %d, "
-                "newest %d): starting a new replication epoch",
+                "the upstream's mark (seq %d) is %s this store's outbox (acknowledged %d): "
+                "starting a new replication epoch",
                 applied,
                 why,
                 self.acked,
-                top,
             )
             await self._store.bump_epoch("the upstream's mark does not match this store")
             return self.acked

@@ -220,8 +220,11 @@ class Scheduler:
                 continue
             timeout = None if next_ms is None else max(0.0, (next_ms - self._clock_ms()) / 1000)
             self.idle.set()
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation
+            # that lands as the event is set, and stop would wait on this loop forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
             self.idle.clear()
 
     async def _run(self, job: dict[str, Any]) -> None:

@@ -256,3 +256,21 @@ async def test_an_upstream_mark_ahead_of_the_store_starts_a_new_epoch(
             await eventually(lambda: uplink.acked == 5)
         assert gw.store.epoch == epoch + 1
         assert upstream.seqs() == [(epoch + 1, s) for s in range(1, 6)]
+
+
+async def test_batches_in_flight_that_overtake_each_other_still_apply_once_in_order(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    # The fake answers every other batch late: the one behind it reaches the mark first,
+    # is refused as a gap, and is sent again. The first batch of an epoch goes alone, or
+    # the batch behind it would start the mark past it.
+    upstream.delay_s = 0.05
+    app = write_app(tmp_path / "app")
+    async with Gateway.open(app, tmp_path / "d") as gw:
+        for start in range(0, 6000, 1000):
+            await gw.run_mutation("readings:add_many", {"start": start, "count": 1000})
+        async with _uplink(gw, upstream.url) as uplink:
+            await eventually(lambda: uplink.acked == 6000)
+    assert [s for _, s in upstream.seqs()] == list(range(1, 6001))
+    firsts = [int(b["first"]) for b in upstream.batches]
+    assert firsts[:2] == [1, 1001]  # the first alone: a gap would have re-sent it

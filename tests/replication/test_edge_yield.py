@@ -26,6 +26,7 @@ async def _latencies_ms(gw: Gateway, count: int) -> list[float]:
 
 async def test_a_draining_backlog_keeps_mutations_quick(tmp_path: Path) -> None:
     upstream = FakeUpstream()
+    upstream.delay_s = 0.1  # the drain outlasts the measurement however fast it gets
     await upstream.start()
     app = write_app(tmp_path / "app")
     try:
