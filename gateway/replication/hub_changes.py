@@ -127,6 +127,7 @@ async def read_changes(ctx: Any, table: str, cursor: float, limit: int) -> dict[
     out = []
     for row in rows:
         doc = None if row["deleted"] else await ctx.db.get(row["docId"])
-        out.append({"id": row["docId"], "cursor": row["cursor"], "deleted": doc is None, "doc": doc})
+        change = {"id": row["docId"], "cursor": row["cursor"], "deleted": doc is None}
+        out.append({**change, "doc": doc})
     last = rows[-1]["cursor"] if rows else cursor
     return {"changes": out, "cursor": last, "done": len(rows) < limit}

@@ -8,9 +8,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from replication.hub_kit import EDGE, KEY, register
+
 from gateway import Gateway, Settings
 from gateway.replication.downlink_contract import HUB_CHANGES_PATH
-from replication.hub_kit import EDGE, KEY, register
 
 SCHEMA = """
 from gateway import define_schema, define_table, v

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from replication.downlink_kit import changes, changes_args, hub, write_app
+from replication.hub_kit import register
+from sync.sync_kit import add, serving
 
+from gateway import Settings
 from gateway.errors import ConvexError
 from gateway.replication.downlink_contract import HUB_CHANGES_PATH
-from gateway import Settings
-from replication.hub_kit import register
-from replication.downlink_kit import changes, changes_args, hub, write_app
-from sync.sync_kit import add, serving
 
 
 async def test_inserts_patches_replaces_and_deletes_are_logged_in_commit_order(
