@@ -11,6 +11,7 @@ from typing import Any
 from replication.hub_kit import EDGE, KEY, register
 
 from gateway import Gateway, Settings
+from gateway.http import HttpServer
 from gateway.replication.downlink_contract import HUB_CHANGES_PATH
 
 SCHEMA = """
@@ -80,3 +81,40 @@ async def changes(gw: Gateway, cursor: float = 0.0, **extra: Any) -> dict[str, A
     """The hub's answer to the changes query from ``cursor``."""
     result: dict[str, Any] = await gw.run_query(HUB_CHANGES_PATH, changes_args(cursor, **extra))
     return result
+
+
+class Hub:
+    """A hub gateway whose HTTP server can be stopped and started on the same port."""
+
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+        self.http: HttpServer | None = None
+        self.port = 0
+
+    async def serve(self) -> None:
+        self.http = HttpServer(self.gw)
+        await self.http.__aenter__()
+        self.port = await self.http.start("127.0.0.1", self.port)
+
+    async def stop_serving(self) -> None:
+        http, self.http = self.http, None
+        if http is not None:
+            await http.__aexit__(None, None, None)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@asynccontextmanager
+async def served_hub(root: Path, edge: str = EDGE) -> AsyncIterator[Hub]:
+    """A hub served on loopback, with ``edge`` registered (with ``KEY``)."""
+    data = root / "hubdata"
+    register(data, edge)
+    async with Gateway.open(write_app(root / "hub"), data, Settings(hub=True)) as gw:
+        hub = Hub(gw)
+        await hub.serve()
+        try:
+            yield hub
+        finally:
+            await hub.stop_serving()

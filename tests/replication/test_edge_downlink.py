@@ -12,51 +12,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from edge_upstream_kit import eventually
-from replication.downlink_kit import write_app
-from replication.hub_kit import EDGE, KEY, register
+from replication.downlink_kit import served_hub, write_app
+from replication.hub_kit import EDGE, KEY
 
-from gateway import Gateway, Settings
-from gateway.http import HttpServer
+from gateway import Gateway
 from gateway.replication.downlink import Downlink
 from gateway.replication.downlink_apply import apply_page, read_cursors
 from gateway.replication.downlink_contract import HUB_CHANGES_PATH
 from gateway.values import decode_id, encode_id
-
-
-class Hub:
-    """A hub gateway whose HTTP server can be stopped and started on the same port."""
-
-    def __init__(self, gw: Gateway) -> None:
-        self.gw = gw
-        self.http: HttpServer | None = None
-        self.port = 0
-
-    async def serve(self) -> None:
-        self.http = HttpServer(self.gw)
-        await self.http.__aenter__()
-        self.port = await self.http.start("127.0.0.1", self.port)
-
-    async def stop_serving(self) -> None:
-        http, self.http = self.http, None
-        if http is not None:
-            await http.__aexit__(None, None, None)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-
-@asynccontextmanager
-async def served_hub(root: Path) -> AsyncIterator[Hub]:
-    data = root / "hubdata"
-    register(data)
-    async with Gateway.open(write_app(root / "hub"), data, Settings(hub=True)) as gw:
-        hub = Hub(gw)
-        await hub.serve()
-        try:
-            yield hub
-        finally:
-            await hub.stop_serving()
 
 
 @asynccontextmanager
