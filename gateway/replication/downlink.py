@@ -94,7 +94,7 @@ class Downlink:
         self.caught_up: dict[str, bool] = {}  # the table's latest page was its last
         self.applied = 0  # changes applied since start
         self.last_applied_ms: float | None = None  # wall ms of the latest applied change
-        self.connections = 0
+        self.connections = 0  # sockets opened (the Connect frame's connectionCount)
 
     @property
     def state(self) -> str:
@@ -144,13 +144,18 @@ class Downlink:
         self.cursors, _ = await self._store.read(lambda tx: read_cursors(tx.conn, tables))
         assert self._session is not None
         try:
-            ws = await self._session.ws_connect(
-                self._url,
-                heartbeat=self._heartbeat_s,
-                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=self._connect_timeout_s),
-                max_msg_size=0,  # a page of 1,000 documents may be far over 4 MiB
-                compress=0,
-            )
+            # The whole handshake under one deadline: a link that accepts the TCP
+            # connection and then swallows everything never answers the upgrade.
+            async with asyncio.timeout(self._connect_timeout_s):
+                ws = await self._session.ws_connect(
+                    self._url,
+                    heartbeat=self._heartbeat_s,
+                    timeout=aiohttp.ClientWSTimeout(
+                        ws_receive=None, ws_close=self._connect_timeout_s
+                    ),
+                    max_msg_size=0,  # a page of 1,000 documents may be far over 4 MiB
+                    compress=0,
+                )
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise UpstreamUnavailable(f"cannot open the sync socket ({exc})") from exc
         async with ws:

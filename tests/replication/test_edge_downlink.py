@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from edge_upstream_kit import eventually
+from edge_upstream_kit import BlackHole, eventually
 from replication.downlink_kit import served_hub, write_app
 from replication.hub_kit import EDGE, KEY
 
@@ -29,7 +29,9 @@ async def edge(root: Path) -> AsyncIterator[Gateway]:
 
 
 @asynccontextmanager
-async def downlink(gw: Gateway, url: str, *, key: str = KEY) -> AsyncIterator[Downlink]:
+async def downlink(
+    gw: Gateway, url: str, *, key: str = KEY, heartbeat_s: float = 2.0
+) -> AsyncIterator[Downlink]:
     gw.store.gateway_id = EDGE  # the name the hub knows this edge by
     link = Downlink(
         gw.store,
@@ -40,7 +42,8 @@ async def downlink(gw: Gateway, url: str, *, key: str = KEY) -> AsyncIterator[Do
         backoff_min_s=0.05,
         backoff_max_s=0.2,
         unauthorized_retry_s=0.2,
-        heartbeat_s=2.0,
+        heartbeat_s=heartbeat_s,
+        connect_timeout_s=0.5,
     )
     await link.start()
     try:
@@ -175,3 +178,13 @@ async def test_an_upstream_id_of_another_table_number_is_re_encoded(tmp_path: Pa
         mine = encode_id(number, decode_id(theirs)[1])
         stored, _ = await gw.store.read(lambda tx: tx.get(mine))
         assert stored is not None and stored["rate"] == 9.0
+
+
+async def test_a_black_holing_link_is_found_by_timeouts(tmp_path: Path) -> None:
+    hole = BlackHole()
+    url = await hole.start()
+    try:
+        async with edge(tmp_path) as gw, downlink(gw, url) as link:
+            await eventually(lambda: link.state == "down" and hole.connections >= 2)
+    finally:
+        await hole.stop()
