@@ -74,6 +74,7 @@ class Downlink:
         unauthorized_retry_s: float = UNAUTHORIZED_RETRY_S,
         heartbeat_s: float = HEARTBEAT_S,
         connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        page_limit: int | None = None,
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self._store = store
@@ -85,6 +86,7 @@ class Downlink:
         self._unauthorized_retry_s = unauthorized_retry_s
         self._heartbeat_s = heartbeat_s
         self._connect_timeout_s = connect_timeout_s
+        self._page_limit = page_limit  # None: the upstream's own (1,000)
         self._jitter = jitter
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -196,12 +198,15 @@ class Downlink:
             await link.modify([queries.add(table, self._args(table))], [old])
 
     def _args(self, table: str) -> dict[str, Any]:
-        return {
+        args: dict[str, Any] = {
             "gateway": self._store.gateway_id,
             "key": self.key,
             "table": table,
             "cursor": self.cursors.get(table, 0.0),
         }
+        if self._page_limit is not None:
+            args["limit"] = float(self._page_limit)
+        return args
 
     async def _unauthorized(self) -> None:
         if self.state != "unauthorized":

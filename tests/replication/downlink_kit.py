@@ -107,12 +107,17 @@ class Hub:
 
 
 @asynccontextmanager
-async def served_hub(root: Path, edge: str = EDGE) -> AsyncIterator[Hub]:
-    """A hub served on loopback, with ``edge`` registered (with ``KEY``)."""
+async def served_hub(root: Path, edge: str = EDGE, port: int = 0) -> AsyncIterator[Hub]:
+    """A hub served on loopback (on ``port``; 0: any free one), with ``edge`` registered
+    (with ``KEY``); its app and data under ``root``, so it can be opened again."""
     data = root / "hubdata"
     register(data, edge)
-    async with Gateway.open(write_app(root / "hub"), data, Settings(hub=True)) as gw:
+    app = root / "hub" / "app"
+    if not app.exists():
+        write_app(root / "hub")
+    async with Gateway.open(app, data, Settings(hub=True)) as gw:
         hub = Hub(gw)
+        hub.port = port
         await hub.serve()
         try:
             yield hub

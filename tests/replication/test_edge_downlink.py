@@ -30,7 +30,7 @@ async def edge(root: Path) -> AsyncIterator[Gateway]:
 
 @asynccontextmanager
 async def downlink(
-    gw: Gateway, url: str, *, key: str = KEY, heartbeat_s: float = 2.0
+    gw: Gateway, url: str, *, key: str = KEY, page_limit: int | None = None
 ) -> AsyncIterator[Downlink]:
     gw.store.gateway_id = EDGE  # the name the hub knows this edge by
     link = Downlink(
@@ -42,7 +42,8 @@ async def downlink(
         backoff_min_s=0.05,
         backoff_max_s=0.2,
         unauthorized_retry_s=0.2,
-        heartbeat_s=heartbeat_s,
+        heartbeat_s=2.0,
+        page_limit=page_limit,
         connect_timeout_s=0.5,
     )
     await link.start()
@@ -188,3 +189,28 @@ async def test_a_black_holing_link_is_found_by_timeouts(tmp_path: Path) -> None:
             await eventually(lambda: link.state == "down" and hole.connections >= 2)
     finally:
         await hole.stop()
+
+
+async def test_full_pages_are_followed_until_done(tmp_path: Path) -> None:
+    async with served_hub(tmp_path) as hub, edge(tmp_path) as gw:
+        for n in range(5):
+            await hub.gw.run_mutation("config:put", {"device": str(n), "rate": float(n)})
+        async with downlink(gw, hub.url, page_limit=2) as link:
+            await _wait_rates(gw, {str(n): float(n) for n in range(5)})
+            await eventually(lambda: link.caught_up.get("config", False))
+            assert (link.applied, link.cursors["config"]) == (5, 5.0)
+
+
+async def test_after_the_hub_restarts_the_same_downlink_resumes(tmp_path: Path) -> None:
+    async with edge(tmp_path) as gw:
+        async with served_hub(tmp_path) as hub:
+            port, url = hub.port, hub.url
+            a = await hub.gw.run_mutation("config:put", {"device": "a", "rate": 1.0})
+        async with downlink(gw, url) as link:
+            await eventually(lambda: link.state == "down")  # the hub is closed
+            # The hub's gateway opened again on its data and port: its counter goes on.
+            async with served_hub(tmp_path, port=port) as hub:
+                await hub.gw.run_mutation("config:rate", {"id": a, "rate": 2.0})
+                await _wait_rates(gw, {"a": 2.0})
+                await eventually(lambda: link.state == "up")
+                assert (link.applied, link.cursors["config"]) == (1, 2.0)
