@@ -97,6 +97,7 @@ class Downlink:
         self.applied = 0  # changes applied since start
         self.last_applied_ms: float | None = None  # wall ms of the latest applied change
         self.connections = 0  # sockets opened (the Connect frame's connectionCount)
+        self._failures = 0  # failed connections since the link was last up (backoff)
 
     @property
     def state(self) -> str:
@@ -125,16 +126,14 @@ class Downlink:
             await session.close()
 
     async def _run(self) -> None:
-        failures = 0
         while True:
             try:
                 await self._follow()
             except Unauthorized:
                 await self._unauthorized()
             except UplinkError as exc:
-                failures = 0 if self.state == "up" else failures
-                failures += 1
-                await self._offline(exc, failures)
+                self._failures += 1
+                await self._offline(exc, self._failures)
             except Exception:  # a bug, a store error or a page it cannot apply
                 log.exception("the downlink failed; starting it again in %.0f s", self._backoff[1])
                 self.state = "down"
@@ -230,6 +229,7 @@ class Downlink:
         await asyncio.sleep(max(low, ceiling * self._jitter()))
 
     def _link_up(self) -> None:
+        self._failures = 0
         if self.state != "up":
             if self.state in ("down", "unauthorized"):
                 log.info("downlink: upstream reachable again; catching up")
