@@ -14,8 +14,10 @@ from pathlib import Path
 from edge_upstream_kit import BlackHole, eventually
 from replication.downlink_kit import served_hub, write_app
 from replication.hub_kit import EDGE, KEY
+from sync.sync_kit import add, serving
 
 from gateway import Gateway
+from gateway.cli.status_text import render
 from gateway.replication.downlink import Downlink
 from gateway.replication.downlink_apply import apply_page, read_cursors
 from gateway.replication.downlink_contract import HUB_CHANGES_PATH
@@ -214,3 +216,41 @@ async def test_after_the_hub_restarts_the_same_downlink_resumes(tmp_path: Path) 
                 await _wait_rates(gw, {"a": 2.0})
                 await eventually(lambda: link.state == "up")
                 assert (link.applied, link.cursors["config"]) == (1, 2.0)
+
+
+async def test_a_websocket_subscriber_at_the_edge_sees_downlinked_changes(
+    tmp_path: Path,
+) -> None:
+    async with served_hub(tmp_path) as hub:
+        edge_app = write_app(tmp_path / "edge")
+        async with serving(edge_app, tmp_path / "edgedata") as api:
+            client = await api.open()
+            await client.modify(add(0, "config:rates"))
+            await client.transition()
+            assert client.results[0] == ("ok", {})
+            async with downlink(api.gateway, hub.url):
+                await hub.gw.run_mutation("config:put", {"device": "a", "rate": 7.0})
+                while client.results[0] != ("ok", {"a": 7.0}):
+                    await client.transition()
+            await client.close()
+
+
+def test_status_text_shows_the_downlinks_lag_and_cursors() -> None:
+    status = {
+        "gateway": "g",
+        "epoch": 1.0,
+        "nowMs": 100_000.0,
+        "link": {"state": "up", "sinceMs": None, "upstream": "u", "drainRate": 0.0},
+        "backlog": {"entries": 0.0, "bytes": 0.0, "acked": 0.0, "newest": 0.0},
+        "quota": {"maxBytes": 0.0, "overflow": "block"},
+        "downlink": {
+            "state": "down",
+            "sinceMs": None,
+            "tables": {"config": {"cursor": 12.0}},
+            "caughtUp": False,
+            "lagMs": 30_000.0,
+        },
+    }
+    status["backlog"] |= {"quotaBytes": 0.0, "dropped": 0.0}
+    line = next(x for x in render(status).splitlines() if x.startswith("downlink"))
+    assert "backing off" in line and "lag 30 s" in line and "cursors config 12" in line
