@@ -100,6 +100,11 @@ class Settings:
     """Where this gateway replicates its ``.replicate("up")`` tables: an Outpost hub's or a
     Convex deployment's URL (``https://...``); empty = no replication. The credential is the
     file ``upstream_key`` in the data directory or the systemd credential of that name."""
+    upstream_kind: str = "outpost"
+    """What ``upstream_url`` is: ``outpost`` (an Outpost hub: the push is
+    ``_system/replication:push``, the downlink's query ``_system/replication:changes``) or
+    ``convex`` (a Convex deployment with ``deploy/convex/``: ``outpost:push`` and
+    ``outpost:changes``). See ``docs/replication.md``."""
     outbox_max_bytes: int = 256 * 1024 * 1024
     """Bytes the replication outbox (changes to ``.replicate("up")`` tables not yet
     acknowledged upstream) may hold while the link is down (0 = no limit; no limit either
@@ -119,6 +124,10 @@ class Settings:
         if self.outbox_overflow not in ("block", "drop_oldest"):
             raise ConfigError(
                 f"outbox_overflow must be block or drop_oldest, got {self.outbox_overflow!r}"
+            )
+        if self.upstream_kind not in ("outpost", "convex"):
+            raise ConfigError(
+                f"upstream_kind must be outpost or convex, got {self.upstream_kind!r}"
             )
         if self.outbox_max_bytes < 0:
             raise ConfigError(f"outbox_max_bytes must be 0 or more, got {self.outbox_max_bytes}")

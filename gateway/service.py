@@ -23,8 +23,9 @@ mqtt bridge     the gateway's MQTT client on the endpoint   acknowledge what is 
                 (``gateway.mqtt.bridge``): routes in,       (bounded), disconnect, stop
                 acks and publish rules out                  paho's thread
 replication     ``upstream_url`` set: the uplink task       cancel, await (a push in
-                draining the outbox                         flight is sent again)
-                (``gateway.replication.uplink``)
+                draining the outbox, and the downlink       flight is sent again; a
+                task pulling ``down`` tables               page is applied whole or
+                (``gateway.replication.edge``)              not at all)
 attach          the API serves calls to the gateway         close HTTP: stop accepting,
                                                             close sync sockets, finish
                                                             in-flight calls (before the
@@ -69,7 +70,8 @@ from gateway.lifecycle import Lifecycle, StepHook, cancel_task
 from gateway.mqtt.bridge import Bridge
 from gateway.mqtt.endpoint import BrokerEndpoint, endpoint_from_url
 from gateway.mqtt.supervisor import ManagedBroker, current_user
-from gateway.replication.edge import start_uplink, stop_uplink
+from gateway.replication.downlink import Downlink
+from gateway.replication.edge import Links, start_replication, stop_replication
 from gateway.replication.uplink import Uplink
 from gateway.runtime.loader import App
 
@@ -94,6 +96,7 @@ class Service:
     mqtt_endpoint: BrokerEndpoint | None = None
     bridge: Bridge | None = None  # the gateway's MQTT client (``gateway.mqtt.bridge``)
     uplink: Uplink | None = None  # replication upstream (``gateway.replication.uplink``)
+    downlink: Downlink | None = None  # ``down`` tables pulled (``gateway.replication.downlink``)
     _broker: ManagedBroker | None = None  # the managed broker, when this process runs one
     # The HTTP actions' port once it listens: from the start when the app has routes,
     # else from the ``outpost dev`` reload that adds them; None until then.
@@ -127,7 +130,7 @@ class Service:
         await life.start("gateway", self._start_gateway, Gateway.close)
         await life.start("mqtt broker", self._start_broker, _stop_broker)
         await life.start("mqtt bridge", self._start_bridge, _stop_bridge)
-        await life.start("replication", self._start_replication, stop_uplink)
+        await life.start("replication", self._start_replication, stop_replication)
         await life.start("attach", self._attach, lambda _: self.server.close())
         await life.start("http actions", self._start_site, _stop_site)
         await life.start("reload watcher", self._start_watcher, cancel_task)
@@ -218,13 +221,15 @@ class Service:
         await self.bridge.start()
         return self.bridge
 
-    async def _start_replication(self) -> Uplink | None:
-        """The uplink to ``upstream_url`` (none when it is empty). The systemd credential
-        directory is systemd's contract with the process: it comes in the environment."""
-        self.uplink = await start_uplink(
+    async def _start_replication(self) -> Links:
+        """The uplink and downlink of ``upstream_url`` (none when it is empty). The systemd
+        credential directory is systemd's contract with the process: it comes in the
+        environment."""
+        links = await start_replication(
             self.gateway, self.settings.upstream_url, Path(self.settings.data_dir), os.environ
         )
-        return self.uplink
+        self.uplink, self.downlink = links.uplink, links.downlink
+        return links
 
     async def _attach(self) -> None:
         self.server.attach(self.gateway)

@@ -27,7 +27,7 @@ def render(status: dict[str, Any]) -> str:
     if "link" in status:
         lines.append(f"drain     {status['link']['drainRate']:.1f} entries/s over the last minute")
         lines.append(f"quota     {_quota(status['quota'], status['backlog'])}")
-        lines.append("downlink  not built yet")
+        lines.append(f"downlink  {_downlink(status.get('downlink'), status['nowMs'])}")
     if status.get("hub"):
         lines += _gateways(status.get("gateways") or [], status["nowMs"])
     return "\n".join(lines)
@@ -55,6 +55,18 @@ def _quota(quota: dict[str, Any], backlog: dict[str, Any]) -> str:
     limit = quota["maxBytes"]
     used = f"{_size(backlog['quotaBytes'])} of {_size(limit) if limit else 'no limit'}"
     return f"{used}, {quota['overflow']}, {backlog['dropped']:.0f} entries dropped"
+
+
+def _downlink(down: dict[str, Any] | None, now_ms: float) -> str:
+    if down is None:
+        return 'off (no .replicate("down") tables, no upstream_url, or a hub)'
+    text = _link(down, now_ms)
+    if down["caughtUp"]:
+        text += ", caught up"
+    elif down.get("lagMs") is not None:
+        text += f", lag {_ago(down['lagMs'])} since the last applied change"
+    cursors = ", ".join(f"{t} {c['cursor']:.0f}" for t, c in down["tables"].items())
+    return f"{text}; cursors {cursors}"
 
 
 def _gateways(rows: list[dict[str, Any]], now_ms: float) -> list[str]:

@@ -1,4 +1,9 @@
-"""The edge's replication step: the upstream key found, the uplink started.
+"""The edge's replication step: the upstream key found, the uplink and downlink started.
+
+One owner for both links (``Links``): ``start_replication`` starts them, and
+``stop_replication`` closes both, so nothing outlives the step. The downlink runs when
+the app has ``.replicate("down")`` tables and this gateway is not a hub (a hub owns
+them). ``upstream_kind`` picks the upstream's function paths (``outpost`` or ``convex``).
 
 The key is a secret (DESIGN decision 9): the file ``upstream_key`` in the data
 directory, or the systemd credential of that name (``LoadCredential=upstream_key:...``
@@ -11,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from yarl import URL
@@ -18,13 +24,30 @@ from yarl import URL
 from gateway import redact
 from gateway.errors import ConfigError
 from gateway.gateway import Gateway
+from gateway.replication.batch import CONVEX_PUSH_PATH, PUSH_PATH
 from gateway.replication.client import PushClient
+from gateway.replication.downlink import Downlink
+from gateway.replication.downlink_contract import CONVEX_CHANGES_PATH, HUB_CHANGES_PATH
 from gateway.replication.edge_status import UplinkView, status_function
 from gateway.replication.uplink import Uplink, schema_digest
 
 log = logging.getLogger("gateway.replication")
 
 KEY_FILENAME = "upstream_key"
+# The push mutation and the changes query of each ``upstream_kind``.
+PATHS = {
+    "outpost": (PUSH_PATH, HUB_CHANGES_PATH),
+    "convex": (CONVEX_PUSH_PATH, CONVEX_CHANGES_PATH),
+}
+
+
+@dataclass
+class Links:
+    """The running links (None: not running); closed together by ``stop_replication``."""
+
+    uplink: Uplink | None = None
+    downlink: Downlink | None = None
+    key: str = ""
 
 
 def find_upstream_key(data_dir: Path, environ: Mapping[str, str]) -> str:
@@ -66,11 +89,11 @@ def checked_url(upstream_url: str) -> str:
     return str(url.with_user(None))
 
 
-async def start_uplink(
+async def start_replication(
     gateway: Gateway, upstream_url: str, data_dir: Path, environ: Mapping[str, str]
-) -> Uplink | None:
-    """The started uplink, or None when ``upstream_url`` is empty (no replication).
-    Either way ``_system/replication:status`` is installed (``outpost status``)."""
+) -> Links:
+    """The started links (none when ``upstream_url`` is empty: no replication). Either
+    way ``_system/replication:status`` is installed (``outpost status``)."""
     view = UplinkView("", None)
     store, settings = gateway.store, gateway.settings
     # The quota applies only with an upstream (``Gateway`` opens the store so): without
@@ -82,28 +105,47 @@ async def start_uplink(
     )
     gateway.runtime.install(status)
     if not upstream_url:
-        return None
+        return Links()
     shown = checked_url(upstream_url)
     key = find_upstream_key(data_dir, environ)
     redact.register_secret(key)
-    uplink = Uplink(
-        gateway.store,
-        PushClient(upstream_url),
-        key=key,
-        schema=lambda: schema_digest(gateway.app.schema),
-    )
-    view.upstream_url, view.uplink = shown, uplink
-    await uplink.start()
+    push_path, changes_path = PATHS[settings.upstream_kind]
+    links = Links(key=key)
+    try:
+        links.uplink = Uplink(
+            store,
+            PushClient(upstream_url, path=push_path),
+            key=key,
+            schema=lambda: schema_digest(gateway.app.schema),
+        )
+        view.upstream_url, view.uplink = shown, links.uplink
+        await links.uplink.start()
+        down = [t for t, d in sorted(store.catalog.replication.items()) if d == "down"]
+        if down and not settings.hub:
+            links.downlink = Downlink(store, upstream_url, key=key, tables=down, path=changes_path)
+            view.downlink = links.downlink
+            await links.downlink.start()
+    except BaseException:
+        await stop_replication(links)
+        raise
     log.info(
-        "replicating to %s as gateway %s (epoch %d)",
+        "replicating to %s as gateway %s (epoch %d)%s",
         shown,
-        gateway.store.gateway_id,
-        gateway.store.epoch,
+        store.gateway_id,
+        store.epoch,
+        f", pulling {', '.join(down)}" if links.downlink is not None else "",
     )
-    return uplink
+    return links
 
 
-async def stop_uplink(uplink: Uplink | None) -> None:
-    if uplink is not None:
-        await uplink.close()
-        redact.forget_secret(uplink.key)
+async def stop_replication(links: Links) -> None:
+    """Close the downlink, then the uplink (idempotent); forget the key."""
+    try:
+        if links.downlink is not None:
+            await links.downlink.close()
+        if links.uplink is not None:
+            await links.uplink.close()
+    finally:
+        key, links.key = links.key, ""  # once: the redaction list counts registrations
+        if key:
+            redact.forget_secret(key)

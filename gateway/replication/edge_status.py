@@ -8,6 +8,9 @@ rate) and the outbox table read in the query's own snapshot (backlog entries, by
 oldest entry's age), which is also what ``read_backlog`` gives the CLI offline from the
 store file when the gateway is not running.
 
+The downlink's part (``UplinkView.down``) is its memory too: link state, each ``down``
+table's durable cursor, whether it is caught up, and the lag.
+
 The query records no read set for these, so a live subscription to it would not follow
 the uplink; it is meant to be polled (``outpost status``), not subscribed to.
 """
@@ -90,6 +93,27 @@ class UplinkView:
     def __init__(self, upstream_url: str, uplink: Any | None) -> None:
         self.upstream_url = upstream_url
         self.uplink = uplink  # gateway.replication.uplink.Uplink (Any: no import cycle)
+        self.downlink: Any | None = None  # gateway.replication.downlink.Downlink
+
+    def down(self, now_ms: float) -> dict[str, Any] | None:
+        """The downlink: link state, each table's cursor, and lag (None: caught up),
+        the time since the latest applied change while a table still has more to pull
+        or the link is not up. None when no downlink runs."""
+        down = self.downlink
+        if down is None:
+            return None
+        caught_up = down.state == "up" and all(down.caught_up.get(t) for t in down.tables)
+        last = down.last_applied_ms
+        lag = None if caught_up else (None if last is None else max(0.0, now_ms - last))
+        return {
+            "state": down.state,
+            "sinceMs": down.state_since_ms,
+            "tables": {t: {"cursor": down.cursors.get(t, 0.0)} for t in down.tables},
+            "applied": float(down.applied),
+            "lastAppliedMs": last,
+            "caughtUp": caught_up,
+            "lagMs": lag,
+        }
 
     def link(self) -> dict[str, Any]:
         up = self.uplink
@@ -125,7 +149,7 @@ def status_function(
             "link": view.link(),
             "backlog": read_backlog(conn, ctx.now),
             "quota": quota,
-            "downlink": None,  # not built yet
+            "downlink": view.down(ctx.now),
         }
 
     return RegisteredFunction("query", "internal", status, {}, path=STATUS_PATH)

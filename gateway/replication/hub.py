@@ -46,6 +46,7 @@ from gateway.replication.batch import (
     UNAUTHORIZED_CODE,
 )
 from gateway.replication.credentials import KeyRing
+from gateway.replication.hub_changes import changes_function
 from gateway.replication.hub_status import provenance_function, status_function
 from gateway.runtime.database import Execution
 from gateway.runtime.functions import RegisteredFunction
@@ -90,8 +91,10 @@ def push_function(keys: KeyRing) -> RegisteredFunction:
 
 
 def install_hub(runtime: Runtime, keys: KeyRing) -> None:
-    """Make ``runtime`` answer the push and the gateways' status (tables must exist)."""
+    """Make ``runtime`` answer the push, the downlink's changes and the gateways' status
+    (tables must exist)."""
     runtime.install(push_function(keys))
+    runtime.install(changes_function(keys))
     runtime.install(status_function(keys))
     runtime.install(provenance_function())
 

@@ -43,6 +43,7 @@ SYSTEM_TABLES = (
     "_replication_marks",  # the hub's tables (gateway.replication.hub_tables)
     "_replication_provenance",
     "_replication_dead_letters",
+    "_replication_changes",  # the hub's downlink log (gateway.replication.hub_changes)
 )
 # `_id` (3 + 1 + 2 + ~32) and `_creationTime` (13 + 1 + 9) as Convex sizes them.
 _SYSTEM_FIELDS_SIZE = 38 + 23

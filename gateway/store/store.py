@@ -38,7 +38,7 @@ from gateway.store.quota import OutboxQuota
 from gateway.store.readers import ReaderPool
 from gateway.store.transaction import Transaction
 from gateway.store.writelog import WriteLog
-from gateway.store.writer import CommitFn, Committed, Writer, _default_commit
+from gateway.store.writer import CommitFn, Committed, FinishHook, Writer, _default_commit
 
 T = TypeVar("T")
 
@@ -149,6 +149,11 @@ class Store:
     ) -> tuple[T, int]:
         """Run ``work`` on the writer; returns (result, commit ts) after COMMIT."""
         return await self.writer.submit(work, origin=origin)
+
+    def add_finish_hook(self, hook: FinishHook) -> None:
+        """Run ``hook(tx, changes)`` at the end of every write job, inside it (its writes
+        commit with the job's): how the hub logs changes for the downlink."""
+        self.writer.finish_hooks.append(hook)
 
     async def read(self, work: Callable[[Transaction], T]) -> tuple[T, int]:
         """Run ``work`` on a reader snapshot; returns (result, snapshot ts)."""

@@ -38,6 +38,7 @@ log = logging.getLogger("gateway.store")
 T = TypeVar("T")
 Work = Callable[[Transaction], T]
 CommitFn = Callable[[sqlite3.Connection], None]
+FinishHook = Callable[[Transaction, list[DocChange]], None]
 
 
 @dataclass
@@ -123,6 +124,9 @@ class Writer:
         self._closed = False
         self.thread_id: int | None = None
         self._open_jobs: list[_Job[Any]] = []
+        # Called with each job's transaction and its net changes after ``finish``, inside
+        # the job (its writes commit or roll back with it): the hub's downlink change log.
+        self.finish_hooks: list[FinishHook] = []
         self.connection: sqlite3.Connection | None = None
 
     async def start(self) -> None:
@@ -257,6 +261,8 @@ class Writer:
         try:
             result = job.work(tx)
             changes = tx.finish()
+            for hook in self.finish_hooks:
+                hook(tx, changes)
             pending.end_job(ok=True)
         except BaseException as exc:  # noqa: BLE001 - every failure is the job's own
             pending.end_job(ok=False)

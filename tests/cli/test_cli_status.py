@@ -64,7 +64,7 @@ async def test_status_of_a_running_edge_then_of_a_stopped_one(tmp_path: Path) ->
         assert status["running"] is True and status["link"]["state"] == "off"
         assert status["backlog"]["entries"] == 3 and len(status["gateway"]) == 32
         code, text, _ = await _cli(env, "status", *where, "--url", url)
-        assert code == 0 and "3 entries" in text and "downlink  not built yet" in text
+        assert code == 0 and "3 entries" in text and "downlink  off" in text
     code, out, err = await _cli(env, "status", *where, "--url", url, "--json")
     assert code == 1 and err.count("\n") == 1 and "no gateway is running" in err
     offline = json.loads(out)

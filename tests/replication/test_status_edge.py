@@ -55,7 +55,7 @@ async def test_status_follows_the_link_and_the_backlog(tmp_path: Path) -> None:
             assert backlog["acked"] == 3 and backlog["oldestAgeMs"] >= 0
             assert backlog["quotaBytes"] == backlog["bytes"]  # counted as the quota counts
             text = render(down)
-            assert "backing off" in text and "2 entries" in text and "downlink  not built" in text
+            assert "backing off" in text and "2 entries" in text and "downlink  off" in text
             assert "block, 0 entries dropped" in text
     finally:
         await upstream.stop()

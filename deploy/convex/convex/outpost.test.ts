@@ -70,6 +70,7 @@ describe("golden fixtures", () => {
   }
 });
 
+const keyed = { gateway: "gw", key: "k" };
 const doc = (id: string, value: number) => ({ _id: id, _creationTime: 1000, sensor: "s", value });
 const batch = (first: number, changes: Record<string, unknown>[], extra: Record<string, unknown> = {}) => ({
   gateway: "gw",
@@ -121,17 +122,33 @@ test("a revoked gateway is refused", async () => {
 test("changes since a cursor: upserts and tombstones in commit order, resumable", async () => {
   const t = await admitted("gw", "k");
   await t.mutation(api.outpost.push, batch(1, [{ op: "insert", id: "a", doc: doc("a", 1) }, { op: "insert", id: "b", doc: doc("b", 2) }]));
-  const first = await t.query(api.outpost.changes, { table: "readings", cursor: 0 });
+  const first = await t.query(api.outpost.changes, { ...keyed, table: "readings", cursor: 0 });
   expect(first.changes.map((c: { doc: { edgeId: string } }) => c.doc.edgeId)).toEqual(["a", "b"]);
   await t.mutation(api.outpost.push, batch(3, [{ op: "delete", id: "a" }, { op: "update", id: "b", doc: doc("b", 3) }]));
-  const next = await t.query(api.outpost.changes, { table: "readings", cursor: first.cursor });
+  const next = await t.query(api.outpost.changes, { ...keyed, table: "readings", cursor: first.cursor });
   expect(next.changes.map((c: { deleted: boolean; doc: { value: number } | null }) => [c.deleted, c.doc?.value ?? null])).toEqual([
     [true, null],
     [false, 3],
   ]);
   expect(next.done).toBe(true);
-  const none = await t.query(api.outpost.changes, { table: "readings", cursor: next.cursor });
+  const none = await t.query(api.outpost.changes, { ...keyed, table: "readings", cursor: next.cursor });
   expect(none).toEqual({ changes: [], cursor: next.cursor, done: true });
+});
+
+test("changes are refused without the gateway's key, and to a revoked gateway", async () => {
+  const t = await admitted("gw", "k");
+  await t.mutation(api.outpost.push, batch(1, [{ op: "insert", id: "a", doc: doc("a", 1) }]));
+  const asked = { table: "readings", cursor: 0 };
+  expect(await errorData(t.query(api.outpost.changes, { ...asked, gateway: "gw", key: "wrong" }))).toEqual({
+    code: "ReplicationUnauthorized",
+  });
+  expect(await errorData(t.query(api.outpost.changes, { ...asked, gateway: "other", key: "k" }))).toEqual({
+    code: "ReplicationUnauthorized",
+  });
+  await t.mutation(internal.outpost.removeGateway, { gateway: "gw" });
+  expect(await errorData(t.query(api.outpost.changes, { ...asked, ...keyed }))).toEqual({
+    code: "ReplicationUnauthorized",
+  });
 });
 
 test("an update keeps the document's Convex _id and its edgeCreationTime", async () => {

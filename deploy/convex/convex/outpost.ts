@@ -268,12 +268,21 @@ export async function deleteTracked(db: Writer, table: string, id: string) {
 /**
  * Changes to `table` after `cursor` (0 from the start), in commit order: each the
  * document now (null for a tombstone). Answer's `cursor` is where the next call resumes.
- * Still a first cut: the edge's downlink client does not call it yet.
+ * The Outpost edge's downlink subscribes to it (gateway/replication/downlink_contract.py)
+ * with its gateway name and key, checked as for `push`: the query is public, and the log
+ * must not be read by anyone else.
  */
 export const changes = queryGeneric({
-  args: { table: v.string(), cursor: v.number(), limit: v.optional(v.number()) },
+  args: {
+    gateway: v.string(),
+    key: v.string(),
+    table: v.string(),
+    cursor: v.number(),
+    limit: v.optional(v.number()),
+  },
   handler: async (genericCtx, args) => {
     const db = genericCtx.db as unknown as Reader;
+    await authorize(db, args.gateway, args.key);
     const limit = Math.min(args.limit ?? MAX_CHANGES_PAGE, MAX_CHANGES_PAGE);
     const rows = await db
       .query("outpostChanges")
