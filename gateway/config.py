@@ -100,6 +100,12 @@ class Settings:
     """Where this gateway replicates its ``.replicate("up")`` tables: an Outpost hub's or a
     Convex deployment's URL (``https://...``); empty = no replication. The credential is the
     file ``upstream_key`` in the data directory or the systemd credential of that name."""
+    upstream_connect_timeout_s: float = 10.0
+    """Time a push to ``upstream_url`` has to open its connection (TCP and TLS); past it the
+    link counts as down and the edge backs off (a link that drops packets refuses nothing)."""
+    upstream_request_timeout_s: float = 60.0
+    """Time one push (a batch sent and its answer read) may take; past it the link counts
+    as down and the batch is sent again later (a link that swallows bytes answers nothing)."""
     outbox_max_bytes: int = 256 * 1024 * 1024
     """Bytes the replication outbox (changes to ``.replicate("up")`` tables not yet
     acknowledged upstream) may hold while the link is down (0 = no limit; no limit either
@@ -120,6 +126,9 @@ class Settings:
             raise ConfigError(
                 f"outbox_overflow must be block or drop_oldest, got {self.outbox_overflow!r}"
             )
+        for name in ("upstream_connect_timeout_s", "upstream_request_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be more than 0, got {getattr(self, name)}")
         if self.outbox_max_bytes < 0:
             raise ConfigError(f"outbox_max_bytes must be 0 or more, got {self.outbox_max_bytes}")
 

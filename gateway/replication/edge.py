@@ -88,7 +88,11 @@ async def start_uplink(
     redact.register_secret(key)
     uplink = Uplink(
         gateway.store,
-        PushClient(upstream_url),
+        PushClient(
+            upstream_url,
+            connect_timeout_s=settings.upstream_connect_timeout_s,
+            request_timeout_s=settings.upstream_request_timeout_s,
+        ),
         key=key,
         schema=lambda: schema_digest(gateway.app.schema),
     )
