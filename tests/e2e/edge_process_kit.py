@@ -14,7 +14,8 @@ from serve_process_kit import OUTPOST, ServeProcess
 
 class EdgeProcess(ServeProcess):
     """``outpost serve app --data-dir data`` with ``OUTPOST_UPSTREAM_URL`` set (or, with
-    ``hub=True``, a hub: ``OUTPOST_HUB=true``), on ``port`` (0: any free one)."""
+    ``hub=True``, a hub: ``OUTPOST_HUB=true``), on ``port`` (0: any free one); ``extra``
+    adds settings (``{"UPSTREAM_REQUEST_TIMEOUT_S": "3"}``), changeable between starts."""
 
     def __init__(
         self,
@@ -25,15 +26,17 @@ class EdgeProcess(ServeProcess):
         *,
         port: int = 0,
         hub: bool = False,
+        extra: dict[str, str] | None = None,
     ) -> None:
         super().__init__(app, data, log, port=port)
         self.upstream_url, self.hub = upstream_url, hub
+        self.extra = dict(extra or {})
 
     def settings(self) -> dict[str, str]:
         env = {"OUTPOST_MQTT_BROKER": "off", "OUTPOST_UPSTREAM_URL": self.upstream_url}
         if self.hub:
             env["OUTPOST_HUB"] = "true"
-        return env
+        return env | {f"OUTPOST_{name}": value for name, value in self.extra.items()}
 
 
 def store_rows(data: Path, sql: str) -> list[tuple[Any, ...]]:
