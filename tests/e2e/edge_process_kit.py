@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import sqlite3
 import subprocess
 from contextlib import closing
@@ -55,3 +56,11 @@ def add_gateway(app: Path, hub_data: Path, name: str) -> str:
     )
     key: str = json.loads(done.stdout)["key"]
     return key
+
+
+def free_port() -> int:
+    """A loopback port free now (for a process restarted on the same port)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

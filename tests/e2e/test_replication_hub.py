@@ -29,13 +29,12 @@ import asyncio
 import json
 import os
 import random
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from blackhole_proxy_kit import LinkProxy
-from edge_process_kit import EdgeProcess, add_gateway, store_rows
+from edge_process_kit import EdgeProcess, add_gateway, free_port, store_rows
 from edge_upstream_kit import PADDED_SCHEMA, eventually, write_app
 
 from gateway import Gateway
@@ -68,13 +67,6 @@ CI = Tier(docs=5_000, edge_kills=3, hub_outages=3, black_holes=2, pad_bytes=16_0
 SOAK = Tier(docs=100_000, edge_kills=20, hub_outages=8, black_holes=4, pad_bytes=0)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @dataclass
 class Link:
     """The edge, the hub, and the proxy between them."""
@@ -92,7 +84,7 @@ async def run_tier(tier: Tier, tmp_path: Path) -> None:
     async with Gateway.open(app, edge_data) as gw:  # the edge's id exists from its first open
         edge_id = gw.store.gateway_id
     (edge_data / "upstream_key").write_text(add_gateway(app, hub_data, edge_id))
-    port = _free_port()
+    port = free_port()
     hub = EdgeProcess(app, hub_data, "", tmp_path / "hub.log", port=port, hub=True)
     async with LinkProxy(port) as proxy:
         edge = EdgeProcess(app, edge_data, proxy.url, tmp_path / "edge.log", extra=EDGE_TIMEOUTS)
