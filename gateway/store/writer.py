@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import math
 import queue
 import sqlite3
 import threading
@@ -203,7 +204,7 @@ class Writer:
             outcome, tx = self._run_job(conn, pending, job, catalog, last_ts)
             outcomes.append(outcome)
             if outcome.error is None and tx is not None:
-                catalog, last_ts = tx.catalog, tx.ts
+                catalog, last_ts = tx.catalog, _past_creation_times(tx)
                 committed.append(Committed(tx.ts, tx.changed_keys, outcome.result[1]))
                 outcome.result = outcome.result[0]
             if len(outcomes) >= self._max_batch:
@@ -329,3 +330,17 @@ class Writer:
                 future.set_exception(outcome.error)
             else:
                 future.set_result((outcome.result, outcome.ts))
+
+
+def _past_creation_times(tx: Transaction) -> int:
+    """The timestamp the next transaction must come after: ``tx.ts``, or more when its
+    inserts' ``_creationTime`` (``ts / 1e6`` ms, then the next float up per insert) went
+    past it. A float of ~1.8e12 ms moves in steps of ~244 ns, so while the HLC counts on
+    by 1 ns (a wall clock set back, a leap not trusted) the next commit's creation times
+    would repeat or fall below these ones without this floor (found by the clock test of
+    ``tests/e2e/test_replication_clock.py``)."""
+    if not tx.newest_creation_ms:
+        return tx.ts
+    # At least the next float up, in ns; the product is off by half an ulp at most.
+    ns = math.nextafter(tx.newest_creation_ms, math.inf) * 1_000_000
+    return max(tx.ts, math.ceil(ns) + int(math.ulp(ns)))
