@@ -220,14 +220,14 @@ def _check(
     assert not set(touched[60:]) & set(hub_docs), f"seed {seed}: a deleted document is back"
     # Provenance: one row per document, from one epoch, the insert's seq in insert order.
     provenance = _rows(hub_data, "_replication_provenance")
-    seq_of = {str(row["docId"]): int(row["seq"]) for row in provenance}  # type: ignore[call-overload]
+    seq_of = {str(row["docId"]): int(row["seq"]) for row in provenance}
     assert len(provenance) == len(seq_of) == len(hub_docs), f"seed {seed}"
     assert len({row["epoch"] for row in provenance}) == 1, f"seed {seed}"
     bumped = set(touched[:60])
     for doc_id, doc in hub_docs.items():
-        index = int(doc["n"]) - (doc_id in bumped)  # type: ignore[call-overload]
+        index = int(doc["n"]) - (doc_id in bumped)
         assert seq_of[doc_id] == index + 1, f"seed {seed}: {doc_id} {doc} seq {seq_of[doc_id]}"
-    by_creation = sorted(hub_docs.values(), key=lambda doc: doc["_creationTime"])  # type: ignore[arg-type, return-value]
+    by_creation = sorted(hub_docs.values(), key=lambda doc: doc["_creationTime"])
     order = [seq_of[str(doc["_id"])] for doc in by_creation]
     assert order == sorted(order), f"seed {seed}: _creationTime is not in commit order"
     marks = _rows(hub_data, "_replication_marks")

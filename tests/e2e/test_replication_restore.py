@@ -73,7 +73,7 @@ async def test_new_data_after_a_restored_backup_reaches_the_hub(
         raise
     hub_docs = {str(doc["_id"]): doc for doc in _rows(hub_data, "readings")}
     edge_docs = {str(doc["_id"]): doc for doc in _rows(edge_data, "readings")}
-    after = [doc for doc in hub_docs.values() if float(doc["n"]) >= AFTER_START]  # type: ignore[arg-type]
+    after = [doc for doc in hub_docs.values() if float(doc["n"]) >= AFTER_START]
     assert sorted(str(doc["_id"]) for doc in after) == sorted(new_ids), "new data was dropped"
     # The hub has the edge's documents, and keeps what the edge wrote between backup and
     # restore (``outpost import`` opens the store without the app's schema, so its
@@ -82,9 +82,9 @@ async def test_new_data_after_a_restored_backup_reaches_the_hub(
     assert len(hub_docs) == BEFORE + BETWEEN + AFTER
     marks = _rows(hub_data, "_replication_marks")
     assert len({mark["epoch"] for mark in marks}) == 2, f"one epoch: {marks}"
-    new_epoch = max(float(mark["epoch"]) for mark in marks)  # type: ignore[arg-type]
+    new_epoch = max(float(mark["epoch"]) for mark in marks)
     provenance = {str(row["docId"]): row for row in _rows(hub_data, "_replication_provenance")}
-    assert {float(provenance[i]["epoch"]) for i in new_ids} == {new_epoch}  # type: ignore[arg-type]
+    assert {float(provenance[i]["epoch"]) for i in new_ids} == {new_epoch}
     for data in (edge_data, hub_data):
         assert store_rows(data, "PRAGMA integrity_check") == [("ok",)]
 
