@@ -30,6 +30,7 @@ class LinkProxy:
         self.black_hole = False
         self.response_delay_s = 0.0
         self.held = 0  # connections accepted during a black hole
+        self.abandoned = 0  # of those, closed by the client (its timeout)
         self.refused = 0  # connections reset because the hub was down
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
@@ -66,6 +67,7 @@ class LinkProxy:
             if self.black_hole:
                 self.held += 1
                 await _swallow(reader)
+                self.abandoned += 1
                 return
             try:
                 up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)

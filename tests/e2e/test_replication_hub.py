@@ -8,8 +8,9 @@ the edge drains through ``LinkProxy``. At random moments of the drain the test, 
 random order: SIGKILLs the edge and starts it again; stops the hub (SIGKILL or SIGTERM)
 until the edge has been refused, and starts it again on the same port and data
 directory; or black-holes the link (connections accepted, bytes swallowed, no reset)
-until the edge has logged a timeout, then lets traffic pass and waits for the edge to
-say the upstream is back. The edge runs with short upstream timeouts
+until the edge has timed out on the connection it had and on a new one the proxy
+accepted and held, then lets traffic pass and waits for the edge to say the upstream
+is back. The edge runs with short upstream timeouts
 (``upstream_connect_timeout_s``, ``upstream_request_timeout_s``) so that takes seconds.
 
 At the end: the hub has every document exactly once with the edge's body (patches and
@@ -29,6 +30,7 @@ import asyncio
 import json
 import os
 import random
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,9 +96,11 @@ async def run_tier(tier: Tier, tmp_path: Path) -> None:
             changes, touched = await _write(edge, tier, rng)
             proxy.response_delay_s = RESPONSE_DELAY_S
             await asyncio.to_thread(hub.start)
+            drain_start = time.monotonic()
             await _disrupt(link, tier, rng)
             proxy.response_delay_s = 0.0
             await eventually(lambda: _outbox_empty(edge), DRAIN_DEADLINE_S)
+            drain_s = time.monotonic() - drain_start
             assert await asyncio.to_thread(edge.stop) == 0
             assert await asyncio.to_thread(hub.stop) == 0
         except BaseException:
@@ -106,6 +110,12 @@ async def run_tier(tier: Tier, tmp_path: Path) -> None:
                     await asyncio.to_thread(process.kill9)
             raise
     _check(edge_data, hub_data, tier.docs, changes, touched, seed)
+    print(  # the figures of a run (``-s``)
+        f"seed {seed}: {changes} changes drained in {drain_s:.1f} s through {tier.edge_kills} "
+        f"edge kills, {tier.hub_outages} hub outages ({hub.starts} hub starts) and "
+        f"{tier.black_holes} black holes ({proxy.held} connections held and timed "
+        f"out by the edge, {proxy.refused} refused while the hub was down)"
+    )
 
 
 async def _disrupt(link: Link, tier: Tier, rng: random.Random) -> None:
@@ -140,14 +150,18 @@ async def _hub_outage(link: Link, rng: random.Random) -> None:
 
 
 async def _black_hole(link: Link) -> None:
-    """Black-hole the link until the edge timed out; let it pass until the edge is back."""
+    """Black-hole the link until the edge timed out twice: on the connection it had (a
+    push in flight) and on a new one the proxy accepted and held; then let traffic pass
+    until the edge says the upstream is back."""
     # The edge logs the timeout as it goes down (once per outage): wait until it is not
     # down already, from an earlier event.
     await eventually(lambda: _last_link_line(link.edge) != DOWN, EVENT_DEADLINE_S)
     timed_out, back = _log_count(link.edge, TIMED_OUT), _log_count(link.edge, BACK)
+    abandoned = link.proxy.abandoned
     link.proxy.black_hole = True
     try:
         await eventually(lambda: _log_count(link.edge, TIMED_OUT) > timed_out, EVENT_DEADLINE_S)
+        await eventually(lambda: link.proxy.abandoned > abandoned, EVENT_DEADLINE_S)
     finally:
         link.proxy.black_hole = False
     await eventually(lambda: _log_count(link.edge, BACK) > back, EVENT_DEADLINE_S)
