@@ -28,6 +28,7 @@ from edge_process_kit import EdgeProcess, add_gateway, free_port, store_rows
 from edge_upstream_kit import eventually, write_app
 
 from gateway import Gateway
+from gateway.store.hlc import ntp_synchronised
 
 DRAIN_DEADLINE_S = 60.0
 # Writes per phase: single inserts (a commit each) and small batches (a commit each).
@@ -111,6 +112,8 @@ def _check(outbox: list[tuple[int, int, str, str, int]], hub_data: Path) -> None
     trusted = [provenance[str(doc["_id"])]["clockTrusted"] for doc in docs]
     assert trusted == [edge_trusted[str(doc["_id"])] for doc in docs]
     assert all(trusted[: 2 * PER_PHASE]), "a clock behind the HLC is not a leap to distrust"
+    # The leap ahead is trusted only when the kernel says NTP synchronised the clock.
+    assert trusted[2 * PER_PHASE :] == [ntp_synchronised()] * PER_PHASE
     [mark] = _rows(hub_data, "_replication_marks")
     assert mark["clockTrusted"] == trusted[-1]
 
