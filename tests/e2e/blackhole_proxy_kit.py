@@ -8,6 +8,11 @@ refused, reset or closed by the proxy (no RST, no FIN), so only the client's own
 timeouts can tell. Connections opened during a black hole stay dead after it ends
 (their packets are gone); new ones pass again.
 
+``drop_syns()`` goes further: the proxy stops accepting and holds its port with a
+listening socket whose accept queue is full, so the kernel drops a new connection's
+SYN and the client's connect hangs (the way a dead route looks); ``accept_again()``
+ends it. Connections already open go on (swallowed, under ``black_hole``).
+
 ``response_delay_s`` holds each chunk from the hub for that long before passing it on
 (paces a drain so a test's poll sees each batch land). A connection accepted while the
 hub is down is reset at once (``refused`` counts them), as a closed port would be.
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 
 CHUNK = 65536
 
@@ -33,6 +39,7 @@ class LinkProxy:
         self.abandoned = 0  # of those, closed by the client (its timeout)
         self.refused = 0  # connections reset because the hub was down
         self._server: asyncio.Server | None = None
+        self._full_queue: list[socket.socket] = []  # under drop_syns: listener, its filler
         self._handlers: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
 
@@ -48,8 +55,31 @@ class LinkProxy:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    def drop_syns(self) -> None:
+        """Stop accepting: the port's accept queue is held full, so connects hang."""
+        assert self._server is not None
+        self._server.close()  # the listening socket only: open connections stay
+        self._server = None
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(0)  # room for one connection waiting to be accepted: ...
+        self._full_queue = [listener, socket.create_connection(("127.0.0.1", self.port), 1)]
+        # ... that one, never accepted; the kernel drops every SYN after it.
+
+    async def accept_again(self) -> None:
+        """End ``drop_syns``: listen on the same port and forward again."""
+        self._close_full_queue()
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+
+    def _close_full_queue(self) -> None:
+        for sock in self._full_queue:
+            sock.close()
+        self._full_queue = []
+
     async def close(self) -> None:
         """Stop listening, close every connection, and wait for the handlers."""
+        self._close_full_queue()
         if self._server is not None:
             self._server.close()
             self._server = None

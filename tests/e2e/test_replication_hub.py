@@ -8,8 +8,8 @@ the edge drains through ``LinkProxy``. At random moments of the drain the test, 
 random order: SIGKILLs the edge and starts it again; stops the hub (SIGKILL or SIGTERM)
 until the edge has been refused, and starts it again on the same port and data
 directory; or black-holes the link (connections accepted, bytes swallowed, no reset)
-until the edge has timed out on the connection it had and on a new one the proxy
-accepted and held, then lets traffic pass and waits for the edge to say the upstream
+until the edge has timed out on the connection it had and on a new one (accepted and
+held by the proxy, or whose connect hangs), then lets traffic pass and waits for the edge to say the upstream
 is back. The edge runs with short upstream timeouts
 (``upstream_connect_timeout_s``, ``upstream_request_timeout_s``) so that takes seconds.
 
@@ -18,6 +18,9 @@ deletes applied), one provenance row each whose seq follows the documents' inser
 (``n`` is the insert index), ``_creationTime`` in the same order, the hub's mark for the
 edge is its last seq in one epoch, the edge's outbox is pruned, and both stores pass
 ``integrity_check``.
+
+Half the black holes also drop SYNs (``LinkProxy.drop_syns``): the edge's connects
+hang, and only ``upstream_connect_timeout_s`` ends them.
 
 CI tier: 3 edge kills, 3 hub outages and 2 black holes on 5,000 documents. Soak tier:
 20 edge kills, 8 hub outages and 4 black holes on 100,000 (``-m soak``).
@@ -46,7 +49,12 @@ EVENT_DEADLINE_S = 60.0
 WRITE_CHUNK = 500
 TOUCHED = 100  # of the first 200 documents: 60 patched, 40 deleted
 # Short enough that a black hole is seen in seconds, long enough for a loaded CI box.
-EDGE_TIMEOUTS = {"UPSTREAM_CONNECT_TIMEOUT_S": "2", "UPSTREAM_REQUEST_TIMEOUT_S": "4"}
+# Debug logging: the edge logs every failed push then, not only the first of an outage.
+EDGE_SETTINGS = {
+    "UPSTREAM_CONNECT_TIMEOUT_S": "2",
+    "UPSTREAM_REQUEST_TIMEOUT_S": "4",
+    "LOG_LEVEL": "debug",
+}
 # Each answer of the hub is held this long, so the test's poll sees each batch land.
 RESPONSE_DELAY_S = 0.2
 TIMED_OUT = "no answer within the timeout"
@@ -89,7 +97,7 @@ async def run_tier(tier: Tier, tmp_path: Path) -> None:
     port = free_port()
     hub = EdgeProcess(app, hub_data, "", tmp_path / "hub.log", port=port, hub=True)
     async with LinkProxy(port) as proxy:
-        edge = EdgeProcess(app, edge_data, proxy.url, tmp_path / "edge.log", extra=EDGE_TIMEOUTS)
+        edge = EdgeProcess(app, edge_data, proxy.url, tmp_path / "edge.log", extra=EDGE_SETTINGS)
         link = Link(edge, hub, proxy)
         try:
             await asyncio.to_thread(edge.start)  # the hub is down: the edge keeps its outbox
@@ -121,7 +129,8 @@ async def run_tier(tier: Tier, tmp_path: Path) -> None:
 async def _disrupt(link: Link, tier: Tier, rng: random.Random) -> None:
     """The tier's events in a random order, each at a random point of the drain (a count
     of documents on the hub), each while documents are still missing there."""
-    events = ["edge"] * tier.edge_kills + ["hub"] * tier.hub_outages + ["hole"] * tier.black_holes
+    holes = ["hole", "syn"] * (tier.black_holes // 2) + ["hole"] * (tier.black_holes % 2)
+    events = ["edge"] * tier.edge_kills + ["hub"] * tier.hub_outages + holes
     rng.shuffle(events)
     # The points stay below 60%: an event may let a batch or two land (a black hole
     # waits for the edge to be back), and the tiers have some 2.5 batches per event.
@@ -135,7 +144,7 @@ async def _disrupt(link: Link, tier: Tier, rng: random.Random) -> None:
         elif event == "hub":
             await _hub_outage(link, rng)
         else:
-            await _black_hole(link)
+            await _black_hole(link, drop_syns=event == "syn")
 
 
 async def _hub_outage(link: Link, rng: random.Random) -> None:
@@ -149,21 +158,27 @@ async def _hub_outage(link: Link, rng: random.Random) -> None:
     await asyncio.to_thread(link.hub.start)
 
 
-async def _black_hole(link: Link) -> None:
+async def _black_hole(link: Link, *, drop_syns: bool) -> None:
     """Black-hole the link until the edge timed out twice: on the connection it had (a
-    push in flight) and on a new one the proxy accepted and held; then let traffic pass
-    until the edge says the upstream is back."""
-    # The edge logs the timeout as it goes down (once per outage): wait until it is not
-    # down already, from an earlier event.
+    push in flight) and on a new one, which the proxy accepted and held or, with
+    ``drop_syns``, whose connect hung; then let traffic pass until the edge says the
+    upstream is back."""
     await eventually(lambda: _last_link_line(link.edge) != DOWN, EVENT_DEADLINE_S)
     timed_out, back = _log_count(link.edge, TIMED_OUT), _log_count(link.edge, BACK)
     abandoned = link.proxy.abandoned
     link.proxy.black_hole = True
+    if drop_syns:
+        link.proxy.drop_syns()
     try:
-        await eventually(lambda: _log_count(link.edge, TIMED_OUT) > timed_out, EVENT_DEADLINE_S)
-        await eventually(lambda: link.proxy.abandoned > abandoned, EVENT_DEADLINE_S)
+        await eventually(
+            lambda: _log_count(link.edge, TIMED_OUT) >= timed_out + 2, EVENT_DEADLINE_S
+        )
+        if not drop_syns:  # the new connection's end reaches the proxy just after
+            await eventually(lambda: link.proxy.abandoned > abandoned, EVENT_DEADLINE_S)
     finally:
         link.proxy.black_hole = False
+        if drop_syns:
+            await link.proxy.accept_again()
     await eventually(lambda: _log_count(link.edge, BACK) > back, EVENT_DEADLINE_S)
 
 
