@@ -105,6 +105,12 @@ class Settings:
     ``_system/replication:push``, the downlink's query ``_system/replication:changes``) or
     ``convex`` (a Convex deployment with ``deploy/convex/``: ``outpost:push`` and
     ``outpost:changes``). See ``docs/replication.md``."""
+    upstream_connect_timeout_s: float = 10.0
+    """Time a push to ``upstream_url`` has to open its connection (TCP and TLS); past it the
+    link counts as down and the edge backs off (a link that drops packets refuses nothing)."""
+    upstream_request_timeout_s: float = 60.0
+    """Time one push (a batch sent and its answer read) may take; past it the link counts
+    as down and the batch is sent again later (a link that swallows bytes answers nothing)."""
     outbox_max_bytes: int = 256 * 1024 * 1024
     """Bytes the replication outbox (changes to ``.replicate("up")`` tables not yet
     acknowledged upstream) may hold while the link is down (0 = no limit; no limit either
@@ -129,6 +135,9 @@ class Settings:
             raise ConfigError(
                 f"upstream_kind must be outpost or convex, got {self.upstream_kind!r}"
             )
+        for name in ("upstream_connect_timeout_s", "upstream_request_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be more than 0, got {getattr(self, name)}")
         if self.outbox_max_bytes < 0:
             raise ConfigError(f"outbox_max_bytes must be 0 or more, got {self.outbox_max_bytes}")
 

@@ -1,4 +1,5 @@
-"""Debian packages the tests need (chromium, node and npm, mosquitto), installed when missing.
+"""Debian packages the tests need (chromium, node and npm, mosquitto, faketime), installed
+when missing.
 
 A clean CI machine has nothing installed by hand, so a test that needs a program from
 Debian installs it itself when it runs as root (once per machine, under a lock, since

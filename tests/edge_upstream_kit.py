@@ -30,6 +30,10 @@ schema = define_schema({
     "scratch": define_table({"n": v.float64()}),
 })
 """
+# The same with an optional ``pad`` string: bigger documents, so more batches.
+PADDED_SCHEMA = SCHEMA.replace(
+    '{"n": v.float64()}', '{"n": v.float64(), "pad": v.optional(v.string())}', 1
+)
 FUNCTIONS = """
 from gateway import mutation, query
 
@@ -39,8 +43,9 @@ async def add(ctx, args):
 
 @mutation
 async def add_many(ctx, args):
+    pad = {"pad": "x" * int(args["pad"])} if args.get("pad") else {}  # PADDED_SCHEMA only
     for n in range(int(args["start"]), int(args["start"]) + int(args["count"])):
-        await ctx.db.insert("readings", {"n": float(n)})
+        await ctx.db.insert("readings", {"n": float(n), **pad})
 
 @mutation
 async def bump(ctx, args):
@@ -65,11 +70,11 @@ async def count(ctx, args):
 """
 
 
-def write_app(root: Path) -> Path:
+def write_app(root: Path, schema: str = SCHEMA) -> Path:
     """The edge app (``readings`` replicates up, ``scratch`` stays local)."""
     convex = root / "convex"
     convex.mkdir(parents=True, exist_ok=True)
-    (convex / "schema.py").write_text(textwrap.dedent(SCHEMA))
+    (convex / "schema.py").write_text(textwrap.dedent(schema))
     (convex / "readings.py").write_text(textwrap.dedent(FUNCTIONS))
     return root
 

@@ -114,7 +114,12 @@ async def start_replication(
     try:
         links.uplink = Uplink(
             store,
-            PushClient(upstream_url, path=push_path),
+            PushClient(
+                upstream_url,
+                path=push_path,
+                connect_timeout_s=settings.upstream_connect_timeout_s,
+                request_timeout_s=settings.upstream_request_timeout_s,
+            ),
             key=key,
             schema=lambda: schema_digest(gateway.app.schema),
         )
@@ -122,7 +127,14 @@ async def start_replication(
         await links.uplink.start()
         down = [t for t, d in sorted(store.catalog.replication.items()) if d == "down"]
         if down and not settings.hub:
-            links.downlink = Downlink(store, upstream_url, key=key, tables=down, path=changes_path)
+            links.downlink = Downlink(
+                store,
+                upstream_url,
+                key=key,
+                tables=down,
+                path=changes_path,
+                connect_timeout_s=settings.upstream_connect_timeout_s,
+            )
             view.downlink = links.downlink
             await links.downlink.start()
     except BaseException:

@@ -9,8 +9,10 @@ bumps, and the new seqs start a new mark:
 - at every import (``outpost import``: ``Store.bump_epoch``);
 - at open, when the store's fingerprint changed: the machine (``/etc/machine-id`` and,
   on a Raspberry Pi, the board's serial number, which a cloned SD card does not carry
-  along) or the data directory (its resolved path and its inode: a restored or copied
-  directory is a new inode). The log says which part changed.
+  along) or the data directory (its resolved path, its inode, and that inode's
+  generation where the file system tells it: a restored or copied directory is a new
+  inode, but a deleted one's number is soon reused, and only the generation differs).
+  The log says which part changed.
 
 A restart changes none of these. A bump too many is harmless: the upstream starts a
 new mark at whatever seq comes next, and nothing is re-sent that was acknowledged.
@@ -18,11 +20,13 @@ new mark at whatever seq comes next, and nothing is re-sent that was acknowledge
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
 import os
 import sqlite3
+import struct
 from collections.abc import Callable
 from pathlib import Path
 
@@ -43,11 +47,32 @@ def fingerprint(data_dir: Path) -> Fingerprint:
         except OSError:
             machine.update(b"-")
     resolved = Path(data_dir).resolve()
-    return {
+    found = {
         "machine": machine.hexdigest()[:32],
         "path": str(resolved),
         "inode": str(os.stat(resolved).st_ino),
     }
+    generation = _inode_generation(resolved)
+    if generation is not None:
+        found["generation"] = generation
+    return found
+
+
+def _inode_generation(path: Path) -> str | None:
+    """The directory inode's generation (``FS_IOC_GETVERSION``: ext4, btrfs, xfs...), which
+    changes when a freed inode number is handed out again; None where there is none."""
+    request = (2 << 30) | (struct.calcsize("l") << 16) | (ord("v") << 8) | 1  # _IOR('v', 1, long)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        answer = fcntl.ioctl(fd, request, bytes(8))
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return str(struct.unpack_from("I", answer)[0])  # the kernel writes an int
 
 
 def settle(conn: sqlite3.Connection, found: Fingerprint) -> int:
@@ -56,7 +81,8 @@ def settle(conn: sqlite3.Connection, found: Fingerprint) -> int:
     kept = _get(conn, "fingerprint")
     if kept is not None:
         before: Fingerprint = json.loads(kept)
-        changed = [part for part in sorted(found) if before.get(part) != found[part]]
+        # A part the kept fingerprint lacks (made before it was looked at) is no change.
+        changed = [part for part in sorted(found) if before.get(part, found[part]) != found[part]]
         if changed:
             epoch += 1
             log.warning(

@@ -89,6 +89,7 @@ class Transaction:
         # Whether the wall clock was trustworthy when ``ts`` was stamped (the HLC's
         # ``wall_trusted``); written with each outbox row, sent with each batch.
         self.clock_trusted = clock_trusted
+        self.newest_creation_ms = 0.0  # the largest ``_creationTime`` ``insert`` was given
         self._new_id = new_id
         self.changed_keys: list[tuple[int, bytes]] = []
         self._changes: dict[str, DocChange] = {}
@@ -173,6 +174,8 @@ class Transaction:
         info = self.catalog.table(table) or self.create_table(table)
         assert self._new_id is not None
         doc_id = self._new_id(info.number, self.ts)
+        if creation_time > self.newest_creation_ms:
+            self.newest_creation_ms = creation_time
         self._add(info, {"_id": doc_id, "_creationTime": creation_time, **body})
         return doc_id
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import sqlite3
 import subprocess
 from contextlib import closing
@@ -14,7 +15,8 @@ from serve_process_kit import OUTPOST, ServeProcess
 
 class EdgeProcess(ServeProcess):
     """``outpost serve app --data-dir data`` with ``OUTPOST_UPSTREAM_URL`` set (or, with
-    ``hub=True``, a hub: ``OUTPOST_HUB=true``), on ``port`` (0: any free one)."""
+    ``hub=True``, a hub: ``OUTPOST_HUB=true``), on ``port`` (0: any free one); ``extra``
+    adds settings (``{"UPSTREAM_REQUEST_TIMEOUT_S": "3"}``), changeable between starts."""
 
     def __init__(
         self,
@@ -25,15 +27,17 @@ class EdgeProcess(ServeProcess):
         *,
         port: int = 0,
         hub: bool = False,
+        extra: dict[str, str] | None = None,
     ) -> None:
         super().__init__(app, data, log, port=port)
         self.upstream_url, self.hub = upstream_url, hub
+        self.extra = dict(extra or {})
 
     def settings(self) -> dict[str, str]:
         env = {"OUTPOST_MQTT_BROKER": "off", "OUTPOST_UPSTREAM_URL": self.upstream_url}
         if self.hub:
             env["OUTPOST_HUB"] = "true"
-        return env
+        return env | {f"OUTPOST_{name}": value for name, value in self.extra.items()}
 
 
 def store_rows(data: Path, sql: str) -> list[tuple[Any, ...]]:
@@ -52,3 +56,11 @@ def add_gateway(app: Path, hub_data: Path, name: str) -> str:
     )
     key: str = json.loads(done.stdout)["key"]
     return key
+
+
+def free_port() -> int:
+    """A loopback port free now (for a process restarted on the same port)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

@@ -21,13 +21,15 @@ EXIT_DEADLINE_S = 30.0
 
 class ServeProcess:
     """``outpost serve app --data-dir data --port port`` with ``settings`` as
-    ``OUTPOST_<NAME>`` variables (every other ``OUTPOST_`` variable removed)."""
+    ``OUTPOST_<NAME>`` variables (every other ``OUTPOST_`` variable removed) and
+    ``extra_env`` beside them (``LD_PRELOAD`` of libfaketime for a clock set back)."""
 
     def __init__(self, app: Path, data: Path, log: Path, *, port: int = 0) -> None:
         self.app, self.data, self.log, self.port = app, data, log, port
         self.proc: subprocess.Popen[str] | None = None
         self.starts = 0
         self.url = ""  # the HTTP API of the running process
+        self.extra_env: dict[str, str] = {}
 
     def settings(self) -> dict[str, str]:
         """``OUTPOST_*`` variables of this process (subclasses add theirs)."""
@@ -35,7 +37,7 @@ class ServeProcess:
 
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("OUTPOST_")}
-        env |= self.settings()
+        env |= self.settings() | self.extra_env
         command = [str(OUTPOST), "serve", str(self.app), "--data-dir", str(self.data)]
         with open(self.log, "a") as log:
             self.proc = subprocess.Popen(

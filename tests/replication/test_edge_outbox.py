@@ -6,6 +6,7 @@ import json
 import logging
 import shutil
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from gateway import Gateway
 from gateway.replication.outbox import Outbox
 from gateway.snapshot import export_snapshot, import_snapshot
 from gateway.store import Store, Transaction
+from gateway.store.epoch import fingerprint
 from gateway.store.layout import DB_FILENAME
 
 
@@ -63,6 +65,45 @@ async def test_another_machine_bumps_the_epoch(tmp_path: Path) -> None:
         assert gw.store.epoch == first + 1
     async with Gateway.open(app, data) as gw:
         assert gw.store.epoch == first + 1  # and stays there
+
+
+def _edit_kept_fingerprint(data: Path, edit: Callable[[dict[str, str]], None]) -> None:
+    conn = sqlite3.connect(data / DB_FILENAME)
+    kept = json.loads(conn.execute("SELECT value FROM meta WHERE key='fingerprint'").fetchone()[0])
+    edit(kept)
+    conn.execute("UPDATE meta SET value=? WHERE key='fingerprint'", (json.dumps(kept),))
+    conn.commit()
+    conn.close()
+
+
+async def test_a_directory_restored_in_place_bumps_the_epoch(tmp_path: Path) -> None:
+    """Deleted and copied back from a backup at the same path: the directory's inode
+    number is often the freed one again, and only its generation tells (found by
+    tests/e2e/test_replication_restore.py, where the edge then lost new documents)."""
+    app = write_app(tmp_path / "app")
+    data = tmp_path / "d"
+    async with Gateway.open(app, data) as gw:
+        first = gw.store.epoch
+    shutil.copytree(data, tmp_path / "backup")
+    shutil.rmtree(data)
+    shutil.copytree(tmp_path / "backup", data)
+    async with Gateway.open(app, data) as gw:
+        assert gw.store.epoch == first + 1
+
+
+async def test_the_inode_generation_counts_and_its_absence_does_not(tmp_path: Path) -> None:
+    app = write_app(tmp_path / "app")
+    data = tmp_path / "d"
+    async with Gateway.open(app, data) as gw:
+        first = gw.store.epoch
+    if "generation" not in fingerprint(data):
+        pytest.skip("this file system tells no inode generation")
+    _edit_kept_fingerprint(data, lambda kept: kept.pop("generation"))  # kept by an older one
+    async with Gateway.open(app, data) as gw:
+        assert gw.store.epoch == first
+    _edit_kept_fingerprint(data, lambda kept: kept.update(generation="12345"))
+    async with Gateway.open(app, data) as gw:
+        assert gw.store.epoch == first + 1
 
 
 async def test_an_import_bumps_the_epoch(tmp_path: Path) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
+
 import pytest
 
 from gateway.store import ClockDriftError, HybridClock
@@ -96,4 +99,31 @@ async def test_store_timestamps_survive_a_restart_with_the_clock_set_back(
         second = await write_one(store)
     finally:
         await store.close()
-    assert first == T0 and second == T0 + 1
+    # Counting on from T0, past the first document's _creationTime (T0 / 1e6 ms): the
+    # next float up is ~244 ns later, so the next ts is within a microsecond.
+    assert first == T0 and T0 < second < T0 + 1_000
+
+
+async def test_creation_times_follow_commit_order_while_the_clock_counts_on(tmp_path) -> None:
+    """A wall clock behind the HLC: each commit's ts is 1 ns on, finer than a
+    ``_creationTime`` float can tell; the next commit's creation times still come after
+    every one handed out before (as ``Execution.creation_time`` hands them out)."""
+    from gateway.store import Store
+
+    def insert_three(tx):
+        handed, creation = [], tx.ts / 1e6
+        for _ in range(3):
+            tx.insert("t", {"x": 1.0}, creation)
+            handed.append(creation)
+            creation = math.nextafter(creation, math.inf)
+        return handed
+
+    store = await Store.open(tmp_path, wall_ns=Wall(T0), synced=lambda: False)
+    try:
+        writes = [await store.write(insert_three)]
+        store.writer.clock._wall_ns = Wall(T0 - DAY)  # noqa: SLF001 - set back, running
+        writes += await asyncio.gather(*(store.write(insert_three) for _ in range(5)))
+    finally:
+        await store.close()
+    in_commit_order = [c for handed, _ in sorted(writes, key=lambda w: w[1]) for c in handed]
+    assert all(a < b for a, b in zip(in_commit_order, in_commit_order[1:], strict=False))
