@@ -46,6 +46,18 @@ def store_rows(data: Path, sql: str) -> list[tuple[Any, ...]]:
         return conn.execute(sql).fetchall()
 
 
+def provenance_rows(hub_data: Path) -> list[dict[str, Any]]:
+    """A stopped hub's provenance rows (``gateway.replication.hub_tables``), keyed as the
+    admin query ``_system/replication:provenance`` answers them."""
+    rows = store_rows(
+        hub_data,
+        "SELECT doc_id, tbl, gateway, epoch, seq, ts, trusted, received_ms "
+        "FROM replication_provenance",
+    )
+    keys = ("docId", "table", "gateway", "epoch", "seq", "ts", "clockTrusted", "receivedMs")
+    return [{**dict(zip(keys, row, strict=True)), "clockTrusted": bool(row[6])} for row in rows]
+
+
 def add_gateway(app: Path, hub_data: Path, name: str) -> str:
     """``outpost gateway add NAME --json`` on the hub's data directory; the key."""
     done = subprocess.run(

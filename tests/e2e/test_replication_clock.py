@@ -24,7 +24,7 @@ import json
 from pathlib import Path
 
 from debian import ensure_programs
-from edge_process_kit import EdgeProcess, add_gateway, free_port, store_rows
+from edge_process_kit import EdgeProcess, add_gateway, free_port, provenance_rows, store_rows
 from edge_upstream_kit import eventually, write_app
 
 from gateway import Gateway
@@ -98,7 +98,7 @@ def _check(outbox: list[tuple[int, int, str, str, int]], hub_data: Path) -> None
     edge_trusted = {doc_id: bool(trusted) for _, _, _, doc_id, trusted in outbox}
     docs = sorted(_rows(hub_data, "readings"), key=lambda doc: float(doc["n"]))
     assert [int(doc["n"]) for doc in docs] == list(range(PER_PHASE * len(CLOCKS)))
-    provenance = {str(row["docId"]): row for row in _rows(hub_data, "_replication_provenance")}
+    provenance = {str(row["docId"]): row for row in provenance_rows(hub_data)}
     ts = [int(provenance[str(doc["_id"])]["ts"]) for doc in docs]
     assert ts == [edge_ts[str(doc["_id"])] for doc in docs], "provenance ts is not the edge's"
     assert ts == sorted(ts), "commit timestamps went back"

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import pytest
 from blackhole_proxy_kit import LinkProxy
-from edge_process_kit import EdgeProcess, add_gateway, free_port, store_rows
+from edge_process_kit import EdgeProcess, add_gateway, free_port, provenance_rows, store_rows
 from edge_upstream_kit import PADDED_SCHEMA, eventually, write_app
 
 from gateway import Gateway
@@ -248,7 +248,7 @@ def _check(
     assert hub_docs == {str(doc["_id"]): doc for doc in _rows(edge_data, "readings")}
     assert not set(touched[60:]) & set(hub_docs), f"seed {seed}: a deleted document is back"
     # Provenance: one row per document, from one epoch, the insert's seq in insert order.
-    provenance = _rows(hub_data, "_replication_provenance")
+    provenance = provenance_rows(hub_data)
     seq_of = {str(row["docId"]): int(row["seq"]) for row in provenance}
     assert len(provenance) == len(seq_of) == len(hub_docs), f"seed {seed}"
     assert len({row["epoch"] for row in provenance}) == 1, f"seed {seed}"

@@ -27,7 +27,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from edge_process_kit import EdgeProcess, add_gateway, store_rows
+from edge_process_kit import EdgeProcess, add_gateway, provenance_rows, store_rows
 from edge_upstream_kit import eventually, write_app
 from serve_process_kit import OUTPOST
 
@@ -83,7 +83,7 @@ async def test_new_data_after_a_restored_backup_reaches_the_hub(
     marks = _rows(hub_data, "_replication_marks")
     assert len({mark["epoch"] for mark in marks}) == 2, f"one epoch: {marks}"
     new_epoch = max(float(mark["epoch"]) for mark in marks)
-    provenance = {str(row["docId"]): row for row in _rows(hub_data, "_replication_provenance")}
+    provenance = {str(row["docId"]): row for row in provenance_rows(hub_data)}
     assert {float(provenance[i]["epoch"]) for i in new_ids} == {new_epoch}
     for data in (edge_data, hub_data):
         assert store_rows(data, "PRAGMA integrity_check") == [("ok",)]
