@@ -3,6 +3,12 @@ on loopback, vs a bare aiohttp client POSTing the same batches to a bare aiohttp
 that writes them with sqlite3 ``executemany`` (WAL, synchronous=FULL). Also the edge's
 ingest latency (one small mutation) while draining vs idle.
 
+Placement: by default the upstream (the hub, or the baseline's server) runs on CPU 1 and
+everything else (the edge or the baseline's client, and this process's load) on CPU 0,
+as if the upstream were its own machine, which it is in a deployment: on a shared core
+the edge's ingest latency would measure the hub's work, not the edge's. ``--no-pin``
+lets the scheduler place them.
+
 The backlog is filled fast: the edge starts with ``upstream_url`` pointing at the hub's
 port before the hub runs, and mutations insert ``--per-mutation`` documents each. The
 drain is timed from the hub's start to the hub's mark for the edge reaching the backlog's
@@ -128,6 +134,7 @@ async def baseline_round(workdir: Path, docs: int) -> float:
     port = free_port()
     db = workdir / "baseline.sqlite3"
     cmd = [sys.executable, __file__, "--baseline-server", str(port), "--db", str(db)]
+    cmd = _pinned(cmd, "upstream")
     proc, url = start_listening(cmd, "baseline listening", workdir / "baseline.log")
     try:
         async with aiohttp.ClientSession() as session:
@@ -156,11 +163,20 @@ def _env(upstream: str, hub: bool) -> dict[str, str]:
     return env
 
 
+PIN = {"edge": "0", "upstream": "1"}  # CPUs (``--no-pin``: empty, none)
+
+
+def _pinned(cmd: list[str], role: str) -> list[str]:
+    cpu = PIN.get(role, "")
+    return ["taskset", "-c", cpu, *cmd] if cpu else cmd
+
+
 def _serve(
     app: Path, data: Path, port: int, upstream: str, hub: bool, log: Path
 ) -> tuple[subprocess.Popen[str], str]:
     outpost = Path(sys.executable).parent / "outpost"
     cmd = [str(outpost), "serve", str(app), "--data-dir", str(data), "--port", str(port)]
+    cmd = _pinned(cmd, "upstream" if hub else "edge")
     # start_listening passes this process's environment on: set it for this server.
     for key in [k for k in os.environ if k.startswith("OUTPOST_")]:
         del os.environ[key]
@@ -298,8 +314,15 @@ async def outpost_round(
 
 
 async def main(args: argparse.Namespace) -> int:
+    if args.no_pin or (os.cpu_count() or 1) < 2:
+        PIN.clear()
+    elif PIN:
+        os.sched_setaffinity(0, {int(PIN["edge"])})  # the load generator beside the edge
     base = make_workdir(args.dir)
-    print(f"replication drain: {args.docs:,} documents, {args.rounds} rounds, batches of {BATCH}")
+    print(
+        f"replication drain: {args.docs:,} documents, {args.rounds} rounds, batches of {BATCH}; "
+        + (f"upstream on CPU {PIN['upstream']}, edge on CPU {PIN['edge']}" if PIN else "unpinned")
+    )
     if args.docs < 1_000_000:
         print(f"NOTE: ran with --docs {args.docs:,}, fewer than the issue's 1,000,000")
     ratios, rows = [], []
@@ -360,6 +383,9 @@ if __name__ == "__main__":
     parser.add_argument("--idle-samples", type=int, default=200, help="ingest calls timed idle")
     parser.add_argument("--dir", default=None, help="where the stores go (default: a temp dir)")
     parser.add_argument("--check", action="store_true", help="exit 1 when a goal is missed")
+    parser.add_argument(
+        "--no-pin", action="store_true", help="no CPU placement (upstream and edge share CPUs)"
+    )
     parser.add_argument("--baseline-server", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--db", default="", help=argparse.SUPPRESS)
     parsed = parser.parse_args()

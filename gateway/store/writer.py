@@ -116,6 +116,12 @@ class Writer:
         self.catalog = catalog
         self.quota = quota or OutboxQuota()
         self.clock = clock
+        # The next commit's ts comes after this (``_past_creation_times``) as well as after
+        # the last commit's. Kept apart from the clock's last ts (the ``last_ts`` meta
+        # row), which readers and the write log take for the newest commit's; kept in
+        # the ``ts_floor`` meta row across restarts.
+        self._ts_floor = 0
+        self._saved_floor = 0
         self.stats = WriterStats()
         self.commit_fn = commit_fn
         self._connect = connect
@@ -174,6 +180,8 @@ class Writer:
             ready.set_exception(exc)
             return
         self.connection = conn
+        row = conn.execute("SELECT value FROM meta WHERE key = 'ts_floor'").fetchone()
+        self._ts_floor = self._saved_floor = 0 if row is None else int(row[0])
         ready.set_result(None)
         try:
             while True:
@@ -209,10 +217,11 @@ class Writer:
         job: Any = first
         keep_running = True
         while True:
-            outcome, tx = self._run_job(conn, pending, job, catalog, last_ts)
+            outcome, tx = self._run_job(conn, pending, job, catalog, max(last_ts, self._ts_floor))
             outcomes.append(outcome)
             if outcome.error is None and tx is not None:
-                catalog, last_ts = tx.catalog, _past_creation_times(tx)
+                catalog, last_ts = tx.catalog, tx.ts
+                self._ts_floor = max(self._ts_floor, _past_creation_times(tx))
                 committed.append(Committed(tx.ts, tx.changed_keys, outcome.result[1]))
                 outcome.result = outcome.result[0]
             if len(outcomes) >= self._max_batch:
@@ -293,6 +302,11 @@ class Writer:
             pending.flush()
             self.quota.persist(conn)
             conn.execute("UPDATE meta SET value = ? WHERE key = 'last_ts'", (str(last_ts),))
+            if self._ts_floor > max(last_ts, self._saved_floor):
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('ts_floor', ?)",
+                    (str(self._ts_floor),),
+                )
             self.commit_fn(conn)
         except Exception as exc:
             self.stats.failed_commits += 1
@@ -314,6 +328,7 @@ class Writer:
         self.stats.jobs += len(outcomes)
         self.stats.batch_sizes.append(len(outcomes))
         self.clock.advance_to(last_ts)
+        self._saved_floor = max(self._saved_floor, self._ts_floor)
         self.catalog = catalog
         self._answer(outcomes, (committed, catalog))
 

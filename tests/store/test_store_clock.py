@@ -127,3 +127,20 @@ async def test_creation_times_follow_commit_order_while_the_clock_counts_on(tmp_
         await store.close()
     in_commit_order = [c for handed, _ in sorted(writes, key=lambda w: w[1]) for c in handed]
     assert all(a < b for a, b in zip(in_commit_order, in_commit_order[1:], strict=False))
+
+
+async def test_the_newest_ts_readers_see_is_the_newest_commit_while_the_clock_counts_on(
+    tmp_path,
+) -> None:
+    """The creation-time floor moves the next commit's ts, never the one readers and the
+    write log take for the newest commit (a read at a ts no commit has waited forever)."""
+    from gateway.store import Store
+
+    store = await Store.open(tmp_path, wall_ns=Wall(T0), synced=lambda: False)
+    try:
+        for _ in range(3):
+            _, ts = await store.write(lambda tx: tx.insert("t", {"x": 1.0}, tx.ts / 1e6))
+            _, read_ts = await store.read(lambda tx: None)
+            assert store.clock.last_ts_ns == ts == read_ts
+    finally:
+        await store.close()
