@@ -43,6 +43,7 @@ from gateway.replication.client import (
     UpstreamUnavailable,
 )
 from gateway.replication.downlink_apply import Applied, apply_page, read_cursors
+from gateway.replication.link_state import LinkState
 from gateway.replication.sync_client import QueryResult, SyncLink
 from gateway.store import Store
 
@@ -82,16 +83,18 @@ class Downlink:
         self.key = key
         self.tables = list(tables)
         self._path = path
-        self._backoff = (backoff_min_s, backoff_max_s)
-        self._unauthorized_retry_s = unauthorized_retry_s
+        self.link = LinkState(
+            "downlink: ",
+            backoff_min_s=backoff_min_s,
+            backoff_max_s=backoff_max_s,
+            unauthorized_retry_s=unauthorized_retry_s,
+            jitter=jitter,
+        )
         self._heartbeat_s = heartbeat_s
         self._connect_timeout_s = connect_timeout_s
         self._page_limit = page_limit  # None: the upstream's own (1,000)
-        self._jitter = jitter
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._state = "starting"  # "up", "down", "unauthorized"
-        self.state_since_ms = time.time() * 1000
         self.cursors: dict[str, float] = {}  # durable cursors, as last written or read
         self.caught_up: dict[str, bool] = {}  # the table's latest page was its last
         self.applied = 0  # changes applied since start
@@ -102,13 +105,11 @@ class Downlink:
     @property
     def state(self) -> str:
         """The link: "starting", "up", "down" (backing off) or "unauthorized"."""
-        return self._state
+        return self.link.state
 
-    @state.setter
-    def state(self, value: str) -> None:
-        if value != self._state:
-            self._state = value
-            self.state_since_ms = time.time() * 1000
+    @property
+    def state_since_ms(self) -> float:
+        return self.link.since_ms
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession()
@@ -135,9 +136,7 @@ class Downlink:
                 self._failures += 1
                 await self._offline(exc, self._failures)
             except Exception:  # a bug, a store error or a page it cannot apply
-                log.exception("the downlink failed; starting it again in %.0f s", self._backoff[1])
-                self.state = "down"
-                await asyncio.sleep(self._backoff[1])
+                await self.link.failed()
 
     async def _follow(self) -> None:
         """One connection: subscribe every table from its cursor, apply what comes."""
@@ -208,32 +207,17 @@ class Downlink:
         return args
 
     async def _unauthorized(self) -> None:
-        if self.state != "unauthorized":
-            log.error(
-                "the upstream refused this gateway's downlink (id %s): its key is wrong or it "
-                "is not registered there; retrying every %.0f s",
-                self._store.gateway_id,
-                self._unauthorized_retry_s,
-            )
-            self.state = "unauthorized"
-        await asyncio.sleep(self._unauthorized_retry_s)
+        await self.link.unauthorized(
+            f"the upstream refused this gateway's downlink (id {self._store.gateway_id}): "
+            "its key is wrong or it is not registered there"
+        )
 
     async def _offline(self, exc: UplinkError, failures: int) -> None:
-        if self.state != "down":
-            log.warning("downlink: upstream unreachable (%s); retrying with backoff", exc)
-            self.state = "down"
-        else:
-            log.debug("downlink: upstream still unreachable (%s)", exc)
-        low, high = self._backoff
-        ceiling = min(high, low * 2 ** min(failures - 1, 30))
-        await asyncio.sleep(max(low, ceiling * self._jitter()))
+        await self.link.offline(exc, failures)
 
     def _link_up(self) -> None:
         self._failures = 0
-        if self.state != "up":
-            if self.state in ("down", "unauthorized"):
-                log.info("downlink: upstream reachable again; catching up")
-            self.state = "up"
+        self.link.up("catching up")
 
 
 class _Queries:

@@ -29,7 +29,6 @@ import hashlib
 import json
 import logging
 import random
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -42,6 +41,7 @@ from gateway.replication.client import (
     UpstreamUnavailable,
 )
 from gateway.replication.edge_status import DrainMeter
+from gateway.replication.link_state import LinkState
 from gateway.replication.outbox import Cut, Outbox
 from gateway.store import Committed, Store
 
@@ -103,15 +103,17 @@ class Uplink:
         self.key = key
         self._schema = schema
         self.outbox = outbox or Outbox(store)
-        self._backoff = (backoff_min_s, backoff_max_s)
-        self._unauthorized_retry_s = unauthorized_retry_s
+        self.link = LinkState(
+            "",
+            backoff_min_s=backoff_min_s,
+            backoff_max_s=backoff_max_s,
+            unauthorized_retry_s=unauthorized_retry_s,
+            jitter=jitter,
+        )
         self._idle_poll_s = idle_poll_s
-        self._jitter = jitter
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
-        self._state = "starting"  # "up", "down", "unauthorized"
-        self.state_since_ms = time.time() * 1000  # when ``state`` last changed (wall ms)
         self.acked = 0  # the durable cursor, as last written
         self.batches = 0  # batches acknowledged since start
         self.drain = DrainMeter()  # entries acknowledged over the last minute
@@ -124,13 +126,11 @@ class Uplink:
     @property
     def state(self) -> str:
         """The link: "starting", "up", "down" (backing off) or "unauthorized"."""
-        return self._state
+        return self.link.state
 
-    @state.setter
-    def state(self, value: str) -> None:
-        if value != self._state:
-            self._state = value
-            self.state_since_ms = time.time() * 1000
+    @property
+    def state_since_ms(self) -> float:
+        return self.link.since_ms
 
     async def start(self) -> None:
         self._unsubscribe = self._store.write_log.subscribe(self._committed)
@@ -156,9 +156,7 @@ class Uplink:
             try:
                 await self._drain()
             except Exception:  # a bug or a store error: logged, never a silent stop
-                log.exception("the uplink failed; starting it again in %.0f s", self._backoff[1])
-                self.state = "down"
-                await asyncio.sleep(self._backoff[1])
+                await self.link.failed()
 
     async def _drain(self) -> None:
         self.acked = await self.outbox.cursor()
@@ -281,31 +279,16 @@ class Uplink:
         return applied
 
     async def _unauthorized(self) -> None:
-        if self.state != "unauthorized":
-            log.error(
-                "the upstream refused this gateway (id %s): its key is wrong or it is not "
-                "registered there (`outpost gateway add %s` on the hub, then put the key in "
-                "the data directory's upstream_key file); retrying every %.0f s",
-                self._store.gateway_id,
-                self._store.gateway_id,
-                self._unauthorized_retry_s,
-            )
-            self.state = "unauthorized"
-        await asyncio.sleep(self._unauthorized_retry_s)
+        gid = self._store.gateway_id
+        await self.link.unauthorized(
+            f"the upstream refused this gateway (id {gid}): its key is wrong or it is not "
+            f"registered there (`outpost gateway add {gid}` on the hub, then put the key in "
+            "the data directory's upstream_key file)"
+        )
 
     async def _offline(self, exc: UplinkError, failures: int) -> None:
-        if self.state != "down":
-            level = logging.WARNING if isinstance(exc, UpstreamUnavailable) else logging.ERROR
-            log.log(level, "upstream unreachable or refusing (%s); retrying with backoff", exc)
-            self.state = "down"
-        else:
-            log.debug("upstream still unreachable (%s)", exc)
-        low, high = self._backoff
-        ceiling = min(high, low * 2 ** min(failures - 1, 30))
-        await asyncio.sleep(max(low, ceiling * self._jitter()))
+        level = logging.WARNING if isinstance(exc, UpstreamUnavailable) else logging.ERROR
+        await self.link.offline(exc, failures, level)
 
     def _link_up(self) -> None:
-        if self.state != "up":
-            if self.state in ("down", "unauthorized"):
-                log.info("upstream reachable again; draining the outbox")
-            self.state = "up"
+        self.link.up("draining the outbox")
