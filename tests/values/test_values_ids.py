@@ -252,3 +252,18 @@ def test_base32_decode_accepts_exactly_what_the_plain_path_does(text: str) -> No
     except ValueError:
         got = None
     assert got == expected
+
+
+def _fletcher16_loop(data: bytes) -> int:
+    """The plain path: the running sums, one byte at a time."""
+    c0 = c1 = 0
+    for byte in data:
+        c0 = (c0 + byte) & 0xFF
+        c1 = (c1 + c0) & 0xFF
+    return c1 << 8 | c0
+
+
+@settings(max_examples=500)
+@given(st.binary(max_size=64))
+def test_fletcher16_agrees_with_the_running_sums(data: bytes) -> None:
+    assert fletcher16(data) == _fletcher16_loop(data)
