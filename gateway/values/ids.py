@@ -60,7 +60,8 @@ def fletcher16(data: bytes) -> int:
     made runs it). A test holds it to the running-sum loop on random input."""
     n = len(data)
     c0 = sum(data) & 0xFF
-    c1 = sum(map(operator.mul, data, range(n, 0, -1))) & 0xFF
+    weighed: int = sum(map(operator.mul, data, range(n, 0, -1)))
+    c1 = weighed & 0xFF
     return c1 << 8 | c0
 
 
