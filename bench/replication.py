@@ -9,11 +9,14 @@ as if the upstream were its own machine, which it is in a deployment: on a share
 the edge's ingest latency would measure the hub's work, not the edge's. ``--no-pin``
 lets the scheduler place them.
 
-The backlog is filled fast: the edge starts with ``upstream_url`` pointing at the hub's
-port before the hub runs, and mutations insert ``--per-mutation`` documents each. The
-drain is timed from the hub's start to the hub's mark for the edge reaching the backlog's
-last seq (read from the hub's store, read-only, a few times a second), so it includes the
-hub's start-up and the edge's backoff before it notices (both under a second).
+Idle latency is timed after the fill, on the same store and backlog (the hub not yet
+up), so draining is the only difference. The backlog is filled fast: the edge starts
+with ``upstream_url`` pointing at the hub's port before the hub runs, and mutations
+insert ``--per-mutation`` documents each. The drain is timed from the hub's start to the
+hub's mark for the edge reaching the backlog's last seq (read from the hub's store,
+read-only, ten times a second), so it includes the hub's start-up and the edge's backoff
+before it notices (up to a minute after a long outage); the steady rate, from the first
+applied batch to the last, is what the ratio uses.
 """
 
 from __future__ import annotations
@@ -278,8 +281,6 @@ async def outpost_round(
     hub: subprocess.Popen[str] | None = None
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
-            idle = await _ingest_latencies(session, edge_url, asyncio.Event(), idle_samples)
-            written = len(idle)
             fill_start = time.perf_counter()
             sem = asyncio.Semaphore(4)
 
@@ -292,7 +293,10 @@ async def outpost_round(
 
             await asyncio.gather(*(fill(s) for s in range(0, docs, per_mutation)))
             fill_s = time.perf_counter() - fill_start
-            backlog = written + docs
+            # Idle: the same store with its backlog, the uplink failing to reach the hub
+            # (not yet started), so the comparison isolates the draining.
+            idle = await _ingest_latencies(session, edge_url, asyncio.Event(), idle_samples)
+            backlog = len(idle) + docs
             drained = asyncio.Event()
             drain_start = time.perf_counter()
             sampler = asyncio.create_task(_ingest_latencies(session, edge_url, drained, 10**9))
