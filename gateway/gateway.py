@@ -58,7 +58,7 @@ from gateway.mqtt.routes import check_routes
 from gateway.replication.credentials import KeyRing, registry_path
 from gateway.replication.hub import install_hub
 from gateway.replication.hub_changes import ensure_changes_table, log_changes
-from gateway.replication.hub_tables import ensure_hub_tables
+from gateway.replication.hub_tables import ensure_hub_tables, move_old_provenance
 from gateway.runtime import logs
 from gateway.runtime.cron_clock import CronClock
 from gateway.runtime.cron_runner import CronRunner
@@ -330,6 +330,8 @@ class Gateway:
     async def _start_hub(self) -> None:
         """The hub's tables, and its push mutation in the runtime (``hub = true``)."""
         await self.store.write(ensure_hub_tables)
+        while (await self.store.write(move_old_provenance))[0]:
+            pass
         await self.store.write(ensure_changes_table)
         self.store.add_finish_hook(log_changes)
         install_hub(self.runtime, KeyRing(registry_path(self.data_dir)))

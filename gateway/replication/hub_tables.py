@@ -35,6 +35,7 @@ HUB_TABLES: Final = (MARKS_TABLE, DEAD_LETTERS_TABLE)
 MAX_DEAD_LETTERS: Final = 10_000
 # Before provenance moved to a plain table it was this system table (migrated at start).
 _OLD_PROVENANCE_TABLE: Final = "_replication_provenance"
+_MOVE_CHUNK: Final = 1000
 _PROVENANCE_DDL: Final = (
     "CREATE TABLE IF NOT EXISTS replication_provenance (doc_id TEXT PRIMARY KEY, "
     "tbl TEXT NOT NULL, gateway TEXT NOT NULL, epoch REAL NOT NULL, seq REAL NOT NULL, "
@@ -53,18 +54,26 @@ def ensure_hub_tables(tx: Transaction) -> None:
     if tx.catalog.table(DEAD_LETTERS_TABLE) is None:
         tx.create_table(DEAD_LETTERS_TABLE)
     tx.conn.execute(_PROVENANCE_DDL)
-    _migrate_provenance(tx)
 
 
-def _migrate_provenance(tx: Transaction) -> None:
-    """Move the rows of the old ``_replication_provenance`` system table, if any."""
+def move_old_provenance(tx: Transaction) -> bool:
+    """Move up to ``_MOVE_CHUNK`` rows of the old ``_replication_provenance`` system
+    table (before provenance became a plain table); False once none are left. Run as
+    many writer jobs as it takes: a hub with millions of them never holds them all in
+    one transaction or in memory."""
     info = tx.catalog.table(_OLD_PROVENANCE_TABLE)
     if info is None:
-        return
-    for _key, _size, doc in list(tx.scan(info.indexes[BY_CREATION_TIME], b"", None)):
+        return False
+    chunk = []
+    for _key, _size, doc in tx.scan(info.indexes[BY_CREATION_TIME], b"", None):
+        chunk.append(doc)
+        if len(chunk) >= _MOVE_CHUNK:
+            break
+    for doc in chunk:
         row = _provenance_row(doc["docId"], doc["table"], doc)
         tx.conn.execute(f"INSERT OR IGNORE INTO replication_provenance VALUES ({_QMARKS})", row)
         tx.delete(_OLD_PROVENANCE_TABLE, doc)
+    return bool(chunk)
 
 
 def _first(tx: Transaction, table: str, index: str, values: list[Any]) -> dict[str, Any] | None:

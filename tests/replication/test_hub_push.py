@@ -240,27 +240,35 @@ async def test_dead_letters_keep_the_newest(tmp_path: Path, monkeypatch) -> None
         assert [letter["seq"] for letter in letters] == [3.0, 4.0, 5.0]
 
 
-async def test_provenance_of_the_old_system_table_is_moved_at_start(tmp_path: Path) -> None:
-    row = {
-        "docId": "x" * 31,
-        "table": "readings",
-        "gateway": EDGE,
-        "epoch": 1.0,
-        "seq": 7.0,
-        "ts": "42",
-        "clockTrusted": False,
-        "receivedMs": 5.0,
-    }
+async def test_provenance_of_the_old_system_table_is_moved_at_start(
+    tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(hub_tables, "_MOVE_CHUNK", 2)  # five rows: three writer jobs
+    rows = [
+        {
+            "docId": f"{n}" * 31,
+            "table": "readings",
+            "gateway": EDGE,
+            "epoch": 1.0,
+            "seq": float(n),
+            "ts": "42",
+            "clockTrusted": n % 2 == 0,
+            "receivedMs": 5.0,
+        }
+        for n in range(1, 6)
+    ]
     async with hub(tmp_path) as gw:
 
         def old_layout(tx: Any) -> None:
             tx.create_table("_replication_provenance")
-            tx.insert("_replication_provenance", row, 5.0)
+            for row in rows:
+                tx.insert("_replication_provenance", row, 5.0)
 
         await gw.store.write(old_layout)
     app, data = tmp_path / "hubapp", tmp_path / "hubdata"
     async with Gateway.open(app, data, Settings(hub=True)) as gw:
-        assert await gw.run_query(PROVENANCE_PATH, {"id": "x" * 31}) == row
+        for row in rows:
+            assert await gw.run_query(PROVENANCE_PATH, {"id": row["docId"]}) == row
         assert await documents(gw, "_replication_provenance") == []
 
 
