@@ -45,6 +45,7 @@ from gateway.replication.client import (
 from gateway.replication.downlink_apply import Applied, apply_page, read_cursors
 from gateway.replication.link_state import LinkState
 from gateway.replication.sync_client import QueryResult, SyncLink
+from gateway.runtime.limits import MAX_BYTES_READ
 from gateway.store import Store
 
 log = logging.getLogger("gateway.replication")
@@ -56,6 +57,11 @@ UNAUTHORIZED_RETRY_S: Final = 300.0
 # half) seconds, well before TCP would tell.
 HEARTBEAT_S: Final = 20.0
 ORIGIN: Final = "downlink"  # the writer job's origin: not a local write
+# A page of 1,000 documents may be far over aiohttp's 4 MiB default, but a query reads
+# at most 16 MiB (Convex's limit, ``MAX_BYTES_READ``); its JSON with the frame around
+# it fits four times that. Past it the frame is refused (the link retries) rather than
+# an upstream's runaway answer taking the edge's memory.
+MAX_FRAME_BYTES: Final = 4 * MAX_BYTES_READ
 
 
 class Downlink:
@@ -153,7 +159,7 @@ class Downlink:
                     timeout=aiohttp.ClientWSTimeout(
                         ws_receive=None, ws_close=self._connect_timeout_s
                     ),
-                    max_msg_size=0,  # a page of 1,000 documents may be far over 4 MiB
+                    max_msg_size=MAX_FRAME_BYTES,
                     compress=0,
                 )
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
