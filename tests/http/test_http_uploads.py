@@ -154,4 +154,7 @@ async def test_big_bodies_are_parsed_off_the_loop(api) -> None:
     stop.set()
     worst = await probe
     assert [status for status, _ in answers] == [200, 200, 200]
-    assert worst < max(parse_s / 2, 0.05), (worst, parse_s)
+    # Parsed on the loop, one body alone stalls it at least ``parse_s`` (one synchronous
+    # call); off the loop, stalls are the GIL's hand-overs, which a loaded CI machine
+    # stretched to just over half of it.
+    assert worst < max(parse_s * 0.9, 0.05), (worst, parse_s)
