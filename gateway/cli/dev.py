@@ -39,6 +39,7 @@ def dev_app(args: argparse.Namespace) -> int:
     settings = settings_for(args, args.app_dir)
     setup_logging(settings.log_level)
     watcher = AppWatcher(args.app_dir / "convex")
+    watcher.take_baseline()  # before the first load, so no edit made after it goes unseen
     return asyncio.run(
         serve(args.app_dir, settings, keep_last_good=False, while_serving=watcher.run)
     )
@@ -53,6 +54,10 @@ class AppWatcher:
     def __init__(self, convex_dir: Path) -> None:
         self.convex_dir = convex_dir
         self.reloads = 0
+        self.seen: Signature | None = None
+
+    def take_baseline(self) -> None:
+        self.seen = self.signature()
 
     def signature(self) -> Signature:
         entries = []
@@ -67,13 +72,14 @@ class AppWatcher:
         return frozenset(entries)
 
     async def run(self, gateway: Gateway) -> None:
-        seen = await asyncio.to_thread(self.signature)
+        if self.seen is None:
+            self.seen = await asyncio.to_thread(self.signature)
         while True:
             await asyncio.sleep(POLL_INTERVAL_S)
             current = await asyncio.to_thread(self.signature)
-            if current == seen:
+            if current == self.seen:
                 continue
-            seen = current
+            self.seen = current
             await self.reload(gateway)
 
     async def reload(self, gateway: Gateway) -> None:

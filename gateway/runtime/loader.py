@@ -10,6 +10,8 @@ leaves ``sys.modules`` as it was.
 from __future__ import annotations
 
 import functools
+import importlib.abc
+import importlib.machinery
 import importlib.util
 import itertools
 import sys
@@ -30,7 +32,52 @@ RESERVED_DIRS = {"_generated", "_deps", "_system", "__pycache__"}
 # ``config`` of a package ``auth`` (clashing with an app's own ``auth.py``), so it is
 # loaded on its own under a private name and checked as a provider list.
 AUTH_CONFIG_FILE = "auth.config.py"
+PACKAGE_PREFIX = "_outpost_app_"
 _generations = itertools.count(1)
+
+
+class _SourceLoader(importlib.machinery.SourceFileLoader):
+    """Compiles the file on every load, never from ``__pycache__``: a cached ``.pyc`` is
+    checked by whole-second mtime and size, so a same-size edit within a second of the
+    last load (``outpost dev``) would run the old code. An app is small; compiling it
+    costs milliseconds."""
+
+    def get_code(self, fullname: str) -> types.CodeType:
+        path = self.get_filename(fullname)
+        return self.source_to_code(self.get_data(path), path)  # type: ignore[return-value]
+
+
+class _AppFinder(importlib.abc.MetaPathFinder):
+    """Modules an app module imports relatively load through ``_SourceLoader`` too."""
+
+    def find_spec(
+        self, fullname: str, path: Any, target: types.ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if not fullname.startswith(PACKAGE_PREFIX) or not path:
+            return None
+        leaf = fullname.rpartition(".")[2]
+        for directory in path:
+            init = Path(directory, leaf, "__init__.py")
+            if init.is_file():
+                return _spec(fullname, init, package_dir=init.parent)
+            file = Path(directory, leaf + ".py")
+            if file.is_file():
+                return _spec(fullname, file)
+        return None  # a directory without __init__.py: the default namespace package
+
+
+_APP_FINDER = _AppFinder()
+
+
+def _spec(
+    name: str, file: Path, *, package_dir: Path | None = None
+) -> importlib.machinery.ModuleSpec:
+    locations = None if package_dir is None else [str(package_dir)]
+    spec = importlib.util.spec_from_file_location(
+        name, file, loader=_SourceLoader(name, str(file)), submodule_search_locations=locations
+    )
+    assert spec is not None
+    return spec
 
 
 @dataclass
@@ -74,7 +121,9 @@ def load_app(app_dir: Path, *, print_fn: Callable[..., None] | None = None) -> A
     convex_dir = Path(app_dir) / "convex"
     if not convex_dir.is_dir():
         raise AppLoadError(f"{convex_dir} does not exist: an app keeps its functions in convex/")
-    package = f"_outpost_app_{next(_generations)}"
+    package = f"{PACKAGE_PREFIX}{next(_generations)}"
+    if _APP_FINDER not in sys.meta_path:
+        sys.meta_path.insert(0, _APP_FINDER)
     app = App(convex_dir, package)
     try:
         _make_package(app, package, convex_dir)
@@ -109,10 +158,7 @@ def _make_package(app: App, name: str, directory: Path) -> None:
     init = directory / "__init__.py"
     module: types.ModuleType
     if init.exists():
-        spec = importlib.util.spec_from_file_location(
-            name, init, submodule_search_locations=[str(directory)]
-        )
-        assert spec is not None and spec.loader is not None
+        spec = _spec(name, init, package_dir=directory)
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         app.module_names.append(name)
@@ -136,8 +182,7 @@ def _load_module(
     if name in sys.modules:  # already imported by a sibling's relative import
         module = sys.modules[name]
     else:
-        spec = importlib.util.spec_from_file_location(name, file)
-        assert spec is not None and spec.loader is not None
+        spec = _spec(name, file)
         module = importlib.util.module_from_spec(spec)
         if print_fn is not None:
             module.__dict__["print"] = print_fn
@@ -151,8 +196,7 @@ def _load_auth_config(app: App, file: Path) -> None:
     if not file.is_file():
         return
     name = f"{app.package}._auth_config"
-    spec = importlib.util.spec_from_file_location(name, file)
-    assert spec is not None and spec.loader is not None
+    spec = _spec(name, file)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     app.module_names.append(name)

@@ -124,3 +124,37 @@ def test_relative_imports_between_app_modules_work(make_app) -> None:
         assert "calc:four" in loaded.functions
     finally:
         loaded.unload()
+
+
+def _same_size_edit_same_mtime(file, old: str, new: str) -> None:
+    """An edit a ``.pyc`` cannot tell apart: same size, same whole-second mtime."""
+    import os
+
+    before = file.stat()
+    file.write_text(file.read_text().replace(old, new))
+    os.utime(file, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert file.stat().st_size == before.st_size
+
+
+def test_a_reload_runs_the_edited_source_not_a_cached_pyc(tmp_path) -> None:
+    convex = tmp_path / "convex"
+    (convex / "lib").mkdir(parents=True)
+    (convex / "lib" / "__init__.py").write_text('TAG = "p1"\n')
+    (convex / "helper.py").write_text('VALUE = "h1"\n')
+    (convex / "fns.py").write_text(
+        "from . import helper\nfrom .lib import TAG\n\nSEEN = (helper.VALUE, TAG)\n"
+    )
+    first = load_app(tmp_path)
+    assert sys.modules[first.package + ".fns"].SEEN == ("h1", "p1")
+    first.unload()
+    # the default import system would have cached bytecode by now; make sure it exists
+    import compileall
+
+    assert compileall.compile_dir(convex, quiet=1)
+    _same_size_edit_same_mtime(convex / "helper.py", '"h1"', '"h2"')
+    _same_size_edit_same_mtime(convex / "lib" / "__init__.py", '"p1"', '"p2"')
+    second = load_app(tmp_path)
+    try:
+        assert sys.modules[second.package + ".fns"].SEEN == ("h2", "p2")
+    finally:
+        second.unload()
