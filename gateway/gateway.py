@@ -63,7 +63,7 @@ from gateway.runtime import logs
 from gateway.runtime.cron_clock import CronClock
 from gateway.runtime.cron_runner import CronRunner
 from gateway.runtime.crons import check_crons
-from gateway.runtime.functions import Kind
+from gateway.runtime.functions import JsonArgs, Kind
 from gateway.runtime.http_router import check_http_routes
 from gateway.runtime.loader import App, load_app
 from gateway.runtime.retention import RETENTION_ORIGIN, apply_retention
@@ -475,9 +475,13 @@ class Gateway:
         """Call a function and get its full outcome (value or error, log lines, ts)."""
         if self._closed:
             raise StoreClosedError("the gateway is closed")
-        return await self.runtime.run(
-            kind, path, dict(args) if args is not None else None, identity=identity, admin=admin
-        )
+        if args is not None and type(args) is not JsonArgs:  # the caller's mapping kept as is
+            args = dict(args)
+        return await self.runtime.run(kind, path, args, identity=identity, admin=admin)
+
+    def takes_json_args(self, path: str) -> bool:
+        """Whether the function at ``path`` takes its args as Convex JSON (``JsonArgs``)."""
+        return self.runtime.takes_json_args(path)
 
     async def run_query(self, path: str, args: Mapping[str, Any] | None = None) -> Any:
         """Run a query (internal ones too: in-process callers are trusted)."""

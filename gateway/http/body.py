@@ -16,8 +16,10 @@ from aiohttp import web
 from gateway.errors import ConvexValueError
 from gateway.http.errors import RequestError, bad_request
 from gateway.http.formats import Format, choose_format
+from gateway.http.state import slot_of
 from gateway.http.upload import LIMITS, request_body
 from gateway.offload import BIG_JSON_BYTES, decode, decode_yielding, run_off_loop
+from gateway.runtime.functions import JsonArgs
 from gateway.values import VALUE_MAX_DEPTH, decode_json, to_convex
 
 # module path segments (files may carry a .js suffix), then an optional export name
@@ -106,6 +108,8 @@ async def function_call(
     fmt = choose_format(fields.get("format"), request.headers.get("Convex-Client"), default_format)
     function = function_path(fields.get("path") if path is None else path)
     raw_args = fields.get("args")
+    if slot_of(request).require().takes_json_args(function):
+        return FunctionCall(function, JsonArgs(_args_object(raw_args)), fmt)
     if body.big:
         args = await off_loop(request, function_args, raw_args)
     else:
@@ -130,8 +134,9 @@ def function_path(path: object) -> str:
     return path
 
 
-def function_args(raw: object) -> dict[str, Any]:
-    """Args as an object or a one-element array of one (npm), missing = ``{}``."""
+def _args_object(raw: object) -> dict[str, Any]:
+    """The args object, given as one or as a one-element array of one (npm); missing =
+    ``{}``. Still Convex JSON."""
     if raw is None:
         return {}
     if isinstance(raw, list):
@@ -143,6 +148,14 @@ def function_args(raw: object) -> dict[str, Any]:
         raw = raw[0]
     if not isinstance(raw, dict):
         raise bad_request("InvalidArgs", f"'args' must be a JSON object, not {_json_type(raw)}")
+    return raw
+
+
+def function_args(raw: object) -> dict[str, Any]:
+    """Args as Convex values (``_args_object``'s forms)."""
+    raw = _args_object(raw)
+    if not raw:
+        return {}
     try:
         args = to_convex(decode_json(raw), what="arguments")
     except ConvexValueError as exc:

@@ -6,6 +6,14 @@ system function: the edge has no admin key, only its gateway key, which the hand
 checks first against the registry (``credentials.KeyRing``, reread when it changes).
 Beside it, the admin-only ``_system/replication:gateways`` (``hub_status``).
 
+The push takes its args as Convex JSON (``RegisteredFunction.json_args``): a batch is a
+thousand documents, and the generic gates (decode, normalise, validate the args: three
+walks over every value) cost more than applying them. The handler checks the batch's
+fields itself, and each document once as it applies it: one that is already what the
+full check would make of it (``Schema.document_check``: a flat object of plain scalars,
+the common sensor reading) is stored as sent; any other is converted and validated in
+full.
+
 One batch is one mutation, so one transaction on the serial writer: the mark, every
 applied change, provenance rows and dead letters commit together or not at all. A
 change is applied as the edge made it: an insert or update stores the edge's whole
@@ -33,6 +41,7 @@ import re
 from typing import Any, Final
 
 from gateway.errors import (
+    ArgumentValidationError,
     ConvexError,
     ConvexValueError,
     FunctionError,
@@ -52,8 +61,17 @@ from gateway.runtime.database import Execution
 from gateway.runtime.functions import RegisteredFunction
 from gateway.runtime.runtime import Runtime
 from gateway.schema import v
+from gateway.schema.args import as_args_validator, validate_args
+from gateway.schema.definition import DocumentCheck
+from gateway.schema.flat import plain_document
 from gateway.store import Transaction
-from gateway.values import check_document_fields, decode_id
+from gateway.values import (
+    DOCUMENT_MAX_DEPTH,
+    check_document_fields,
+    decode_id,
+    decode_json,
+    to_convex,
+)
 
 PUSH_BUDGET_S: Final = 2.0
 _TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
@@ -70,6 +88,7 @@ _PUSH_ARGS: Final = {
     "changes": v.array(v.any()),
     "newest": v.optional(v.float64()),  # optional: edges before it do not send it
 }
+_ENVELOPE: Final = as_args_validator({k: x for k, x in _PUSH_ARGS.items() if k != "changes"})
 
 
 class Rejected(Exception):
@@ -80,14 +99,34 @@ def push_function(keys: KeyRing) -> RegisteredFunction:
     """The push mutation, checking callers against ``keys``."""
 
     async def push(ctx: Any, args: dict[str, Any]) -> dict[str, float]:
-        if not keys.verify(args["gateway"], args["key"]):
+        batch = _envelope(args)
+        if not keys.verify(batch["gateway"], batch["key"]):
             raise ConvexError({"code": UNAUTHORIZED_CODE})
         ex: Execution = ctx._ex  # noqa: SLF001 - the hub writes below ctx.db (edge ids)
-        return apply_batch(ex, args, ctx.now)
+        return apply_batch(ex, batch, ctx.now)
 
     return RegisteredFunction(
-        "mutation", "public", push, _PUSH_ARGS, path=PUSH_PATH, budget_s=PUSH_BUDGET_S
+        "mutation",
+        "public",
+        push,
+        _PUSH_ARGS,
+        path=PUSH_PATH,
+        budget_s=PUSH_BUDGET_S,
+        json_args=True,
     )
+
+
+def _envelope(args: dict[str, Any]) -> dict[str, Any]:
+    """The batch's fields as values, its ``changes`` still JSON (each is checked as it is
+    applied). A wrong field gets the message the args validator gives."""
+    changes = args.get("changes")
+    if type(changes) is not list:  # the full check words the error
+        validate_args(_PUSH_ARGS, to_convex(decode_json(args), what="arguments"))
+        raise ArgumentValidationError("ArgumentValidationError: `changes` must be an array")
+    rest = {k: x for k, x in args.items() if k != "changes"}
+    fields: dict[str, Any] = validate_args(_ENVELOPE, to_convex(decode_json(rest)))
+    fields["changes"] = changes
+    return fields
 
 
 def install_hub(runtime: Runtime, keys: KeyRing) -> None:
@@ -120,9 +159,10 @@ def apply_batch(ex: Execution, args: dict[str, Any], now_ms: float) -> dict[str,
         "receivedMs": now_ms,
     }
     todo = changes[start - first :]
-    batch = _BatchState(ex, tx.get_many([c["id"] for c in todo if isinstance(c.get("id"), str)]))
+    found = tx.get_many([c["id"] for c in todo if isinstance(c.get("id"), str)])
+    batch = _BatchState(ex, found, origin)
     for change in todo:
-        _apply(batch, change, {**origin, "seq": change["seq"], "ts": str(change.get("ts"))})
+        _apply(batch, change)
     batch.provenance.write(tx)
     if batch.dead_letters:
         hub_tables.cap_dead_letters(tx)
@@ -161,43 +201,61 @@ class _BatchState:
     they stand now (read in one statement before the first change, then kept current),
     its provenance writes, and whether anything was dead-lettered."""
 
-    def __init__(self, ex: Execution, found: dict[str, dict[str, Any]]) -> None:
+    def __init__(
+        self, ex: Execution, found: dict[str, dict[str, Any]], origin: dict[str, Any]
+    ) -> None:
         self.ex = ex
+        self.origin = origin
         self.current: dict[str, dict[str, Any] | None] = dict(found)
-        self.provenance = hub_tables.ProvenanceWrites()
+        self.provenance = hub_tables.ProvenanceWrites(origin)
         self.dead_letters = False
+        self.numbers: dict[str, int] = {}  # tables checked or created, by name
+        self._checks: dict[str, DocumentCheck | None] = {}
+
+    def document_check(self, table: str) -> DocumentCheck | None:
+        if table not in self._checks:
+            schema = self.ex.schema
+            self._checks[table] = plain_document if schema is None else schema.document_check(table)
+        return self._checks[table]
 
 
-def _apply(batch: _BatchState, change: dict[str, Any], origin: dict[str, Any]) -> None:
+def _apply(batch: _BatchState, change: dict[str, Any]) -> None:
     """Apply one change, or dead-letter it with the reason (all checks before writes)."""
-    tx = batch.ex.tx
     op = change.get("op")
     if op == "skip":
         return
     try:
-        table, doc_id = _target(tx, change)
+        table, doc_id = _target(batch, change)
         if op == "delete":
             _delete(batch, table, doc_id)
-        elif op in ("insert", "update"):
-            _upsert(batch, table, doc_id, change.get("doc"), origin)
+        elif op == "insert" or op == "update":
+            _upsert(batch, table, doc_id, change)
         else:
             raise Rejected(f"unknown op {op!r}")
     except Rejected as exc:
-        hub_tables.dead_letter(tx, change, origin, str(exc))
+        hub_tables.dead_letter(batch.ex.tx, change, batch.origin, str(exc))
         batch.dead_letters = True
 
 
-def _target(tx: Transaction, change: dict[str, Any]) -> tuple[str, str]:
+def _target(batch: _BatchState, change: dict[str, Any]) -> tuple[str, str]:
     """The change's table (created if new and its number is free) and document id."""
     table, doc_id = change.get("table"), change.get("id")
-    if not isinstance(table, str) or not _TABLE_NAME.fullmatch(table):
+    if type(table) is not str or not _TABLE_NAME.fullmatch(table):
         raise Rejected(f"{table!r} is not a user table a hub accepts")
-    if not isinstance(doc_id, str):
+    if type(doc_id) is not str:
         raise Rejected("the change has no document id")
     try:
         number, _ = decode_id(doc_id)
     except ConvexValueError as exc:
         raise Rejected(f"{doc_id!r} is not a document id ({exc})") from None
+    if batch.numbers.get(table) == number:
+        return table, doc_id
+    batch.numbers[table] = _table_number(batch.ex.tx, table, number)
+    return table, doc_id
+
+
+def _table_number(tx: Transaction, table: str, number: int) -> int:
+    """``number``, once ``table`` has it here (created with it if missing and free)."""
     info = tx.catalog.table(table)
     if info is None:
         taken = tx.catalog.table_name(number)
@@ -212,26 +270,44 @@ def _target(tx: Transaction, change: dict[str, Any]) -> tuple[str, str]:
             f"the id's table number {number} is not {table!r}'s here ({info.number}): "
             "the hub and the edge must have the same table numbers (the same schema)"
         )
-    return table, doc_id
+    return number
 
 
-def _upsert(batch: _BatchState, table: str, doc_id: str, doc: Any, origin: dict[str, Any]) -> None:
+def _upsert(batch: _BatchState, table: str, doc_id: str, change: dict[str, Any]) -> None:
     ex = batch.ex
-    if not isinstance(doc, dict) or doc.get("_id") != doc_id:
+    doc: Any = change.get("doc")
+    check = batch.document_check(table)
+    new: dict[str, Any]
+    if check is not None and check(doc, ex) and doc["_id"] == doc_id:
+        new = doc  # already what the full check would make of it
+    else:
+        new = _document(ex, table, doc_id, doc)
+    old = batch.current.get(doc_id)
+    if old is None:
+        ex.tx.insert_existing(table, new)
+        batch.provenance.create(table, doc_id, change)
+    else:
+        body = {k: x for k, x in new.items() if k not in _SYSTEM_FIELDS}
+        ex.tx.replace(table, old, body)
+        new = {"_id": doc_id, "_creationTime": old["_creationTime"], **body}
+    batch.current[doc_id] = new
+
+
+def _document(ex: Execution, table: str, doc_id: str, doc: Any) -> dict[str, Any]:
+    """The change's document (Convex JSON) as the hub stores it, converted and checked
+    in full; ``Rejected`` with the reason if it cannot be."""
+    if type(doc) is not dict or doc.get("_id") != doc_id:
         raise Rejected("the change's document is missing or has another _id")
     creation = doc.get("_creationTime")
     if isinstance(creation, bool) or not isinstance(creation, int | float):
         raise Rejected("the change's document has no _creationTime")
-    body = _validated(ex, table, {k: x for k, x in doc.items() if k not in _SYSTEM_FIELDS})
-    old = batch.current.get(doc_id)
-    if old is None:
-        new = {"_id": doc_id, "_creationTime": float(creation), **body}
-        ex.tx.insert_existing(table, new)
-        batch.provenance.create(table, doc_id, origin)
-    else:
-        ex.tx.replace(table, old, body)
-        new = {"_id": doc_id, "_creationTime": old["_creationTime"], **body}
-    batch.current[doc_id] = new
+    try:  # field by field: a body like {"$bytes": ...} is a bad field name, not bytes
+        fields = {k: decode_json(x) for k, x in doc.items() if k not in _SYSTEM_FIELDS}
+        body = to_convex(fields, what="the document", max_depth=DOCUMENT_MAX_DEPTH)
+    except ConvexValueError as exc:
+        raise Rejected(str(exc)) from None
+    assert isinstance(body, dict)
+    return {"_id": doc_id, "_creationTime": float(creation), **_validated(ex, table, body)}
 
 
 def _validated(ex: Execution, table: str, body: dict[str, Any]) -> dict[str, Any]:

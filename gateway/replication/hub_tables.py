@@ -23,11 +23,12 @@ covers, their provenance and any dead letter commit together or not at all.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Final
 
 from gateway.store import BY_CREATION_TIME, Transaction
 from gateway.store.catalog import TableInfo
-from gateway.values import dumps, encode_index_key, key_successor
+from gateway.values import encode_index_key, key_successor
 
 MARKS_TABLE: Final = "_replication_marks"
 DEAD_LETTERS_TABLE: Final = "_replication_dead_letters"
@@ -70,7 +71,10 @@ def move_old_provenance(tx: Transaction) -> bool:
         if len(chunk) >= _MOVE_CHUNK:
             break
     for doc in chunk:
-        row = _provenance_row(doc["docId"], doc["table"], doc)
+        row = (
+            *(doc["docId"], doc["table"], doc["gateway"], doc["epoch"], doc["seq"], doc["ts"]),
+            *(int(bool(doc["clockTrusted"])), doc["receivedMs"]),
+        )
         tx.conn.execute(f"INSERT OR IGNORE INTO replication_provenance VALUES ({_QMARKS})", row)
         tx.delete(_OLD_PROVENANCE_TABLE, doc)
     return bool(chunk)
@@ -112,17 +116,9 @@ def save_mark(
 _QMARKS: Final = ", ".join("?" * 8)
 
 
-def _provenance_row(doc_id: str, table: str, origin: dict[str, Any]) -> tuple[Any, ...]:
-    return (
-        doc_id,
-        table,
-        origin["gateway"],
-        origin["epoch"],
-        origin["seq"],
-        origin["ts"],
-        int(bool(origin["clockTrusted"])),
-        origin["receivedMs"],
-    )
+def _seq(change: dict[str, Any]) -> float | None:
+    seq = change.get("seq")
+    return float(seq) if type(seq) is float or type(seq) is int else None
 
 
 class ProvenanceWrites:
@@ -132,13 +128,19 @@ class ProvenanceWrites:
     in one batch is named by its last creation); ``deleted``: those it deleted that
     existed before it. The two are disjoint, so their order of writing does not matter."""
 
-    def __init__(self) -> None:
+    def __init__(self, origin: dict[str, Any]) -> None:
         self.created: dict[str, tuple[Any, ...]] = {}
         self.deleted: set[str] = set()
+        # the columns after (doc id, table, ...) and (..., seq, ts) every row shares
+        self._gateway = (origin["gateway"], origin["epoch"])
+        self._received = (int(bool(origin["clockTrusted"])), origin["receivedMs"])
 
-    def create(self, table: str, doc_id: str, origin: dict[str, Any]) -> None:
-        self.deleted.discard(doc_id)
-        self.created[doc_id] = _provenance_row(doc_id, table, origin)
+    def create(self, table: str, doc_id: str, change: dict[str, Any]) -> None:
+        """``change`` (JSON, as the edge sent it) created ``doc_id`` in ``table``."""
+        if self.deleted:
+            self.deleted.discard(doc_id)
+        seq_ts = (_seq(change), str(change.get("ts")))
+        self.created[doc_id] = (doc_id, table, *self._gateway, *seq_ts, *self._received)
 
     def delete(self, doc_id: str) -> None:
         if self.created.pop(doc_id, None) is None:
@@ -181,18 +183,24 @@ def provenance(tx: Transaction, doc_id: str) -> dict[str, Any] | None:
 def dead_letter(
     tx: Transaction, change: dict[str, Any], origin: dict[str, Any], reason: str
 ) -> None:
-    """Keep a change the hub could not apply, with why (its document as JSON text)."""
+    """Keep a change (Convex JSON, as the edge sent it) the hub could not apply, with why
+    (its document as JSON text; fields of the wrong type as null)."""
     doc = change.get("doc")
     body = {
         **origin,
-        "seq": change.get("seq"),
-        "op": change.get("op"),
-        "table": change.get("table"),
-        "docId": change.get("id"),
-        "doc": None if doc is None else dumps(doc),
+        "seq": _seq(change),
+        "ts": str(change.get("ts")),
+        "op": _text(change.get("op")),
+        "table": _text(change.get("table")),
+        "docId": _text(change.get("id")),
+        "doc": None if doc is None else json.dumps(doc, ensure_ascii=False),
         "reason": reason,
     }
     tx.insert(DEAD_LETTERS_TABLE, body, origin["receivedMs"])
+
+
+def _text(value: Any) -> str | None:
+    return value if type(value) is str else None
 
 
 def cap_dead_letters(tx: Transaction) -> int:

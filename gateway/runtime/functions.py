@@ -16,6 +16,12 @@ Visibility = Literal["public", "internal"]
 Handler = Callable[[Any, dict[str, Any]], Awaitable[Any]]
 
 
+class JsonArgs(dict[str, Any]):
+    """Args as parsed from a request's JSON, not yet Convex values: what the HTTP API
+    hands a ``json_args`` function. Other callers pass values, which the runtime encodes
+    to the same JSON form for such a function."""
+
+
 @dataclass
 class RegisteredFunction:
     """A handler with its kind, visibility, validators and (once loaded) its path."""
@@ -27,6 +33,11 @@ class RegisteredFunction:
     returns: Any = None
     path: str = ""
     budget_s: float | None = None  # its own time budget (None: the runtime's for its kind)
+    # Installed system functions only (never app code): the handler gets its args as
+    # Convex JSON, unconverted and unvalidated, and checks them itself in one pass. For
+    # bulk payloads (a replication batch) whose generic walks (decode, normalise,
+    # validate: three passes over every value) cost more than applying them.
+    json_args: bool = False
     args_validator: Any = field(init=False, repr=False)
     returns_validator: Any = field(init=False, repr=False)
     flat_args: FlatObjectCheck | None = field(init=False, repr=False)

@@ -33,7 +33,7 @@ from gateway.runtime.context import ActionCtx, MqttMessage, MutationCtx, QueryCt
 from gateway.runtime.cursors import CursorCodec, journal_for, pinned_end
 from gateway.runtime.database import Execution
 from gateway.runtime.driver import Watchdog, drive
-from gateway.runtime.functions import Kind, RegisteredFunction
+from gateway.runtime.functions import JsonArgs, Kind, RegisteredFunction
 from gateway.runtime.loader import App, canonical_path
 from gateway.runtime.logs import LogBuffer, _current, capture
 from gateway.runtime.query import Query
@@ -259,6 +259,15 @@ class Runtime:
             )
         return fn
 
+    def takes_json_args(self, path: str) -> bool:
+        """Only installed system functions can (``RegisteredFunction.json_args``)."""
+        fn = (
+            self.installed.get(canonical_path(path))
+            if path.startswith(system_functions.PREFIX)
+            else None
+        )
+        return fn is not None and fn.json_args
+
     # --- queries and mutations ----------------------------------------------------------
 
     async def _run_transaction(
@@ -359,6 +368,10 @@ class Runtime:
         self, fn: RegisteredFunction, ctx: Any, args: dict[str, Any], ids: Any
     ) -> Any:
         """Validate args, run the handler, check and normalise its result."""
+        if fn.json_args:  # the handler checks them (HTTP hands them over unconverted)
+            as_json = type(args) is JsonArgs
+            checked = args if as_json else encode_json(to_convex(args, what="arguments"))
+            return _result(fn, await fn.handler(ctx, checked), ids)
         flat = fn.flat_args(args, ids) if fn.flat_args is not None else None
         if flat is not None:  # already a Convex value: no normalising pass needed
             checked = dict(flat[0])

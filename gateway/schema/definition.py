@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
 from gateway.errors import SchemaEnforcementError
 from gateway.schema.base import NO_TABLES, IdResolver, Mismatch
-from gateway.schema.flat import FlatObjectCheck
+from gateway.schema.flat import FlatObjectCheck, plain_document
 from gateway.schema.scalars import AnyValidator
 from gateway.schema.table import TableDefinition
 from gateway.schema.table_rules import check_index_references, check_table
 
 __all__ = ["Schema", "define_schema"]
+
+# (document, ids) -> whether the document is stored as it is
+DocumentCheck = Callable[[Any, IdResolver], bool]
 
 
 class Schema:
@@ -79,6 +82,19 @@ class Schema:
         if not self.schema_validation or definition is None:
             return None
         return getattr(definition.document_validator, "flat", None)
+
+    def document_check(self, table: str) -> DocumentCheck | None:
+        """The one-pass check of ``table``'s documents in their stored form (``_id``,
+        ``_creationTime``, fields) when they are flat objects of scalars, or ``None``
+        (use ``validate_document``). See ``gateway.schema.flat``."""
+        definition = self._tables.get(table)
+        if not self.schema_validation or definition is None:
+            return plain_document
+        validator = definition.document_validator
+        if isinstance(validator, AnyValidator):
+            return plain_document
+        flat: FlatObjectCheck | None = getattr(validator, "flat", None)
+        return None if flat is None else flat.document
 
     def to_json(self) -> dict[str, Any]:
         """Convex's ``DatabaseSchemaJson`` (tables sorted by name), with Outpost's

@@ -16,8 +16,8 @@ error message can differ from the full check's.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import Any, Final
 
 from gateway.schema.base import IdResolver, Validator
 from gateway.schema.scalars import (
@@ -29,9 +29,9 @@ from gateway.schema.scalars import (
     NullValidator,
     StringValidator,
 )
-from gateway.values import MAX_OBJECT_FIELDS, Int64, decode_id
+from gateway.values import MAX_DOCUMENT_BYTES, MAX_OBJECT_FIELDS, Int64, decode_id, is_field_name
 
-__all__ = ["FlatObjectCheck", "compile_flat"]
+__all__ = ["FlatObjectCheck", "compile_flat", "plain_document"]
 
 _FIXED_SIZE = {float: 9, Int64: 9, bool: 1, type(None): 1}
 _TYPE_OF: dict[type[Validator], type] = {
@@ -58,12 +58,32 @@ class FlatObjectCheck:
         self._max = len(self._fields)
 
     def __call__(self, value: Any, ids: IdResolver) -> tuple[dict[str, Any], int] | None:
-        if type(value) is not dict or not len(self._required) <= len(value) <= self._max:
+        if type(value) is not dict:
+            return None
+        size = self._fields_size(value, iter(value.items()), len(value), ids)
+        return None if size is None else (value, size)
+
+    def document(self, doc: Any, ids: IdResolver) -> bool:
+        """Whether ``doc``, in a stored document's form (``_id``, ``_creationTime``, then
+        the fields), is already what the full check would make of it, within the size
+        limit. What a replication hub asks of a document an edge stored."""
+        items = _past_system_fields(doc)
+        if items is None:
+            return False
+        size = self._fields_size(doc, items, len(doc) - 2, ids)
+        return size is not None and size + _SYSTEM_FIELDS_SIZE <= MAX_DOCUMENT_BYTES
+
+    def _fields_size(
+        self, value: dict[str, Any], items: Iterator[tuple[str, Any]], count: int, ids: IdResolver
+    ) -> int | None:
+        """The Convex size of ``value`` from the fields ``items`` (``count`` of them),
+        or ``None`` if it takes the full check."""
+        if not len(self._required) <= count <= self._max:
             return None
         fields = self._fields
         size = 2
         x: Any
-        for name, x in value.items():
+        for name, x in items:
             spec = fields.get(name)
             if spec is None:
                 return None
@@ -79,9 +99,52 @@ class FlatObjectCheck:
             elif kind is bytes:
                 part += 2 + len(x)
             size += part
-        if len(value) < self._max and not all(name in value for name in self._required):
+        if count < self._max and not all(name in value for name in self._required):
             return None
-        return value, size
+        return size
+
+
+# ``_id`` (31 to 37 characters) and ``_creationTime`` with their names, at the most.
+_SYSTEM_FIELDS_SIZE = (len("_id") + 1 + 2 + 37) + (len("_creationTime") + 1 + 9)
+
+
+def _past_system_fields(doc: Any) -> Iterator[tuple[str, Any]] | None:
+    """``doc``'s items after a leading ``_id`` (a string) and ``_creationTime`` (a
+    float), or ``None`` if it does not start so."""
+    if type(doc) is not dict or len(doc) < 2:
+        return None
+    items = iter(doc.items())
+    (id_name, doc_id), (time_name, creation) = next(items), next(items)
+    if id_name != "_id" or time_name != "_creationTime":
+        return None
+    if type(doc_id) is not str or type(creation) is not float:
+        return None
+    return items
+
+
+_PLAIN_TYPES: Final = frozenset({float, bool, type(None)})
+
+
+def plain_document(doc: Any, ids: IdResolver | None = None) -> bool:
+    """``FlatObjectCheck.document`` for a table without a schema: fields of floats,
+    booleans, nulls and ASCII strings only, with legal names, are a document as is."""
+    items = _past_system_fields(doc)
+    if items is None or len(doc) - 2 > MAX_OBJECT_FIELDS:
+        return False
+    size = 2
+    for name, x in items:
+        if name[:1] == "_" or not is_field_name(name):
+            return False
+        t = type(x)
+        if t is str:
+            if not x.isascii():
+                return False
+            size += len(name) + 3 + len(x)
+        elif t in _PLAIN_TYPES:
+            size += len(name) + 1 + _FIXED_SIZE[t]
+        else:
+            return False
+    return size + _SYSTEM_FIELDS_SIZE <= MAX_DOCUMENT_BYTES
 
 
 def _is_id_of(text: str, table: str, ids: IdResolver) -> bool:

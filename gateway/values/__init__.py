@@ -32,6 +32,7 @@ from gateway.values.normalize import (
     VALUE_MAX_DEPTH,
     check_document_fields,
     check_field_name,
+    is_field_name,
     to_convex,
 )
 from gateway.values.size import convex_size
@@ -56,6 +57,7 @@ __all__ = [
     "Value",
     "check_document_fields",
     "check_field_name",
+    "is_field_name",
     "compare_values",
     "convex_size",
     "decode_id",

@@ -19,8 +19,20 @@ from typing import Final
 __all__ = ["ALPHABET", "decode", "encode", "encoded_length"]
 
 ALPHABET: Final = "0123456789abcdefghjkmnpqrstvwxyz"
-_TO_INT_DIGITS: Final = str.maketrans(ALPHABET, "0123456789abcdefghijklmnopqrstuv")
+_INT_DIGITS: Final = "0123456789abcdefghijklmnopqrstuv"
 _VALID: Final = re.compile(f"[{ALPHABET}]*")
+
+
+def _byte_digits() -> bytes:
+    """A byte table: alphabet characters to ``int``'s base-32 digits, every other byte
+    to ``!`` (which ``int`` refuses, as it does not whitespace, signs and ``_``)."""
+    table = bytearray(b"!" * 256)
+    for char, digit in zip(ALPHABET, _INT_DIGITS, strict=True):
+        table[ord(char)] = ord(digit)
+    return bytes(table)
+
+
+_TO_INT_DIGITS: Final = _byte_digits()
 # characters used by a trailing group of 0..4 input bytes
 _TAIL_CHARS: Final = (0, 2, 4, 5, 7)
 # every 10-bit group as its two characters
@@ -50,17 +62,25 @@ def decode(text: str) -> bytes:
     (every document id a replication hub stores is decoded: ``base64.b32decode`` is a
     Python loop in CPython 3.11); a test holds it to ``base64.b32decode`` on random
     input."""
-    if not _VALID.fullmatch(text):
-        bad = next(c for c in text if c not in ALPHABET)
-        raise ValueError(f"character {bad!r} is not in the base32 alphabet {ALPHABET}")
     tail = len(text) % 8
     if tail not in _TAIL_CHARS:
+        _check_alphabet(text)
         raise ValueError(f"{len(text)} characters is not the length of any base32 encoding")
     if not text:
         return b""
     n_bytes = len(text) // 8 * 5 + _TAIL_CHARS.index(tail)
     unused_bits = len(text) * 5 - n_bytes * 8
-    value = int(text.translate(_TO_INT_DIGITS), 32)
+    try:  # translated as bytes: a third of the time of ``str.translate``
+        value = int(text.encode("ascii").translate(_TO_INT_DIGITS), 32)
+    except ValueError:  # UnicodeEncodeError included
+        _check_alphabet(text)
+        raise
     if value & ((1 << unused_bits) - 1):
         raise ValueError("the last character carries non-zero padding bits")
     return (value >> unused_bits).to_bytes(n_bytes, "big")
+
+
+def _check_alphabet(text: str) -> None:
+    if not _VALID.fullmatch(text):
+        bad = next(c for c in text if c not in ALPHABET)
+        raise ValueError(f"character {bad!r} is not in the base32 alphabet {ALPHABET}")

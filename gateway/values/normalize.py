@@ -26,6 +26,7 @@ __all__ = [
     "check_document_fields",
     "check_field_name",
     "format_path",
+    "is_field_name",
     "to_convex",
 ]
 
@@ -99,6 +100,16 @@ def check_field_name(name: object) -> None:
     if problem is not None:
         raise ConvexValueError(f"field name {_short(name)} {problem}")
     _remember(name)
+
+
+def is_field_name(name: str) -> bool:
+    """Whether the string ``name`` is a legal object field name (``check_field_name``)."""
+    if name in _GOOD_NAMES:
+        return True
+    if _field_name_problem(name) is not None:
+        return False
+    _remember(name)
+    return True
 
 
 def _remember(name: str) -> None:
