@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Final
 
 from gateway.errors import StoreError
 from gateway.store import search as fts
@@ -30,7 +30,7 @@ from gateway.store.catalog import (
 from gateway.store.fields import value_at
 from gateway.store.pending import LOG_SQL, PendingWrites
 from gateway.store.quota import OutboxQuota
-from gateway.values import decode_id, dumps, encode_index_key, loads
+from gateway.values import creation_id_key, decode_id, dumps, encode_index_key, loads
 
 Document = dict[str, Any]
 SCAN_CHUNK_ROWS = 128
@@ -214,12 +214,16 @@ class Transaction:
         plan = _insert_plan(info)
         # Every stored index ends with (_creationTime, _id): that key part is the same
         # for all of them, and a tuple's key is the concatenation of its parts' keys.
-        tail = encode_index_key((creation_time, doc_id))
+        tail = creation_id_key(creation_time, doc_id)
         changed = self.changed_keys
         rows: list[Any] = []
         for ix, prefix in plan.indexes:
             if prefix is None:
                 key = index_key(ix, doc)
+            elif prefix is _BY_ID:
+                key = tail[_FLOAT_KEY_BYTES:]
+            elif not prefix:  # by_creation_time
+                key = tail
             else:
                 key = encode_index_key([value_at(doc, path) for path in prefix]) + tail
             changed.append((ix.index_id, key))
@@ -463,6 +467,12 @@ class Transaction:
             change.new = new
 
 
+# ``by_id``'s key is the id's, which ends every tail key (``_creationTime`` is a number,
+# whose key is always a tag and 8 bytes), so it is cut from the tail.
+_BY_ID: Final[tuple[tuple[str, ...], ...]] = (("_id",),)
+_FLOAT_KEY_BYTES: Final = 9
+
+
 class _InsertPlan:
     """How ``insert`` computes and stores a table's index keys (built once per table)."""
 
@@ -471,7 +481,10 @@ class _InsertPlan:
         self.indexes: list[tuple[IndexInfo, tuple[tuple[str, ...], ...] | None]] = []
         for ix in info.indexes.values():
             tail = ix.fields[-len(SYSTEM_FIELDS_KEY) :] == SYSTEM_FIELDS_KEY
-            self.indexes.append((ix, ix.paths[: -len(SYSTEM_FIELDS_KEY)] if tail else None))
+            if ix.fields == ("_id",):
+                self.indexes.append((ix, _BY_ID))
+            else:
+                self.indexes.append((ix, ix.paths[: -len(SYSTEM_FIELDS_KEY)] if tail else None))
         stored = sum(1 for ix in info.indexes.values() if not ix.virtual)
         self.sql = "INSERT INTO indexes (index_id, key, doc_id) VALUES " + ", ".join(
             ["(?, ?, ?)"] * stored

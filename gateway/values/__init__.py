@@ -36,7 +36,12 @@ from gateway.values.normalize import (
     to_convex,
 )
 from gateway.values.size import convex_size
-from gateway.values.sort_key import encode_index_key, encode_key, key_successor
+from gateway.values.sort_key import (
+    creation_id_key,
+    encode_index_key,
+    encode_key,
+    key_successor,
+)
 
 __all__ = [
     "DOCUMENT_MAX_DEPTH",
@@ -66,6 +71,7 @@ __all__ = [
     "dumps_yielding",
     "encode_clean_json",
     "encode_id",
+    "creation_id_key",
     "encode_index_key",
     "encode_json",
     "encode_key",

@@ -19,6 +19,7 @@ import math
 import re
 import struct
 from collections.abc import Collection
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any, Final
 
 from gateway.errors import ConvexValueError
@@ -151,7 +152,24 @@ def _basic(v: object) -> Value:
 _plain_encoder = json.JSONEncoder(
     ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False
 )
-_plain_encode = _plain_encoder.encode
+# The C encoder ``JSONEncoder.encode`` builds on every call, built once: half the time
+# of a small document's ``dumps`` went to building it (every document stored is dumped).
+_c_encoder: Any = (
+    None
+    if c_make_encoder is None
+    else c_make_encoder(
+        None, _plain_encoder.default, encode_basestring, None, ":", ",", False, False, False
+    )
+)
+
+
+def _plain_encode(value: Any) -> str:
+    """``_plain_encoder.encode(value)``; a test holds the two to the same text."""
+    t = type(value)
+    if _c_encoder is not None and (t is dict or t is list):
+        return "".join(_c_encoder(value, 0))
+    return _plain_encoder.encode(value)
+
 
 _JSON_LEAVES: Final = frozenset({str, float, bool, type(None)})
 _JSON_TYPES: Final = _JSON_LEAVES | {dict, list}

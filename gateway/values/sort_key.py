@@ -33,6 +33,7 @@ from gateway.values.core import UNSET, Int64, Value, as_basic_type, int_as_float
 
 __all__ = [
     "TAG_UNSET",
+    "creation_id_key",
     "encode_index_key",
     "encode_key",
     "key_successor",
@@ -75,6 +76,18 @@ def encode_index_key(values: Sequence[Value]) -> bytes:
         else:
             _write(out, value)
     return bytes(out)
+
+
+def creation_id_key(creation_time: float, doc_id: str) -> bytes:
+    """``encode_index_key((creation_time, doc_id))`` for a float and an id: the tail of
+    every stored index's key, made for every document written. An id is ASCII without
+    NUL (base32), so its key is its bytes between the tag and the terminator. A test
+    holds it to ``encode_index_key`` on random input."""
+    if type(creation_time) is not float or not doc_id.isascii() or "\x00" in doc_id:
+        return encode_index_key((creation_time, doc_id))
+    (bits,) = _unpack_u64(_pack_double(creation_time))
+    bits = bits ^ _ALL if bits & _SIGN else bits | _SIGN
+    return _pack_float_key(0x0D, bits) + b"\x10" + doc_id.encode("ascii") + b"\x00"
 
 
 def key_successor(prefix: bytes) -> bytes:
