@@ -240,7 +240,10 @@ def _apply(batch: _BatchState, change: dict[str, Any]) -> None:
 def _target(batch: _BatchState, change: dict[str, Any]) -> tuple[str, str]:
     """The change's table (created if new and its number is free) and document id."""
     table, doc_id = change.get("table"), change.get("id")
-    if type(table) is not str or not _TABLE_NAME.fullmatch(table):
+    if type(table) is not str:
+        raise Rejected(f"{table!r} is not a user table a hub accepts")
+    known = batch.numbers.get(table)  # then its name was checked too
+    if known is None and not _TABLE_NAME.fullmatch(table):
         raise Rejected(f"{table!r} is not a user table a hub accepts")
     if type(doc_id) is not str:
         raise Rejected("the change has no document id")
@@ -248,9 +251,8 @@ def _target(batch: _BatchState, change: dict[str, Any]) -> tuple[str, str]:
         number, _ = decode_id(doc_id)
     except ConvexValueError as exc:
         raise Rejected(f"{doc_id!r} is not a document id ({exc})") from None
-    if batch.numbers.get(table) == number:
-        return table, doc_id
-    batch.numbers[table] = _table_number(batch.ex.tx, table, number)
+    if known != number:
+        batch.numbers[table] = _table_number(batch.ex.tx, table, number)
     return table, doc_id
 
 

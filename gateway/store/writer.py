@@ -97,6 +97,7 @@ def ready_slot() -> concurrent.futures.Future[None]:
     ready.set_running_or_notify_cancel()
     return ready
 
+
 # A batch takes more queued jobs until they have run this many times as long as the
 # last commit took (at least ``_MIN_GROUP_S``): past that the commit is under a fifth of
 # the batch's time.

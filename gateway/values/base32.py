@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-__all__ = ["ALPHABET", "decode", "encode", "encoded_length"]
+__all__ = ["ALPHABET", "decode", "encode", "encoded_length", "to_int"]
 
 ALPHABET: Final = "0123456789abcdefghjkmnpqrstvwxyz"
 _INT_DIGITS: Final = "0123456789abcdefghijklmnopqrstuv"
@@ -71,13 +71,20 @@ def decode(text: str) -> bytes:
     n_bytes = len(text) // 8 * 5 + _TAIL_CHARS.index(tail)
     unused_bits = len(text) * 5 - n_bytes * 8
     try:  # translated as bytes: a third of the time of ``str.translate``
-        value = int(text.encode("ascii").translate(_TO_INT_DIGITS), 32)
+        value = to_int(text)
     except ValueError:  # UnicodeEncodeError included
         _check_alphabet(text)
         raise
     if value & ((1 << unused_bits) - 1):
         raise ValueError("the last character carries non-zero padding bits")
     return (value >> unused_bits).to_bytes(n_bytes, "big")
+
+
+def to_int(text: str) -> int:
+    """The digits of ``text`` as one big integer, most significant first (no length or
+    padding checks: ``decode`` makes them). ``ValueError`` for a character outside the
+    alphabet."""
+    return int(text.encode("ascii").translate(_TO_INT_DIGITS), 32)
 
 
 def _check_alphabet(text: str) -> None:
