@@ -121,7 +121,7 @@ def _envelope(args: dict[str, Any]) -> dict[str, Any]:
     applied). A wrong field gets the message the args validator gives."""
     changes = args.get("changes")
     if type(changes) is not list:  # the full check words the error
-        validate_args(_PUSH_ARGS, to_convex(decode_json(args), what="arguments"))
+        validate_args(_PUSH_ARGS, to_convex(decode_json(dict(args)), what="arguments"))
         raise ArgumentValidationError("ArgumentValidationError: `changes` must be an array")
     rest = {k: x for k, x in args.items() if k != "changes"}
     fields: dict[str, Any] = validate_args(_ENVELOPE, to_convex(decode_json(rest)))

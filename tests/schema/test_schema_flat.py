@@ -18,7 +18,15 @@ from gateway.errors import OutpostError
 from gateway.schema import v
 from gateway.schema.args import validate_args
 from gateway.schema.compound import ObjectValidator
-from gateway.values import Int64, convex_size, dumps, to_convex
+from gateway.schema.flat import plain_document
+from gateway.values import (
+    MAX_DOCUMENT_BYTES,
+    Int64,
+    check_document_fields,
+    convex_size,
+    dumps,
+    to_convex,
+)
 
 SCALARS = {
     "string": v.string,
@@ -157,3 +165,69 @@ def test_a_refused_value_still_gets_the_full_checks_message() -> None:
         assert "celsius" in str(exc)
     else:
         raise AssertionError("a missing field passed")
+
+
+# --- documents in their stored form (what a replication hub receives) ---------------------
+
+SYSTEM_PREFIXES = st.sampled_from(
+    [
+        {"_id": USER_ID, "_creationTime": 1_700_000_000_000.5},  # the stored form
+        {"_id": USER_ID, "_creationTime": 1_700_000_000_000},  # an int time
+        {"_creationTime": 1.5, "_id": USER_ID},  # another order
+        {"_id": 5.0, "_creationTime": 1.5},
+        {"_id": USER_ID},
+        {},
+    ]
+)
+
+
+def _body(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: x for k, x in doc.items() if k not in ("_id", "_creationTime")}
+
+
+def _stored_form_checks(doc: dict[str, Any]) -> None:
+    assert list(doc)[:2] == ["_id", "_creationTime"]
+    assert type(doc["_id"]) is str and type(doc["_creationTime"]) is float
+
+
+@settings(max_examples=1500, deadline=None)
+@given(validator_and_value(), SYSTEM_PREFIXES)
+def test_a_document_taken_as_stored_is_exactly_what_the_full_check_gives(
+    case: tuple[ObjectValidator, dict[str, Any]], prefix: dict[str, Any]
+) -> None:
+    validator, value = case
+    assert validator.flat is not None
+    doc = {**prefix, **value}
+    if not validator.flat.document(doc, IDS):
+        return
+    _stored_form_checks(doc)
+    full = full_check(validator, _body(doc))  # must not raise
+    assert same(full, _body(doc)), (full, doc)
+
+
+DOC_NAMES = st.sampled_from(["a", "device", "_x", "$a", "", "é", "a b", "_id"])
+
+
+@settings(max_examples=1500, deadline=None)
+@given(SYSTEM_PREFIXES, st.dictionaries(DOC_NAMES, values, max_size=4))
+def test_a_schemaless_document_taken_as_stored_is_a_value_as_it_is(
+    prefix: dict[str, Any], fields: dict[str, Any]
+) -> None:
+    doc = {**prefix, **fields}
+    if not plain_document(doc):
+        return
+    _stored_form_checks(doc)
+    body = _body(doc)
+    check_document_fields(body)  # must not raise
+    assert same(to_convex(body), body)
+    assert convex_size(doc) <= MAX_DOCUMENT_BYTES
+
+
+def test_a_flat_reading_in_stored_form_takes_the_fast_path() -> None:
+    reading = v.object({"device": v.string(), "n": v.float64()})
+    assert reading.flat is not None
+    doc = {"_id": USER_ID, "_creationTime": 1.5, "device": "s-1", "n": 2.0}
+    assert reading.flat.document(doc, IDS)
+    assert plain_document(doc)
+    assert not reading.flat.document({**doc, "n": 2}, IDS)  # a plain int: converted
+    assert not plain_document({**doc, "n": {"$integer": "AQAAAAAAAAA="}})  # JSON: decoded

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from gateway.errors import InvalidIdError
 from gateway.values import IdGenerator, base32, decode_id, encode_id, is_id
+from gateway.values import ids as ids_module
 from gateway.values.ids import UrandomPool, fletcher16
 
 ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
@@ -267,3 +268,53 @@ def _fletcher16_loop(data: bytes) -> int:
 @given(st.binary(max_size=64))
 def test_fletcher16_agrees_with_the_running_sums(data: bytes) -> None:
     assert fletcher16(data) == _fletcher16_loop(data)
+
+
+ID_CHARS = st.sampled_from(list(ALPHABET) + ["i", "l", "o", "u", "A", "Z", " ", "_", "-", "é"])
+
+
+@st.composite
+def id_like_text(draw: st.DrawFn) -> str:
+    """31-character text near an id: a valid one (tables 1 to 300, so some have the
+    two-byte VInt and are longer), one with a character changed, or any characters."""
+    kind = draw(st.integers(0, 2))
+    if kind == 2:
+        return "".join(draw(st.lists(ID_CHARS, min_size=31, max_size=31)))
+    text = encode_id(draw(st.integers(1, 300)), draw(st.binary(min_size=16, max_size=16)))
+    if kind == 1:
+        at = draw(st.integers(0, len(text) - 1))
+        text = text[:at] + draw(ID_CHARS) + text[at + 1 :]
+    return text
+
+
+@settings(max_examples=3000)
+@given(id_like_text())
+def test_the_short_id_fast_path_decodes_exactly_what_the_full_path_does(text: str) -> None:
+    try:
+        expected: tuple[int, bytes] | None = ids_module._decode_any_id(text)
+    except InvalidIdError:
+        expected = None
+    fast = ids_module._decode_short_id(text) if len(text) == 31 else None
+    if fast is not None:
+        assert fast == expected
+    elif len(text) == 31:  # declined: only what the full path refuses
+        assert expected is None
+    if expected is None:
+        with pytest.raises(InvalidIdError):
+            ids_module._decode_id(text)
+    else:
+        assert ids_module._decode_id(text) == expected
+
+
+def test_every_valid_short_id_takes_the_fast_path() -> None:
+    rng = random.Random(7)
+    for table in range(1, 128):
+        text = encode_id(table, rng.randbytes(16))
+        assert len(text) == 31
+        assert ids_module._decode_short_id(text) == ids_module._decode_any_id(text)
+
+
+def test_base32_names_the_first_character_outside_the_alphabet() -> None:
+    for bad, shown in (("0" * 30 + "é", "'é'"), ("0" * 7 + "_", "'_'"), ("0 " * 4, "' '")):
+        with pytest.raises(ValueError, match=f"character {shown} is not in the base32"):
+            base32.decode(bad)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 from values_strategies import float_from_bits, values
 
 from gateway.errors import ConvexValueError
@@ -21,6 +22,7 @@ from gateway.values import (
     dumps,
     encode_clean_json,
     encode_json,
+    json_codec,
     loads,
 )
 
@@ -186,3 +188,26 @@ def test_round_trip_property(value: Any) -> None:
     assert text == json.dumps(encode_json(value), separators=(",", ":"), ensure_ascii=False)
     assert _same(loads(text), value)
     assert _same(decode_json(json.loads(text)), value)
+
+
+JSON_LIKE = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.floats(), st.text(max_size=6), st.integers()),
+    lambda children: st.one_of(
+        st.lists(children, max_size=3), st.dictionaries(st.text(max_size=3), children, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=1000)
+@given(JSON_LIKE)
+def test_the_prebuilt_c_encoder_writes_what_the_json_encoder_does(value: Any) -> None:
+    try:
+        expected: str | type = json_codec._plain_encoder.encode(value)
+    except ValueError:  # NaN and infinities (allow_nan=False)
+        expected = ValueError
+    try:
+        got: str | type = json_codec._plain_encode(value)
+    except ValueError:
+        got = ValueError
+    assert got == expected

@@ -5,6 +5,8 @@ from functools import cmp_to_key
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from values_strategies import float_from_bits
 
 from gateway.errors import ConvexValueError
@@ -14,6 +16,7 @@ from gateway.values import (
     UNSET,
     Int64,
     compare_values,
+    creation_id_key,
     encode_index_key,
     encode_key,
     key_successor,
@@ -191,3 +194,22 @@ def test_key_successor_bounds_a_prefix_range() -> None:
     for t in outside_below:
         assert encode_index_key(t) < p
     assert all(encode_key(v) < key_successor(b"") for v in ASCENDING)
+
+
+CREATION_TIMES = st.one_of(
+    st.floats(allow_nan=True),
+    st.sampled_from([0.0, -0.0, 1_700_000_000_000.5, float("inf"), float("-inf")]),
+    st.integers(-(2**53), 2**53),
+)
+DOC_IDS = st.one_of(
+    st.text(st.sampled_from("0123456789abcdefghjkmnpqrstvwxyz"), min_size=31, max_size=37),
+    st.text(max_size=6),  # the general path: non-ASCII, NUL
+)
+
+
+@settings(max_examples=2000)
+@given(CREATION_TIMES, DOC_IDS)
+def test_the_creation_id_tail_is_the_tuple_key(creation: float, doc_id: str) -> None:
+    assert creation_id_key(creation, doc_id) == encode_index_key((creation, doc_id))
+    # by_id's key is the tail less the first part's 9 bytes
+    assert creation_id_key(creation, doc_id)[9:] == encode_index_key([doc_id])
