@@ -15,7 +15,6 @@ import contextlib
 import functools
 import logging
 import math
-import operator
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -31,7 +30,6 @@ if TYPE_CHECKING:
     from gateway.runtime.runtime import Runtime
 
 log = logging.getLogger("gateway.scheduler")
-_TABLE_OF = operator.attrgetter("table")
 
 SCHEDULED_TABLE = "_scheduled_functions"
 BY_STATE_TIME = "by_state_time"
@@ -175,8 +173,7 @@ class Scheduler:
         self._loop_task = None
 
     def _on_commit(self, commits: list[Committed]) -> None:
-        # Tables gathered in C: a commit can carry thousands of changes (a hub's batch).
-        if any(SCHEDULED_TABLE in set(map(_TABLE_OF, commit.changes)) for commit in commits):
+        if any(SCHEDULED_TABLE in commit.tables for commit in commits):
             self._wake.set()
 
     def _recover(self, tx: Transaction) -> int:

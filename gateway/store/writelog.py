@@ -28,7 +28,7 @@ class WriteLog:
         group = list(commits)
         # The window keeps keys only: documents (a bulk import's, say) must not stay
         # alive here. Listeners, told now, see the whole commit.
-        self._entries.extend(Committed(c.ts, c.changed_keys, []) for c in group)
+        self._entries.extend(Committed(c.ts, c.changed_keys, [], c.tables) for c in group)
         for listener in list(self._listeners):
             listener(group)
 

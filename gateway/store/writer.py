@@ -17,6 +17,7 @@ import asyncio
 import concurrent.futures
 import logging
 import math
+import operator
 import queue
 import sqlite3
 import threading
@@ -53,6 +54,9 @@ class Committed:
     ts: int
     changed_keys: list[tuple[int, bytes]]
     changes: list[DocChange]
+    # The tables it wrote, gathered on the writer: a listener that asks "was table T
+    # written?" of a hub's thousand-document commit then looks once, not a thousand times.
+    tables: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -98,6 +102,7 @@ def ready_slot() -> concurrent.futures.Future[None]:
     return ready
 
 
+_TABLE_OF = operator.attrgetter("table")
 # A batch takes more queued jobs until they have run this many times as long as the
 # last commit took (at least ``_MIN_GROUP_S``): past that the commit is under a fifth of
 # the batch's time.
@@ -237,7 +242,9 @@ class Writer:
             if outcome.error is None and tx is not None:
                 catalog, last_ts = tx.catalog, tx.ts
                 self._ts_floor = max(self._ts_floor, _past_creation_times(tx))
-                committed.append(Committed(tx.ts, tx.changed_keys, outcome.result[1]))
+                changes = outcome.result[1]
+                tables = frozenset(map(_TABLE_OF, changes))
+                committed.append(Committed(tx.ts, tx.changed_keys, changes, tables))
                 outcome.result = outcome.result[0]
             if len(outcomes) >= self._max_batch or time.monotonic() - started > run_for:
                 break
