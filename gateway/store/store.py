@@ -21,6 +21,7 @@ from typing import TypeVar
 
 from gateway.store import epoch as epochs
 from gateway.store.catalog import Catalog, Replication, load_catalog
+from gateway.store.checkpointer import Checkpointer, without_autocheckpoint
 from gateway.store.datadir import claim
 from gateway.store.epoch import FingerprintFn
 from gateway.store.hlc import HybridClock, ntp_synchronised
@@ -54,10 +55,12 @@ class Store:
         writer: Writer,
         readers: ReaderPool,
         gateway_id: str,
+        checkpointer: Checkpointer,
         lock: StoreLock | None = None,
         epoch: int = 1,
     ) -> None:
         self.path = path
+        self.checkpointer = checkpointer
         self.writer = writer
         self.readers = readers
         self.gateway_id = gateway_id
@@ -102,7 +105,7 @@ class Store:
             )
             opener = functools.partial(connect, path, busy_timeout_ms=busy_timeout_ms)
             writer = Writer(
-                functools.partial(opener, readonly=False),
+                lambda: without_autocheckpoint(opener(readonly=False)),
                 catalog,
                 HybridClock(last_ts, wall_ns=wall_ns, synced=synced),
                 commit_interval_ms=commit_interval_ms,
@@ -115,7 +118,8 @@ class Store:
                 lambda: writer.catalog,
                 size=reader_threads,
             )
-            store = cls(path, writer, readers, gateway_id, lock, epoch)
+            checkpointer = Checkpointer(functools.partial(opener, readonly=False))
+            store = cls(path, writer, readers, gateway_id, checkpointer, lock, epoch)
             writer._on_commit = store._published  # noqa: SLF001 - wiring, set once
             await store._start_threads()
         except BaseException:
@@ -124,11 +128,14 @@ class Store:
         return store
 
     async def _start_threads(self) -> None:
-        """Start the writer, then the readers; on failure stop (join) what started."""
+        """Start the writer, the readers, then the checkpointer; on failure stop (join)
+        what started."""
         try:
             await self.writer.start()
             await self.readers.start()
+            self.checkpointer.start()
         except BaseException as exc:
+            await self.checkpointer.close()
             await self.readers.close()
             await self.writer.close()
             if isinstance(exc, sqlite3.Error):
@@ -174,8 +181,9 @@ class Store:
         if self._closed:
             return
         self._closed = True
-        # Readers first: the writer's connection, closing last, checkpoints the WAL
-        # into the main file and removes it (a read-only connection cannot).
+        # Readers and checkpointer first: the writer's connection, closing last,
+        # checkpoints the WAL into the main file and removes it.
+        await self.checkpointer.close()
         await self.readers.close()
         await self.writer.close()
         if self._lock is not None:  # last: no thread of ours touches the file any more
@@ -193,6 +201,7 @@ class Store:
         await self.close()
 
     def _published(self, commits: list[Committed], catalog: Catalog) -> None:
+        self.checkpointer.committed()
         self.write_log.append(commits)
 
 
