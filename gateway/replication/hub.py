@@ -163,6 +163,7 @@ def apply_batch(ex: Execution, args: dict[str, Any], now_ms: float) -> dict[str,
     batch = _BatchState(ex, found, origin)
     for change in todo:
         _apply(batch, change)
+    batch.insert_new()
     batch.provenance.write(tx)
     if batch.dead_letters:
         hub_tables.cap_dead_letters(tx)
@@ -211,6 +212,22 @@ class _BatchState:
         self.dead_letters = False
         self.numbers: dict[str, int] = {}  # tables checked or created, by name
         self._checks: dict[str, DocumentCheck | None] = {}
+        # New documents, stored a table at a time (``insert_existing_many``) before any
+        # other write of the batch and at its end: a later change may update them.
+        self._new: dict[str, list[dict[str, Any]]] = {}
+
+    def insert(self, table: str, doc: dict[str, Any]) -> None:
+        new = self._new.get(table)
+        if new is None:
+            self._new[table] = [doc]
+        else:
+            new.append(doc)
+
+    def insert_new(self) -> None:
+        """Store the new documents kept so far (before a write that may touch them)."""
+        for table, docs in self._new.items():
+            self.ex.tx.insert_existing_many(table, docs)
+        self._new.clear()
 
     def document_check(self, table: str) -> DocumentCheck | None:
         if table not in self._checks:
@@ -286,9 +303,10 @@ def _upsert(batch: _BatchState, table: str, doc_id: str, change: dict[str, Any])
         new = _document(ex, table, doc_id, doc)
     old = batch.current.get(doc_id)
     if old is None:
-        ex.tx.insert_existing(table, new)
+        batch.insert(table, new)
         batch.provenance.create(table, doc_id, change)
     else:
+        batch.insert_new()
         body = {k: x for k, x in new.items() if k not in _SYSTEM_FIELDS}
         ex.tx.replace(table, old, body)
         new = {"_id": doc_id, "_creationTime": old["_creationTime"], **body}
@@ -326,6 +344,7 @@ def _validated(ex: Execution, table: str, body: dict[str, Any]) -> dict[str, Any
 def _delete(batch: _BatchState, table: str, doc_id: str) -> None:
     old = batch.current.get(doc_id)
     if old is not None:
+        batch.insert_new()
         batch.ex.tx.delete(table, old)
         batch.provenance.delete(doc_id)
         batch.current[doc_id] = None
