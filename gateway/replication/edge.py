@@ -15,9 +15,10 @@ line.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from yarl import URL
 
@@ -48,6 +49,20 @@ class Links:
     uplink: Uplink | None = None
     downlink: Downlink | None = None
     key: str = ""
+
+
+def _digest_of(schema: Callable[[], Any]) -> Callable[[], str]:
+    """``schema_digest`` of the app's schema now, worked out again only when the schema
+    object changes (``outpost dev`` reloads), not for every batch."""
+    memo: list[Any] = [None, None]  # the schema, its digest
+
+    def digest() -> str:
+        current = schema()
+        if memo[1] is None or memo[0] is not current:
+            memo[:] = [current, schema_digest(current)]
+        return str(memo[1])
+
+    return digest
 
 
 def find_upstream_key(data_dir: Path, environ: Mapping[str, str]) -> str:
@@ -121,7 +136,7 @@ async def start_replication(
                 request_timeout_s=settings.upstream_request_timeout_s,
             ),
             key=key,
-            schema=lambda: schema_digest(gateway.app.schema),
+            schema=_digest_of(lambda: gateway.app.schema),
         )
         view.upstream_url, view.uplink = shown, links.uplink
         await links.uplink.start()

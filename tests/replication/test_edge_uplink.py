@@ -274,3 +274,24 @@ async def test_batches_in_flight_that_overtake_each_other_still_apply_once_in_or
     assert [s for _, s in upstream.seqs()] == list(range(1, 6001))
     firsts = [int(b["first"]) for b in upstream.batches]
     assert firsts[:2] == [1, 1001]  # the first alone: a gap would have re-sent it
+
+
+def test_the_schema_digest_is_worked_out_again_only_for_a_new_schema() -> None:
+    from gateway import define_schema, define_table, v
+    from gateway.replication.edge import _digest_of
+    from gateway.replication.uplink import schema_digest
+
+    first = define_schema({"r": define_table({"n": v.float64()}).replicate("up")})
+    second = define_schema({"r": define_table({"n": v.string()}).replicate("up")})
+    current = [first]
+    calls = []
+
+    def schema() -> object:
+        calls.append(1)
+        return current[0]
+
+    digest = _digest_of(schema)
+    assert digest() == digest() == schema_digest(first)
+    current[0] = second  # outpost dev swapped a new schema in
+    assert digest() == schema_digest(second) != schema_digest(first)
+    assert len(calls) == 3
