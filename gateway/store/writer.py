@@ -226,7 +226,8 @@ class Writer:
         # time, it saves little, and their answers would wait behind more jobs (two
         # replication batches of 20 ms each, pipelined to keep a hub busy, acknowledged
         # together, drained the pipeline).
-        run_for = max(_GROUP_COMMITS * self._last_commit_s, _MIN_GROUP_S)
+        # A commit interval set on purpose (``commit_interval_ms``) groups for that long.
+        run_for = max(_GROUP_COMMITS * self._last_commit_s, _MIN_GROUP_S, self._interval_s)
         self._open_jobs = [first]
         conn.execute("BEGIN IMMEDIATE")
         pending = PendingWrites(conn)

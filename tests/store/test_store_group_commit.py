@@ -204,3 +204,19 @@ async def _until(check: Callable[[], bool], timeout_s: float = 10.0) -> None:
     while not check():
         assert time.monotonic() < deadline, "timed out"
         await asyncio.sleep(0.005)
+
+
+async def test_a_commit_interval_set_on_purpose_groups_long_jobs_too(tmp_path: Path) -> None:
+    from gateway.store import Store
+
+    async with await Store.open(tmp_path / "d", commit_interval_ms=500) as store:
+        stats = store.writer.stats
+
+        def long_job(tx: object) -> None:
+            deadline = time.monotonic() + 0.05
+            while time.monotonic() < deadline:
+                pass
+
+        stats.batch_sizes.clear()
+        await asyncio.gather(*(store.write(long_job) for _ in range(3)))
+        assert list(stats.batch_sizes) == [3]  # 150 ms of jobs, inside the 500 ms interval
