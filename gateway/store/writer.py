@@ -25,7 +25,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from gateway.errors import CommitError, StoreClosedError
 from gateway.store.catalog import Catalog
@@ -103,13 +103,6 @@ def ready_slot() -> concurrent.futures.Future[None]:
 
 
 _TABLE_OF = operator.attrgetter("table")
-# A batch takes more queued jobs until they have run this many times as long as the
-# last commit took (at least ``_MIN_GROUP_S``): past that the commit is under a fifth of
-# the batch's time. The floor keeps 64 callers' small mutations in one batch (5 ms of
-# jobs here; a lower one cost bench/mutations.py 6% of its rate).
-_GROUP_COMMITS: Final = 4
-_MIN_GROUP_S: Final = 0.005
-_FIRST_COMMIT_GUESS_S: Final = 0.005
 
 
 class Writer:
@@ -141,7 +134,6 @@ class Writer:
         self._connect = connect
         self._interval_s = commit_interval_ms / 1000.0
         self._max_batch = max_batch_jobs
-        self._last_commit_s = _FIRST_COMMIT_GUESS_S
         self._on_commit = on_commit
         self._ids = IdGenerator()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -221,14 +213,7 @@ class Writer:
 
     def _run_batch(self, conn: sqlite3.Connection, first: _Job[Any]) -> bool:
         """Run jobs until the queue is dry (or the interval ends); False after a STOP."""
-        started = time.monotonic()
-        deadline = started + self._interval_s
-        # Grouping jobs saves a commit each; once the jobs have run several commits'
-        # time, it saves little, and their answers would wait behind more jobs (two
-        # replication batches of 20 ms each, pipelined to keep a hub busy, acknowledged
-        # together, drained the pipeline).
-        # A commit interval set on purpose (``commit_interval_ms``) groups for that long.
-        run_for = max(_GROUP_COMMITS * self._last_commit_s, _MIN_GROUP_S, self._interval_s)
+        deadline = time.monotonic() + self._interval_s
         self._open_jobs = [first]
         conn.execute("BEGIN IMMEDIATE")
         pending = PendingWrites(conn)
@@ -248,7 +233,7 @@ class Writer:
                 tables = frozenset(map(_TABLE_OF, changes))
                 committed.append(Committed(tx.ts, tx.changed_keys, changes, tables))
                 outcome.result = outcome.result[0]
-            if len(outcomes) >= self._max_batch or time.monotonic() - started > run_for:
+            if len(outcomes) >= self._max_batch:
                 break
             job = self._next_job(deadline)
             if job is None:
@@ -331,9 +316,7 @@ class Writer:
                     "INSERT OR REPLACE INTO meta (key, value) VALUES ('ts_floor', ?)",
                     (str(self._ts_floor),),
                 )
-            committing = time.monotonic()
             self.commit_fn(conn)
-            self._last_commit_s = time.monotonic() - committing
         except Exception as exc:
             self.stats.failed_commits += 1
             self.quota.rolled_back()

@@ -173,32 +173,6 @@ async def test_commit_interval_batches_sequential_callers(make_app, tmp_path, in
         assert gw.store.writer.stats.commits - before <= 2
 
 
-async def test_long_jobs_are_not_held_for_the_next_one(make_app, tmp_path: Path) -> None:
-    """Queued jobs join a batch only while its jobs have run less than a few commits'
-    time: a long job's answer never waits for the next long job (a hub's pushes)."""
-    async with Gateway.open(make_app(**APP), tmp_path / "d") as gw:
-        stats = gw.store.writer.stats
-        gate = threading.Event()
-
-        def held(tx: object) -> None:  # the first job holds the writer until all are queued
-            gate.wait(10)
-
-        def long_job(tx: object) -> None:
-            deadline = time.monotonic() + 0.05  # far past four commits on any disk here
-            while time.monotonic() < deadline:
-                pass
-
-        first = asyncio.ensure_future(gw.store.write(held))
-        longs = [asyncio.ensure_future(gw.store.write(long_job)) for _ in range(3)]
-        await _until(lambda: stats.handoffs >= 4)
-        stats.batch_sizes.clear()
-        gate.set()
-        await asyncio.gather(first, *longs)
-        sizes = list(stats.batch_sizes)
-        # The short held job may take the first long one along; no two long ones share.
-        assert sum(sizes) == 4 and len(sizes) >= 3, sizes
-
-
 async def _until(check: Callable[[], bool], timeout_s: float = 10.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not check():
