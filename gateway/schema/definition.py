@@ -53,11 +53,8 @@ class Schema:
         an ``Int64``, one in a ``v.float64()`` field a ``float``; ``UNSET`` fields are
         dropped): store what is returned. Raises ``SchemaEnforcementError``.
         """
-        definition = self._tables.get(table)
-        if not self.schema_validation or definition is None:
-            return doc
-        validator = definition.document_validator
-        if isinstance(validator, AnyValidator):
+        validator = self._checking(table)
+        if validator is None:
             return doc
         user = {k: x for k, x in doc.items() if not (isinstance(k, str) and k.startswith("_"))}
         try:
@@ -87,14 +84,19 @@ class Schema:
         """The one-pass check of ``table``'s documents in their stored form (``_id``,
         ``_creationTime``, fields) when they are flat objects of scalars, or ``None``
         (use ``validate_document``). See ``gateway.schema.flat``."""
-        definition = self._tables.get(table)
-        if not self.schema_validation or definition is None:
-            return plain_document
-        validator = definition.document_validator
-        if isinstance(validator, AnyValidator):
+        validator = self._checking(table)
+        if validator is None:
             return plain_document
         flat: FlatObjectCheck | None = getattr(validator, "flat", None)
         return None if flat is None else flat.document
+
+    def _checking(self, table: str) -> Any:
+        """The validator ``table``'s documents are checked with; ``None``: not checked."""
+        definition = self._tables.get(table)
+        if not self.schema_validation or definition is None:
+            return None
+        validator = definition.document_validator
+        return None if isinstance(validator, AnyValidator) else validator
 
     def to_json(self) -> dict[str, Any]:
         """Convex's ``DatabaseSchemaJson`` (tables sorted by name), with Outpost's
