@@ -12,6 +12,7 @@ nothing and refuses nothing.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import gzip
 import json
 import logging
@@ -78,13 +79,21 @@ class PushClient:
         )
         self._session: aiohttp.ClientSession | None = None
         self.gzip = True  # until the upstream refuses a gzipped body
+        # One thread, so bodies are ready in the order the batches were cut: on a pool,
+        # a later batch compressed first went first and was refused as a gap.
+        self._encoder: concurrent.futures.ThreadPoolExecutor | None = None
 
     async def push(self, batch: dict[str, Any], changes: list[str]) -> int:
         """Send one batch (``batch.py``'s fields but ``changes``, and the changes as
         JSON texts); the upstream's applied seq, or a named ``UplinkError``."""
         # Joining and compressing a few MiB takes tens of ms on a Pi: off the loop, which
         # serves local clients meanwhile.
-        raw, packed = await asyncio.to_thread(self._bodies, batch, changes)
+        if self._encoder is None:
+            self._encoder = concurrent.futures.ThreadPoolExecutor(
+                1, thread_name_prefix="outpost-uplink-encoder"
+            )
+        loop = asyncio.get_running_loop()
+        raw, packed = await loop.run_in_executor(self._encoder, self._bodies, batch, changes)
         if packed is not None and len(packed) <= len(raw) * 4 // 5:  # saves a fifth or more
             status, text = await self._post(packed, True)
             if status not in _REFUSED_ENCODING:
@@ -121,6 +130,9 @@ class PushClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        encoder, self._encoder = self._encoder, None
+        if encoder is not None:  # a body being compressed is finished first
+            await asyncio.to_thread(encoder.shutdown)
 
 
 def _encode(path: str, batch: dict[str, Any], changes: list[str]) -> bytes:
