@@ -193,10 +193,19 @@ def dead_letter(
         "op": _text(change.get("op")),
         "table": _text(change.get("table")),
         "docId": _text(change.get("id")),
-        "doc": None if doc is None else json.dumps(doc, ensure_ascii=False),
+        "doc": None if doc is None else _json_text(doc),
         "reason": reason,
     }
     tx.insert(DEAD_LETTERS_TABLE, body, origin["receivedMs"])
+
+
+def _json_text(doc: Any) -> str:
+    """The document as the edge sent it; one too deep to write back out is named so (a
+    dead letter must never fail its batch, or the gateway's stream would stall on it)."""
+    try:
+        return json.dumps(doc, ensure_ascii=False)
+    except (RecursionError, ValueError, TypeError):
+        return '"(not kept: nested too deeply to write out)"'
 
 
 def _text(value: Any) -> str | None:

@@ -49,6 +49,7 @@ class Checkpointer:
         self._thread: threading.Thread | None = None
         self.interval_s = MIN_INTERVAL_S
         self.checkpoints = 0
+        self.failing = False
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._main, name="outpost-checkpointer")
@@ -87,8 +88,15 @@ class Checkpointer:
         try:
             _busy, frames, _copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         except sqlite3.Error as exc:  # a locked file, a full disk: the next one retries
-            log.debug("WAL checkpoint failed: %s", exc)
+            # Said once until one succeeds: meanwhile the WAL grows instead of the file.
+            log.log(
+                logging.DEBUG if self.failing else logging.WARNING,
+                "WAL checkpoint failed (retried after the next commits): %s",
+                exc,
+            )
+            self.failing = True
             return
+        self.failing = False
         self.checkpoints += 1
         if frames > BUSY_FRAMES:
             self.interval_s = MIN_INTERVAL_S

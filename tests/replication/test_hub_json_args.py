@@ -130,3 +130,33 @@ async def test_in_process_callers_pass_values_and_get_the_same(tmp_path: Path) -
         assert batch["gateway"] == EDGE
         assert (await push(gw, batch)).unwrap() == {"applied": 1.0}
         assert await documents(gw, "things") == [doc]
+
+
+async def test_a_document_nested_too_deeply_is_dead_lettered_not_the_batch(tmp_path: Path) -> None:
+    data = tmp_path / "hubdata"
+    register(data)
+    async with serving(write_hub_app(tmp_path), data, Settings(hub=True)) as api:
+        things = Edge(700)
+        deep_id, good = things.new_id(), things.new_id()
+        deep: Any = 1.0
+        for _ in range(300):  # past Convex's 16 levels; JSON parses it
+            deep = {"x": deep}
+        changes = [
+            {"op": "insert", "table": "things", "id": deep_id, "doc": _doc(deep_id, 1.0, d=deep)},
+            {"op": "insert", "table": "things", "id": good, "doc": _doc(good, 1.0, n=1.0)},
+        ]
+        answer = await _post(api, things.batch(1, changes, key=KEY))
+        assert answer["value"] == {"applied": 2}, answer
+        assert [d["_id"] for d in await documents(api.gateway, "things")] == [good]
+        [letter] = await documents(api.gateway, "_replication_dead_letters")
+        assert letter["docId"] == deep_id and "nested" in letter["reason"]
+
+
+def test_a_dead_letter_keeps_what_it_can_of_a_document_too_deep_to_write() -> None:
+    from gateway.replication.hub_tables import _json_text
+
+    deep: Any = 1.0
+    for _ in range(100_000):
+        deep = [deep]
+    assert _json_text({"a": 1.0}) == '{"a": 1.0}'
+    assert "not kept" in _json_text(deep)

@@ -74,3 +74,22 @@ async def test_close_stops_the_thread_and_leaves_no_wal(tmp_path: Path) -> None:
         assert count == ROWS
     finally:
         await reopened.close()
+
+
+async def test_a_failing_checkpoint_is_said_once_and_retried(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    import logging
+    import sqlite3
+
+    from gateway.store.checkpointer import Checkpointer
+
+    class Refusing:
+        def execute(self, sql: str) -> object:
+            raise sqlite3.OperationalError("database or disk is full")
+
+    checkpointer = Checkpointer(lambda: sqlite3.connect(":memory:"))
+    with caplog.at_level(logging.DEBUG, logger="gateway.store"):
+        for _ in range(3):
+            checkpointer._checkpoint(Refusing())  # type: ignore[arg-type]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "disk is full" in warnings[0].getMessage()
+    assert checkpointer.failing and checkpointer.checkpoints == 0
