@@ -25,6 +25,7 @@ from typing import Any, Final
 
 from gateway.replication.outbox import CURSOR_KEY
 from gateway.runtime.functions import RegisteredFunction
+from gateway.store import outbox_log
 from gateway.store.quota import BYTES_KEY, DROPPED_KEY, ROW_BYTES_SQL
 
 STATUS_PATH: Final = "_system/replication:status"
@@ -63,9 +64,9 @@ def read_backlog(conn: sqlite3.Connection, now_ms: float) -> dict[str, Any]:
     """The unacknowledged outbox: entries, bytes (counted as the outbox quota counts
     them), the oldest entry's age, the acknowledged and newest seqs, entries dropped."""
     acked = int(_meta(conn, CURSOR_KEY))
+    entries = outbox_log.union_after(f"seq, ts, {ROW_BYTES_SQL} AS size", outbox_log.segments(conn))
     count, size, oldest_ts, newest = conn.execute(
-        f"SELECT count(*), coalesce(sum({ROW_BYTES_SQL}), 0), min(ts), coalesce(max(seq), 0) "
-        "FROM change_log WHERE seq > ?",
+        f"SELECT count(*), coalesce(sum(size), 0), min(ts), coalesce(max(seq), 0) FROM ({entries})",
         (acked,),
     ).fetchone()
     oldest_ms = None if oldest_ts is None else oldest_ts / _NS_PER_MS

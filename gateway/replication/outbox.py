@@ -9,9 +9,10 @@ as JSON text around it, never parsed and encoded again: the batch's body is spli
 from those texts (``client.py``), which keeps the edge's share of the drain small and
 its event loop and readers free for local work. The cursor (``meta``
 ``outbox_acked``: the highest seq the upstream has durably applied) moves only in a
-writer job run after the upstream's answer, and that same job prunes the entries at
-or below it. A crash between the answer and the job only means the batch is sent
-again, which the upstream acknowledges without applying it twice.
+writer job run after the upstream's answer, and that same job prunes what it covers (a
+segment at a time: ``gateway/store/outbox_log.py``). A crash between the answer and the
+job only means the batch is sent again, which the upstream acknowledges without
+applying it twice.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from gateway.replication.batch import MAX_BATCH_BYTES, MAX_BATCH_CHANGES
-from gateway.store import Store, Transaction
-from gateway.store.quota import ROW_BYTES_SQL
+from gateway.store import Store, Transaction, outbox_log
+from gateway.store.outbox_log import CURSOR_KEY
 
-CURSOR_KEY = "outbox_acked"
+__all__ = ["CURSOR_KEY", "Cut", "Outbox", "newest_seq"]
 # Rows fetched per read: a batch is cut from at most this many, so one read stays short.
 _READ_ROWS = MAX_BATCH_CHANGES
 # JSON punctuation around each change in the batch's "changes" array.
@@ -78,8 +79,10 @@ class Outbox:
         return cut
 
     async def acknowledge(self, applied: int) -> None:
-        """Durably move the cursor to ``applied`` and prune the entries up to it."""
-        await self._store.write(lambda tx: _advance(tx, applied))
+        """Move the cursor to ``applied`` and prune the entries up to it. Not fsynced of
+        its own (``durable=False``): lost at a power cut, it only means the batches since
+        the last durable write are sent again, and acknowledged without being applied."""
+        await self._store.write(lambda tx: _advance(tx, applied), durable=False)
 
     async def newest(self) -> int:
         """The highest seq in the outbox now (0 when every entry is pruned)."""
@@ -141,34 +144,19 @@ def _skip(seq: int, table: str, doc_id: str) -> str:
 
 
 def _read_cursor(tx: Transaction) -> int:
-    row = tx.conn.execute("SELECT value FROM meta WHERE key = ?", (CURSOR_KEY,)).fetchone()
-    return 0 if row is None else int(row[0])
+    return outbox_log.read_cursor(tx.conn)
 
 
 def _rows_after(tx: Transaction, after: int, limit: int) -> list[tuple[Any, ...]]:
-    return tx.conn.execute(
-        "SELECT seq, ts, op, tbl, doc_id, after, trusted FROM change_log "
-        "WHERE seq > ? ORDER BY seq LIMIT ?",
-        (after, min(limit, _READ_ROWS)),
-    ).fetchall()
+    return outbox_log.rows_after(tx.conn, after, min(limit, _READ_ROWS))
 
 
 def _advance(tx: Transaction, applied: int) -> None:
-    conn = tx.conn
-    if applied <= _read_cursor(tx):
-        return  # an older answer arriving late never moves the cursor back
-    conn.execute(
-        "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (CURSOR_KEY, str(applied))
-    )
-    (pruned,) = conn.execute(
-        f"SELECT coalesce(sum({ROW_BYTES_SQL}), 0) FROM change_log WHERE seq <= ?", (applied,)
-    ).fetchone()
-    conn.execute("DELETE FROM change_log WHERE seq <= ?", (applied,))
-    if tx.quota is not None:  # the running byte count (``gateway.store.quota``)
-        tx.quota.freed(int(pruned))
+    freed = outbox_log.acknowledge(tx.conn, applied)
+    if freed is not None and tx.quota is not None:  # the running byte count
+        tx.quota.freed(freed)
 
 
 def newest_seq(tx: Transaction) -> int:
-    """The highest seq in the outbox (the primary key's end: cheap at any backlog size)."""
-    row = tx.conn.execute("SELECT coalesce(max(seq), 0) FROM change_log").fetchone()
-    return int(row[0])
+    """The highest seq in the outbox (0 when every entry is pruned)."""
+    return outbox_log.newest_seq(tx.conn)

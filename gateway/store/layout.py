@@ -18,6 +18,12 @@ migrated at open, in the same transaction as the layout check (``_migrate_1_to_2
 Layout 3: each ``change_log`` row says whether the wall clock was trustworthy when it
 was stamped (``trusted``; rows of older layouts count as trusted, which is what the
 uplink assumed of them).
+
+Layout 4: the outbox is kept in segments (``gateway/store/outbox_log.py``): a full
+``change_log`` is sealed as ``change_log_<first seq>`` and a new one continues the
+sequence. Nothing is migrated (a layout-3 ``change_log`` is a head like any other);
+the version only keeps an older Outpost, which knows no sealed segment and would
+never send one, from opening the store.
 """
 
 from __future__ import annotations
@@ -30,10 +36,11 @@ from pathlib import Path
 from typing import Protocol
 
 from gateway.errors import DamagedStoreError, LayoutTooNewError, StoreUnavailableError
+from gateway.store.outbox_log import HEAD_DDL
 
 log = logging.getLogger("gateway.store")
 
-LAYOUT_VERSION = 3
+LAYOUT_VERSION = 4
 DB_FILENAME = "outpost.sqlite3"
 
 # SQLite primary result codes (https://sqlite.org/rescode.html); extended codes carry
@@ -42,18 +49,6 @@ _SQLITE_PERM, _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY = 3, 5, 6, 8
 _SQLITE_IOERR, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_CANTOPEN = 10, 11, 13, 14
 _SQLITE_AUTH, _SQLITE_NOTADB = 23, 26
 
-
-_CHANGE_LOG_DDL = """
-CREATE TABLE IF NOT EXISTS change_log (
-    seq    INTEGER PRIMARY KEY AUTOINCREMENT,
-    ts     INTEGER NOT NULL,
-    op     TEXT NOT NULL CHECK (op IN ('insert', 'update', 'delete')),
-    tbl    TEXT NOT NULL,
-    doc_id TEXT NOT NULL,
-    after  TEXT,
-    origin TEXT NOT NULL,
-    trusted INTEGER NOT NULL DEFAULT 1
-)"""
 
 _DDL = (
     """
@@ -93,7 +88,7 @@ CREATE TABLE IF NOT EXISTS indexes (
     PRIMARY KEY (index_id, key)
 ) WITHOUT ROWID;
 """
-    + _CHANGE_LOG_DDL
+    + HEAD_DDL
     + ";"
 )
 
@@ -124,6 +119,10 @@ def configure(
         return
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
+    # Debian builds SQLite with secure_delete on: a dropped outbox segment would then be
+    # written out page by page, zeroed. FAST still zeroes deleted content in the pages a
+    # write touches anyway, and leaves freed pages as they were (no extra I/O).
+    conn.execute("PRAGMA secure_delete = FAST")
 
 
 def connect(

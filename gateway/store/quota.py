@@ -14,6 +14,9 @@ alone; nothing accepted is lost; the count may pass the limit by one job's rows)
 dropped entry leaves a hole in the seqs, which ``gateway.replication.outbox`` sends
 upstream as ``skip`` entries, so the upstream's mark passes it and never waits on a gap.
 
+The running count covers unacknowledged entries only: acknowledged ones leave it at
+once, though their rows may wait for the rest of their segment (``outbox_log``).
+
 The store imports no higher layer: the limit and policy arrive as plain values.
 """
 
@@ -25,18 +28,16 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from gateway.errors import LimitExceededError
+from gateway.store import outbox_log
+from gateway.store.outbox_log import ROW_BYTES_SQL, ROW_OVERHEAD_BYTES
+
+__all__ = ["POLICIES", "ROW_BYTES_SQL", "OutboxFullError", "OutboxQuota", "row_bytes"]
 
 log = logging.getLogger(__name__)
 
 POLICIES: Final = ("block", "drop_oldest")
 BYTES_KEY: Final = "outbox_bytes"
 DROPPED_KEY: Final = "outbox_dropped"
-# A row's bookkeeping beyond its text (seq, ts, op, origin, flags, b-tree overhead): a
-# rough constant keeps the count cheap and the same in Python and in SQL.
-ROW_OVERHEAD_BYTES: Final = 48
-ROW_BYTES_SQL: Final = (
-    f"coalesce(length(after), 0) + length(tbl) + length(doc_id) + {ROW_OVERHEAD_BYTES}"
-)
 # Rows deleted per statement while dropping: the oldest first, a few at a time.
 _DROP_CHUNK: Final = 256
 
@@ -69,6 +70,7 @@ class OutboxQuota:
         self._loaded = False
         self._batch_start = (0, 0)
         self._job_start = (0, 0)
+        self._appended = False  # entries were added in this batch
 
     # --- the writer's batch and jobs: a failed job or COMMIT leaves no trace ------------
 
@@ -77,6 +79,7 @@ class OutboxQuota:
             self.used, self.dropped = _load(conn)
             self._loaded = True
         self._batch_start = (self.used, self.dropped)
+        self._appended = False
 
     def begin_job(self) -> None:
         self._job_start = (self.used, self.dropped)
@@ -86,7 +89,10 @@ class OutboxQuota:
             self.used, self.dropped = self._job_start
 
     def persist(self, conn: sqlite3.Connection) -> None:
-        """Before COMMIT: the totals go in with the rows they count."""
+        """Before COMMIT (held rows written): the totals go in with the rows they count,
+        and a head this batch filled is sealed (``outbox_log``)."""
+        if self._appended:
+            outbox_log.seal_if_full(conn)
         if (self.used, self.dropped) != self._batch_start:
             conn.executemany(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
@@ -121,6 +127,7 @@ class OutboxQuota:
         ``conn`` is a callable giving the connection with held rows written (only
         called when entries must be dropped, so the common path writes nothing)."""
         size = sum(row_bytes(r) for r in rows)
+        self._appended = True
         if self.max_bytes and self.policy == "drop_oldest" and self.used + size > self.max_bytes:
             self._drop(conn(), self.used + size - self.max_bytes)
         self.used += size
@@ -130,22 +137,7 @@ class OutboxQuota:
         self.used = max(0, self.used - size)
 
     def _drop(self, conn: sqlite3.Connection, need: int) -> None:
-        freed = count = 0
-        while freed < need:
-            rows = conn.execute(
-                f"SELECT seq, {ROW_BYTES_SQL} FROM change_log ORDER BY seq LIMIT ?",
-                (_DROP_CHUNK,),
-            ).fetchall()
-            if not rows:
-                break  # the new rows alone pass the limit: they are kept, the rest is gone
-            last = rows[-1][0]
-            for seq, size in rows:
-                freed += int(size)
-                count += 1
-                if freed >= need:
-                    last = seq
-                    break
-            conn.execute("DELETE FROM change_log WHERE seq <= ?", (last,))
+        freed, count = outbox_log.drop_oldest(conn, need, _DROP_CHUNK)
         self.used = max(0, self.used - freed)
         self.dropped += count
         log.warning(

@@ -152,10 +152,11 @@ class Store:
         return self.writer.clock
 
     async def write(
-        self, work: Callable[[Transaction], T], *, origin: str = "local"
+        self, work: Callable[[Transaction], T], *, origin: str = "local", durable: bool = True
     ) -> tuple[T, int]:
-        """Run ``work`` on the writer; returns (result, commit ts) after COMMIT."""
-        return await self.writer.submit(work, origin=origin)
+        """Run ``work`` on the writer; returns (result, commit ts) after COMMIT (not
+        fsynced of its own when ``durable=False``: ``writer.py``)."""
+        return await self.writer.submit(work, origin=origin, durable=durable)
 
     def add_finish_hook(self, hook: FinishHook) -> None:
         """Run ``hook(tx, changes)`` at the end of every write job, inside it (its writes

@@ -9,6 +9,13 @@ so many mutations share one fsync. Callers are answered only after COMMIT return
 in-memory state (clock, catalog, write log, id generator) moves only then, so a failed
 COMMIT leaves no trace anywhere. (The id generator is the one exception: it only
 moves forward, and an id skipped by a failed batch is harmless.)
+
+A job may be submitted ``durable=False``: bookkeeping whose loss at a power cut costs
+nothing but a redo (the uplink's cursor: a batch sent again is acknowledged, not applied
+twice). Such jobs are batched only with their own kind and COMMIT with
+``synchronous = NORMAL``: no fsync of their own, which would hold up the local writes
+queued behind them. The next durable COMMIT's fsync covers their pages too (the WAL is
+one file, synced whole, in order), so nothing written after them can outlive them.
 """
 
 from __future__ import annotations
@@ -75,6 +82,7 @@ class _Job(Generic[T]):
     work: Work[T]
     future: asyncio.Future[tuple[T, int]]
     origin: str
+    durable: bool = True
 
 
 @dataclass
@@ -142,6 +150,8 @@ class Writer:
         self._closed = False
         self.thread_id: int | None = None
         self._open_jobs: list[_Job[Any]] = []
+        # A durable job that came while a batch of non-durable ones ran: the next batch's.
+        self._held_back: _Job[Any] | None = None
         # Called with each job's transaction and its net changes after ``finish``, inside
         # the job (its writes commit or roll back with it): the hub's downlink change log.
         self.finish_hooks: list[FinishHook] = []
@@ -158,14 +168,17 @@ class Writer:
         self._thread.start()
         await asyncio.wrap_future(ready)
 
-    async def submit(self, work: Work[T], *, origin: str = "local") -> tuple[T, int]:
-        """Run ``work`` in the next batch; returns (result, commit ts) once durable."""
+    async def submit(
+        self, work: Work[T], *, origin: str = "local", durable: bool = True
+    ) -> tuple[T, int]:
+        """Run ``work`` in the next batch; returns (result, commit ts) once committed:
+        durable, unless ``durable=False`` (see the module's docstring)."""
         if self._closed:
             raise StoreClosedError("the store is closed; no more writes are accepted")
         assert self._loop is not None
         future: asyncio.Future[tuple[T, int]] = self._loop.create_future()
         self.stats.handoffs += 1
-        self._queue.put(_Job(work, future, origin))
+        self._queue.put(_Job(work, future, origin, durable))
         return await future
 
     async def close(self) -> None:
@@ -192,7 +205,7 @@ class Writer:
         ready.set_result(None)
         try:
             while True:
-                item = self._queue.get()
+                item, self._held_back = self._held_back or self._queue.get(), None
                 if item is _STOP:
                     return
                 try:
@@ -202,6 +215,7 @@ class Writer:
                     log.exception("writer batch failed")
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
+                    conn.execute("PRAGMA synchronous = FULL")
                     self._fail_open_jobs(exc)
         finally:
             conn.close()
@@ -215,6 +229,9 @@ class Writer:
         """Run jobs until the queue is dry (or the interval ends); False after a STOP."""
         deadline = time.monotonic() + self._interval_s
         self._open_jobs = [first]
+        durable = first.durable
+        if not durable:  # set outside a transaction (SQLite refuses it inside one)
+            conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("BEGIN IMMEDIATE")
         pending = PendingWrites(conn)
         self.quota.begin_batch(conn)
@@ -241,8 +258,13 @@ class Writer:
             if job is _STOP:
                 keep_running = False
                 break
+            if job.durable and not durable:
+                self._held_back = job
+                break
             self._open_jobs.append(job)
         self._commit(conn, pending, outcomes, committed, catalog, last_ts)
+        if not durable:
+            conn.execute("PRAGMA synchronous = FULL")
         self._open_jobs = []
         return keep_running
 
