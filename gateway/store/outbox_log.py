@@ -67,12 +67,15 @@ def read_cursor(conn: sqlite3.Connection) -> int:
     return 0 if row is None else int(row[0])
 
 
-def rows_after(conn: sqlite3.Connection, after: int, limit: int) -> list[tuple[Any, ...]]:
-    """Up to ``limit`` entries with seq > ``after``, in seq order (``COLUMNS``)."""
+def rows_after(
+    conn: sqlite3.Connection, after: int, limit: int, columns: str = COLUMNS
+) -> list[tuple[Any, ...]]:
+    """Up to ``limit`` entries with seq > ``after``, in seq order: ``columns`` of each
+    (SQL over a segment's columns; ``COLUMNS`` by default)."""
     rows: list[tuple[Any, ...]] = []
     for table in segments(conn):
         rows += conn.execute(
-            f"SELECT {COLUMNS} FROM {table} WHERE seq > ? ORDER BY seq LIMIT ?",
+            f"SELECT {columns} FROM {table} WHERE seq > ? ORDER BY seq LIMIT ?",
             (after, limit - len(rows)),
         ).fetchall()
         if len(rows) >= limit:
@@ -126,7 +129,7 @@ def seal_if_full(conn: sqlite3.Connection) -> bool:
     """Seal the head when it spans ``SEGMENT_ROWS`` seqs or more (in the writer's
     transaction, before COMMIT); whether it was sealed."""
     first, last = _ends(conn, HEAD)
-    if first is None or last - first + 1 < SEGMENT_ROWS:
+    if first is None or last is None or last - first + 1 < SEGMENT_ROWS:
         return False
     (sequence,) = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (HEAD,)).fetchone()
     conn.execute(f"ALTER TABLE {HEAD} RENAME TO {HEAD}_{int(first):0{_SEQ_DIGITS}d}")
