@@ -16,7 +16,8 @@ insert ``--per-mutation`` documents each. The drain is timed from the hub's star
 hub's mark for the edge reaching the backlog's last seq (read from the hub's store,
 read-only, ten times a second, by a process of its own), so it includes the hub's
 start-up and the edge's backoff before it notices (up to a minute after a long outage);
-the steady rate, from the first applied batch to the last, is what the ratio uses.
+the steady rate, from the first applied batch to the last, is what the ratio uses. The
+draining latency counts the samples sent in that same window.
 """
 
 from __future__ import annotations
@@ -273,13 +274,14 @@ async def _watch(hub_data: Path, backlog: int, drained: asyncio.Event) -> tuple[
 
 async def _ingest_latencies(
     session: aiohttp.ClientSession, url: str, until: asyncio.Event, most: int
-) -> list[float]:
-    """One small mutation every 20 ms until ``until`` (or ``most`` samples)."""
-    samples: list[float] = []
+) -> list[tuple[float, float]]:
+    """One small mutation every 20 ms until ``until`` (or ``most`` samples): (when it
+    was sent on ``time.monotonic``'s clock, how long it took)."""
+    samples: list[tuple[float, float]] = []
     while not until.is_set() and len(samples) < most:
-        start = time.perf_counter()
+        sent, start = time.monotonic(), time.perf_counter()
         await _call(session, url, "readings:add", {"n": 1.0})
-        samples.append(time.perf_counter() - start)
+        samples.append((sent, time.perf_counter() - start))
         await asyncio.sleep(0.02)
     return samples
 
@@ -331,7 +333,9 @@ async def outpost_round(
             )
             first_at, first_mark, drained_at = await _watch(hub_data, backlog, drained)
             drain_s = drained_at - drain_start
-            busy = await sampler
+            # Draining: from the first applied batch on (before it the edge is backing
+            # off, as idle as in the idle phase, and would dilute the figure).
+            busy = [took for sent, took in await sampler if sent >= first_at]
     finally:
         stop_process(edge)
         if hub is not None:
@@ -342,7 +346,7 @@ async def outpost_round(
         "steady_docs_per_s": (backlog - first_mark) / steady_s if steady_s > 0 else 0.0,
         "docs_per_s": backlog / drain_s,
         "fill_s": fill_s,
-        "idle_p99_ms": percentile(idle, 0.99) * 1000,
+        "idle_p99_ms": percentile([took for _, took in idle], 0.99) * 1000,
         "busy_p99_ms": percentile(busy, 0.99) * 1000,
         "busy_samples": float(len(busy)),
     }

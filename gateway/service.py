@@ -52,6 +52,7 @@ import gc
 import logging
 import os
 import resource
+import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from pathlib import Path
@@ -126,6 +127,7 @@ class Service:
         """Run every step; a failure raises ``StartError`` with all earlier steps stopped."""
         life = self._life
         await life.start("open files", _raise_open_files_limit, _restore_open_files_limit)
+        await life.start("gil switching", _shorten_switch_interval, sys.setswitchinterval)
         await life.start("http", self._listen, lambda _: self.server.close())  # no-op once closed
         await life.start("gateway", self._start_gateway, Gateway.close)
         await life.start("mqtt broker", self._start_broker, _stop_broker)
@@ -303,6 +305,22 @@ async def _stop_broker(started: tuple[ManagedBroker, Callable[[], None]] | None)
         broker, unregister = started
         unregister()
         await broker.stop()
+
+
+# How long a thread waiting for the GIL lets the holder run before asking it to let go
+# (CPython's default is 5 ms). The writer and the event loop hand the GIL back and forth
+# on every SQLite call of a local write; while a backlog drains, the uplink's reader and
+# encoder threads are also in the game, and each handoff could cost the writer up to a
+# whole interval. bench/replication.py, 3 rounds of 300,000: ingest p99 while draining
+# 9.2 ms at 5 ms, 7.2 ms at 1 ms, the drain rate unchanged.
+SWITCH_INTERVAL_S = 0.001
+
+
+async def _shorten_switch_interval() -> float:
+    """Set ``SWITCH_INTERVAL_S``; returns the interval found (restored at stop)."""
+    found = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    return found
 
 
 async def _raise_open_files_limit() -> tuple[int, int]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import resource
 import socket
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -18,10 +19,15 @@ from lifecycle_kit import GATEWAY_STEPS
 from gateway import Gateway, Settings
 from gateway.errors import StartError
 from gateway.lifecycle import Phase
-from gateway.service import Service
+from gateway.service import SWITCH_INTERVAL_S, Service
 
 GREENHOUSE = Path(__file__).resolve().parent.parent / "examples" / "greenhouse"
-BEFORE = ["open files", "http", "gateway"]  # the gateway's steps run inside "gateway"
+BEFORE = [
+    "open files",
+    "gil switching",
+    "http",
+    "gateway",
+]  # the gateway's steps run inside "gateway"
 AFTER = [
     "mqtt broker",
     "mqtt bridge",
@@ -56,13 +62,20 @@ def _expected(step: str) -> tuple[list[str], list[str]]:
     """What starts before ``step`` fails, and the order it stops in."""
     if step in GATEWAY_STEPS:
         inner = GATEWAY_STEPS[: GATEWAY_STEPS.index(step)]
-        return [*BEFORE, *inner], [*inner[::-1], "http", "open files"]
+        return [*BEFORE, *inner], [*inner[::-1], "http", "gil switching", "open files"]
     if step in BEFORE:
         outer = BEFORE[: BEFORE.index(step)]
         return outer, outer[::-1]
     after = AFTER[: AFTER.index(step)]
     started = [*BEFORE, *GATEWAY_STEPS, *after]
-    return started, [*after[::-1], "gateway", *GATEWAY_STEPS[::-1], "http", "open files"]
+    return started, [
+        *after[::-1],
+        "gateway",
+        *GATEWAY_STEPS[::-1],
+        "http",
+        "gil switching",
+        "open files",
+    ]
 
 
 def _service(tmp_path: Path, hook: Recorder, on_ready=None) -> Service:
@@ -86,8 +99,28 @@ async def test_a_clean_start_and_stop(tmp_path: Path) -> None:
         assert ready == [service]
         assert hook.started == [*BEFORE, *GATEWAY_STEPS, *AFTER]
         assert _listening(service.port)
-    assert hook.stopped == [*AFTER[::-1], "gateway", *GATEWAY_STEPS[::-1], "http", "open files"]
+    assert hook.stopped == [
+        *AFTER[::-1],
+        "gateway",
+        *GATEWAY_STEPS[::-1],
+        "http",
+        "gil switching",
+        "open files",
+    ]
     assert not _listening(service.port)
+
+
+async def test_serving_shortens_the_gil_switch_interval_and_stop_restores_it(
+    tmp_path: Path,
+) -> None:
+    found = sys.getswitchinterval()
+    sys.setswitchinterval(0.004)
+    try:
+        async with _service(tmp_path, Recorder()):
+            assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL_S)
+        assert sys.getswitchinterval() == pytest.approx(0.004)
+    finally:
+        sys.setswitchinterval(found)
 
 
 @pytest.mark.parametrize("step", [*BEFORE, *GATEWAY_STEPS, *AFTER])
@@ -133,6 +166,7 @@ async def test_a_start_cancelled_mid_step_unwinds(tmp_path: Path) -> None:
     assert hook.stopped == [
         *GATEWAY_STEPS[: GATEWAY_STEPS.index("scheduler")][::-1],
         "http",
+        "gil switching",
         "open files",
     ]
     assert not _listening(service.port)
