@@ -53,13 +53,15 @@ UNAUTHORIZED_RETRY_S = 300.0
 IDLE_POLL_S = 5.0
 # Batches sent before the first is answered: the upstream applies one while the next
 # travels and the edge cuts another (an edge and its hub on two cores both stay busy).
-# Three, not two: an Outpost hub's writer commits the two it has queued together and
-# answers both at once, and with two in flight it then sat idle until the next arrived
-# (a third of its time). A batch may reach the upstream before the one ahead of it
-# (another connection); it is then refused as a gap and sent again, so order holds.
+# Not two: an Outpost hub's writer commits the two it has queued together and answers
+# both at once, and with two in flight it then sat idle until the next arrived (a third
+# of its time). Four of ``CUT_CHANGES`` (500): as many changes in flight as three of
+# 1,000 were, in shorter stretches of work on the edge. A batch may reach the upstream
+# before the one ahead of it (another connection); it is then refused as a gap and sent
+# again, so order holds.
 # Only once the upstream holds a mark for the epoch, though: without one, the first
 # batch it sees starts the mark.
-PIPELINE_BATCHES = 3
+PIPELINE_BATCHES = 4
 
 
 async def _abandon(flight: deque[tuple[Cut, asyncio.Task[int], bool]]) -> None:

@@ -110,7 +110,7 @@ def test_the_common_batch_takes_the_fast_path() -> None:
             "'readings', ?, ?, 'local')",
             (n, "k" * 31, json.dumps({"n": rng.random()})),
         )
-    ob = Outbox(cast(Any, None))
+    ob = Outbox(cast(Any, None), max_changes=1000)
     texts = outbox_log.rows_after(conn, 0, 1000, outbox_module._CHANGE_SQL)  # noqa: SLF001
     cut = ob._whole_cut(0, texts, UP)  # noqa: SLF001
     assert cut is not None and (cut.first, cut.last, len(cut.encoded)) == (1, 1000, 1000)

@@ -14,7 +14,7 @@ from edge_upstream_kit import KEY, BlackHole, FakeUpstream, eventually, write_ap
 
 from gateway import Gateway
 from gateway.replication.client import PushClient
-from gateway.replication.outbox import Cut, Outbox
+from gateway.replication.outbox import CUT_CHANGES, Cut, Outbox
 from gateway.replication.uplink import Uplink
 
 
@@ -273,7 +273,7 @@ async def test_batches_in_flight_that_overtake_each_other_still_apply_once_in_or
             await eventually(lambda: uplink.acked == 6000)
     assert [s for _, s in upstream.seqs()] == list(range(1, 6001))
     firsts = [int(b["first"]) for b in upstream.batches]
-    assert firsts[:2] == [1, 1001]  # the first alone: a gap would have re-sent it
+    assert firsts[:2] == [1, 1 + CUT_CHANGES]  # the first alone: a gap would have re-sent it
 
 
 def test_the_schema_digest_is_worked_out_again_only_for_a_new_schema() -> None:
