@@ -10,6 +10,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from gateway.store import Store, Transaction
 
 FULL, NORMAL = 2, 1
@@ -50,26 +52,23 @@ async def _held_open(
     return first, second
 
 
-async def test_a_durable_job_waits_for_its_own_batch(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("first_durable", "second_durable", "levels_seen"),
+    [
+        (False, True, [NORMAL, FULL]),  # a durable job waits for a batch of its own
+        (True, False, [FULL]),  # a non-durable job may ride in a durable batch
+    ],
+)
+async def test_a_durable_job_never_commits_without_its_fsync(
+    tmp_path: Path, first_durable: bool, second_durable: bool, levels_seen: list[int]
+) -> None:
     levels: list[int] = []
     store = await Store.open(tmp_path, commit_fn=_recording(levels))
     try:
         commits = store.writer.stats.commits
-        await _held_open(store, first_durable=False, second_durable=True)
-        assert store.writer.stats.commits == commits + 2
-        assert levels[-2:] == [NORMAL, FULL]
-    finally:
-        await store.close()
-
-
-async def test_a_non_durable_job_may_ride_in_a_durable_batch(tmp_path: Path) -> None:
-    levels: list[int] = []
-    store = await Store.open(tmp_path, commit_fn=_recording(levels))
-    try:
-        commits = store.writer.stats.commits
-        await _held_open(store, first_durable=True, second_durable=False)
-        assert store.writer.stats.commits == commits + 1
-        assert levels[-1] == FULL
+        await _held_open(store, first_durable, second_durable)
+        assert store.writer.stats.commits == commits + len(levels_seen)
+        assert levels[-len(levels_seen) :] == levels_seen
     finally:
         await store.close()
 
