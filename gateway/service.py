@@ -10,6 +10,7 @@ step            starts                                      stop
 open files      soft RLIMIT_NOFILE raised to the hard one   the old soft limit back
                 (the HTTP server sizes its connection cap
                 from it)
+gil switching   the GIL switch interval set to 1 ms         the interval found
 http            the listening socket; until "attach",       close (no-op once "attach"
                 calls and /health/ready answer 503          stopped it)
 gateway         the gateway's own steps, in their order     ``Gateway.close``: its steps in
@@ -37,6 +38,10 @@ http actions    ``convex/http.py``'s routes on              close the site: stop
 reload watcher  ``outpost dev``'s file watcher task         cancel, await
 ready           startup objects frozen out of the           -
                 collector (serve), the ready line
+systemd         READY=1 on systemd's notify socket, the     STOPPING=1; stop feeding
+                watchdog fed from the event loop
+                (``gateway.sdnotify``; no-ops outside
+                systemd)
 ==============  ==========================================  ===============================
 
 The subsystems to come slot in as steps: zeroconf discovery just before "ready"
@@ -75,6 +80,7 @@ from gateway.replication.downlink import Downlink
 from gateway.replication.edge import Links, start_replication, stop_replication
 from gateway.replication.uplink import Uplink
 from gateway.runtime.loader import App
+from gateway.sdnotify import Notifier, feed_watchdog, stop_feeding, watchdog_interval_s
 
 log = logging.getLogger("gateway.service")
 
@@ -137,6 +143,7 @@ class Service:
         await life.start("http actions", self._start_site, _stop_site)
         await life.start("reload watcher", self._start_watcher, cancel_task)
         await life.start("ready", self._ready)
+        await life.start("systemd", self._notify_ready, _notify_stopping)
 
     async def stop(self) -> None:
         """Stop every started step in reverse within ``shutdown_timeout_s``."""
@@ -277,6 +284,23 @@ class Service:
             _freeze_startup_objects()
         if self._on_ready is not None:
             self._on_ready(self)
+
+    async def _notify_ready(self) -> tuple[Notifier, asyncio.Task[None] | None]:
+        """READY=1 to systemd (calls are served by now), and the watchdog fed from the
+        event loop when ``WatchdogSec=`` asks for it; no-ops outside systemd."""
+        notifier = Notifier()
+        notifier.send("READY=1", f"STATUS=serving on port {self.port}", f"MAINPID={os.getpid()}")
+        interval = watchdog_interval_s()
+        if interval is None or not notifier.enabled:
+            return notifier, None
+        feeding = asyncio.create_task(feed_watchdog(notifier, interval), name="outpost-watchdog")
+        return notifier, feeding
+
+
+async def _notify_stopping(started: tuple[Notifier, asyncio.Task[None] | None]) -> None:
+    notifier, feeding = started
+    notifier.send("STOPPING=1")
+    await stop_feeding(feeding)
 
 
 async def _stop_site(started: tuple[SiteServer, Callable[[], None]]) -> None:

@@ -36,6 +36,7 @@ AFTER = [
     "http actions",
     "reload watcher",
     "ready",
+    "systemd",
 ]
 
 
