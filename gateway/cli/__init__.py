@@ -19,6 +19,7 @@ import traceback
 from importlib.metadata import PackageNotFoundError, version
 
 from gateway.cli import (
+    backup_cmd,
     call,
     check,
     config_cmd,
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_parser(commands)
     config_cmd.add_parser(commands, common)
     snapshot_cmd.add_parser(commands, common)
+    backup_cmd.add_parser(commands, common)
     device.add_parser(commands, common)
     gateway_cmd.add_parser(commands, common)
     mqtt_cmd.add_parser(commands, common)
