@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import OutpostError
+from gateway.private_files import fsync_directory
 from gateway.snapshot import BLOB_DIRNAME
 from gateway.store.layout import DB_FILENAME, LAYOUT_VERSION
 
@@ -84,7 +85,7 @@ def backup(data_dir: Path, target: Path) -> BackupResult:
         os.chmod(partial, 0o600)  # the data itself: as private as the store
         _fsync(partial)
         os.replace(partial, target)
-        _fsync_dir(target.parent)
+        fsync_directory(target.parent)
     size = target.stat().st_size
     return BackupResult(target, size, files, time.monotonic() - started, missing)
 
@@ -156,7 +157,7 @@ def restore(data_dir: Path, source: Path) -> RestoreResult:
         if (staged / BLOB_DIRNAME).is_dir():
             os.replace(staged / BLOB_DIRNAME, data_dir / BLOB_DIRNAME)
             files = sum(1 for _ in (data_dir / BLOB_DIRNAME).iterdir())
-        _fsync_dir(data_dir)
+        fsync_directory(data_dir)
     return RestoreResult(gateway_id, epoch, files, moved)
 
 
@@ -277,14 +278,6 @@ def _aside_name(name: str, stamp: str) -> str:
 
 def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
     finally:
