@@ -182,11 +182,18 @@ def test_a_file_that_is_not_a_backup_is_refused_and_nothing_moves(
     assert sorted(p.name for p in data.iterdir()) == [DB_FILENAME]
 
 
+def _outpost(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(OUTPOST), *args], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
 def test_the_cli_backs_up_while_serving_and_restores_once_stopped(tmp_path: Path) -> None:
     app, data = write_app(tmp_path / "app"), tmp_path / "d"
     env = {k: v for k, v in os.environ.items() if not k.startswith("OUTPOST_")}
     env["OUTPOST_MQTT_BROKER"] = "off"
     common = ["--app", str(app), "--data-dir", str(data)]
+    archive = str(tmp_path / "b.tar")
     serve = subprocess.Popen(
         [OUTPOST, "serve", str(app), "--data-dir", str(data), "--port", "0"],
         env=env,
@@ -196,31 +203,12 @@ def test_the_cli_backs_up_while_serving_and_restores_once_stopped(tmp_path: Path
     try:
         assert serve.stdout is not None
         url = serve.stdout.readline().strip().rsplit(" ", 1)[1]
-        call = subprocess.run(
-            [OUTPOST, "run", "--url", url, "readings:add", json.dumps({"n": 7})],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=app,
-        )
+        call = _outpost("run", "--url", url, "readings:add", json.dumps({"n": 7}), env=env)
         assert call.returncode == 0, call.stderr
-        made = subprocess.run(
-            [OUTPOST, "backup", str(tmp_path / "b.tar"), *common],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        made = _outpost("backup", archive, *common, env=env)
         assert made.returncode == 0, made.stderr
         assert "backed up the store" in made.stdout
-        refused = subprocess.run(
-            [OUTPOST, "restore", str(tmp_path / "b.tar"), *common],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        refused = _outpost("restore", archive, *common, env=env)
         assert refused.returncode != 0
         assert "open in another process" in refused.stderr
         assert "Traceback" not in refused.stderr
@@ -229,12 +217,6 @@ def test_the_cli_backs_up_while_serving_and_restores_once_stopped(tmp_path: Path
         serve.wait(timeout=30)
         if serve.stdout is not None:
             serve.stdout.close()
-    done = subprocess.run(
-        [OUTPOST, "restore", str(tmp_path / "b.tar"), *common],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = _outpost("restore", archive, *common, env=env)
     assert done.returncode == 0, done.stderr
     assert "replication epoch" in done.stdout and "kept what it replaced" in done.stdout

@@ -12,9 +12,8 @@ import argparse
 from pathlib import Path
 
 from gateway.backup import BackupError, backup, restore
-from gateway.cli.common import CommandError, UsageError, settings_for
-from gateway.cli.snapshot_cmd import store_in_use
-from gateway.store.layout import DB_FILENAME
+from gateway.cli.common import CommandError, UsageError
+from gateway.cli.snapshot_cmd import data_dir_of, require_closed
 
 
 def add_parser(
@@ -48,16 +47,12 @@ def add_parser(
     back.set_defaults(handler=run_restore)
 
 
-def _data_dir(args: argparse.Namespace) -> Path:
-    return Path(settings_for(args, args.app).data_dir)
-
-
 def run_backup(args: argparse.Namespace) -> int:
     target: Path = args.file
     if target.exists() and not args.force:
         raise UsageError(f"{target} exists; pick another name or pass --force")
     try:
-        result = backup(_data_dir(args), target)
+        result = backup(data_dir_of(args), target)
     except BackupError as exc:
         raise CommandError(str(exc)) from None
     print(
@@ -73,15 +68,10 @@ def run_backup(args: argparse.Namespace) -> int:
 
 
 def run_restore(args: argparse.Namespace) -> int:
-    data_dir = _data_dir(args)
+    data_dir = data_dir_of(args)
     if not args.file.is_file():
         raise CommandError(f"{args.file}: no such file")
-    holder = store_in_use(data_dir / DB_FILENAME)
-    if holder:
-        raise CommandError(
-            f"the store in {data_dir} is open in another process ({holder}); stop "
-            "`outpost serve` (or the other command) and restore again"
-        )
+    require_closed(data_dir, "restore")
     try:
         result = restore(data_dir, args.file)
     except BackupError as exc:

@@ -120,12 +120,24 @@ def _progress(args: argparse.Namespace, verb: str) -> ProgressBar | None:
     return ProgressBar(verb) if args.progress or sys.stderr.isatty() else None
 
 
-def _data_dir(args: argparse.Namespace) -> Path:
+def data_dir_of(args: argparse.Namespace) -> Path:
+    """The data directory the settings name for ``--app`` (flags, env, outpost.toml)."""
     return Path(settings_for(args, args.app).data_dir)
 
 
+def require_closed(data_dir: Path, doing: str) -> None:
+    """Refuse ``doing`` (a verb: "import", "restore") while another process has the
+    store in ``data_dir`` open."""
+    holder = store_in_use(data_dir / DB_FILENAME)
+    if holder:
+        raise CommandError(
+            f"the store in {data_dir} is open in another process ({holder}); stop "
+            f"`outpost serve` (or the other command) and {doing} again"
+        )
+
+
 def run_export(args: argparse.Namespace) -> int:
-    data_dir = _data_dir(args)
+    data_dir = data_dir_of(args)
     target: Path = args.file
     if target.exists() and not args.force:
         raise UsageError(f"{target} exists; pick another name or pass --force")
@@ -159,15 +171,10 @@ def _report_export(result: ExportResult) -> None:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    data_dir = _data_dir(args)
+    data_dir = data_dir_of(args)
     if not args.file.is_file():
         raise CommandError(f"{args.file}: no such file")
-    holder = store_in_use(data_dir / DB_FILENAME)
-    if holder:
-        raise CommandError(
-            f"the store in {data_dir} is open in another process ({holder}); stop "
-            "`outpost serve` (or the other command) and import again"
-        )
+    require_closed(data_dir, "import")
     bar = _progress(args, "importing")
     try:
         result = asyncio.run(_import(data_dir, args.file, args.mode, bar))
