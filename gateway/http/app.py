@@ -11,14 +11,20 @@ from aiohttp import web
 from gateway.config import Settings
 from gateway.gateway import Gateway
 from gateway.http import functions
+from gateway.http.admin import caller_of
 from gateway.http.cors import add_cors_headers, preflight_middleware
-from gateway.http.errors import MAX_BODY_BYTES, error_middleware
+from gateway.http.errors import MAX_BODY_BYTES, RequestError, error_middleware
 from gateway.http.routing import fold_repeated_slashes
 from gateway.http.state import SLOT, GatewaySlot, slot_of
 from gateway.http.storage import get_stored_file
 from gateway.http.storage_upload import post_upload
 from gateway.http.upload import LIMITS, BodyBudget, BodyLimits
+from gateway.metrics import CONTENT_TYPE, collect, render
 from gateway.sync.websocket import add_sync_routes
+
+# Peers /metrics answers without the admin key: this machine (a scraper beside the
+# gateway, or an SSH tunnel); from the LAN it takes ``Authorization: Convex <admin key>``.
+_LOCAL_PEERS = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
 
 
 def build_app(
@@ -47,6 +53,7 @@ def build_app(
 def _add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/health", get_health)
     router.add_get("/health/ready", get_ready)
+    router.add_get("/metrics", get_metrics)
     router.add_post("/api/query", functions.post_query)
     router.add_get("/api/query", functions.get_query, allow_head=False)
     router.add_post("/api/mutation", functions.post_mutation)
@@ -62,6 +69,22 @@ def _add_routes(router: web.UrlDispatcher) -> None:
 async def get_health(request: web.Request) -> web.Response:
     """Liveness: the process answers."""
     return web.json_response({"status": "ok"})
+
+
+async def get_metrics(request: web.Request) -> web.Response:
+    """The gateway's counters, Prometheus text format: local peers, or the admin key."""
+    slot = slot_of(request)
+    caller = caller_of(request, slot.admin_key)  # a wrong key is refused even locally
+    if not caller.admin and request.remote not in _LOCAL_PEERS:
+        raise RequestError(
+            403,
+            "Forbidden",
+            "/metrics answers this machine, or a request with 'Authorization: Convex <admin key>'",
+        )
+    if slot.gateway is None:
+        raise RequestError(503, "NotReady", "the gateway is starting")
+    body = render(collect(slot.gateway))
+    return web.Response(body=body.encode(), headers={"Content-Type": CONTENT_TYPE})
 
 
 async def get_ready(request: web.Request) -> web.Response:
