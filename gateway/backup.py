@@ -19,6 +19,7 @@ go back.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sqlite3
@@ -126,10 +127,7 @@ def _write_tar(
         data = json.dumps(manifest, indent=2).encode()
         info = tarfile.TarInfo(MANIFEST)
         info.size, info.mtime = len(data), int(time.time())
-        with tempfile.SpooledTemporaryFile() as buf:
-            buf.write(data)
-            buf.seek(0)
-            tar.addfile(info, buf)
+        tar.addfile(info, io.BytesIO(data))
         tar.add(copy, arcname=DB_FILENAME)
         for storage_id in storage_ids:
             blob = blobs / storage_id
@@ -151,8 +149,7 @@ def restore(data_dir: Path, source: Path) -> RestoreResult:
         manifest = _extract(source, staged)
         current = _current_meta(data_dir / DB_FILENAME)
         gateway_id, epoch = _adopt(staged / DB_FILENAME, manifest, current)
-        moved = _move_aside(data_dir)
-        os.replace(staged / DB_FILENAME, data_dir / DB_FILENAME)
+        moved = _swap_in(data_dir, staged / DB_FILENAME)
         files = 0
         if (staged / BLOB_DIRNAME).is_dir():
             os.replace(staged / BLOB_DIRNAME, data_dir / BLOB_DIRNAME)
@@ -254,26 +251,49 @@ def _adopt(path: Path, manifest: dict[str, Any], current: dict[str, str]) -> tup
     return gateway_id, epoch
 
 
-def _move_aside(data_dir: Path) -> list[Path]:
+def _swap_in(data_dir: Path, restored: Path) -> list[Path]:
+    """Put ``restored`` in the store's place, the replaced store kept aside, with never a
+    moment without a store there (a kill -9 midway must not leave an empty directory,
+    where the next start would make a new, empty gateway). The old file is hard-linked
+    aside first, its WAL folded into it (or, if it cannot be, moved aside with it: a WAL
+    left beside the restored file would be replayed into it), then ``restored`` replaces
+    it in one rename. The old stored-files folder is moved aside (the restored one then
+    takes its name, in ``restore``)."""
     stamp = time.strftime("%Y%m%dT%H%M%S")
-    moved = []
-    for name in (DB_FILENAME, f"{DB_FILENAME}-wal", f"{DB_FILENAME}-shm", BLOB_DIRNAME):
-        path = data_dir / name
-        if name.endswith("-shm"):
-            path.unlink(missing_ok=True)  # rebuilt from the WAL: not data
-            continue
-        if path.exists():
-            aside = data_dir / _aside_name(name, stamp)
-            os.replace(path, aside)
-            moved.append(aside)
+    db, moved = data_dir / DB_FILENAME, []
+    wal, aside = Path(f"{db}-wal"), data_dir / f"{DB_FILENAME}.before-restore-{stamp}"
+    if db.exists():
+        _fold_wal(db)
+        try:
+            os.link(db, aside)
+        except OSError:  # a file system without hard links: a plain move, briefly no store
+            os.replace(db, aside)
+        moved.append(aside)
+        if wal.exists():
+            os.replace(wal, Path(f"{aside}-wal"))
+            moved.append(Path(f"{aside}-wal"))
+    Path(f"{db}-shm").unlink(missing_ok=True)  # rebuilt from the WAL: not data
+    os.replace(restored, db)
+    blobs = data_dir / BLOB_DIRNAME
+    if blobs.exists():
+        os.replace(blobs, data_dir / f"{BLOB_DIRNAME}.before-restore-{stamp}")
+        moved.append(data_dir / f"{BLOB_DIRNAME}.before-restore-{stamp}")
     return moved
 
 
-def _aside_name(name: str, stamp: str) -> str:
-    # The WAL keeps its place beside its database: X.before-restore-T and X.before-restore-T-wal.
-    if name.endswith("-wal"):
-        return f"{name[:-4]}.before-restore-{stamp}-wal"
-    return f"{name}.before-restore-{stamp}"
+def _fold_wal(db: Path) -> None:
+    """Checkpoint the replaced store's WAL into its file (the last connection's close
+    removes the WAL); a store too damaged for that keeps its WAL beside it."""
+    if not Path(f"{db}-wal").exists():
+        return
+    try:
+        conn = sqlite3.connect(db)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return
 
 
 def _fsync(path: Path) -> None:

@@ -58,7 +58,11 @@ def write_app(root: Path) -> Path:
 
 
 def meta(data: Path) -> dict[str, str]:
-    conn = sqlite3.connect(data / DB_FILENAME)
+    return meta_of(data / DB_FILENAME)
+
+
+def meta_of(store: Path) -> dict[str, str]:
+    conn = sqlite3.connect(store)
     try:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         return dict(conn.execute("SELECT key, value FROM meta").fetchall())
@@ -133,6 +137,35 @@ async def test_a_restore_keeps_the_directory_s_gateway_and_moves_the_old_store_a
     assert conn.execute("SELECT count(*) FROM documents").fetchone()[0] >= 1
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.close()
+
+
+async def test_a_replaced_store_killed_with_its_wal_full_is_kept_whole(tmp_path: Path) -> None:
+    """The store being replaced was killed with writes only in its WAL: they are kept
+    (folded into the file set aside), and none of them is replayed into the restored
+    store, which a WAL left beside it would be."""
+    app = write_app(tmp_path / "app")
+    a, b = tmp_path / "a", tmp_path / "b"
+    async with Gateway.open(app, a) as gw:
+        await gw.run_mutation("readings:add", {"n": 1.0})
+    backup(a, tmp_path / "a.tar")
+    async with Gateway.open(app, b) as gw:
+        await gw.run_mutation("readings:add", {"n": 2.0})
+    kill = (
+        "import sqlite3, sys, os\n"
+        "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "c.execute('PRAGMA wal_autocheckpoint = 0')\n"
+        "c.execute(\"INSERT INTO meta (key, value) VALUES ('only-in-the-wal', 'x')\")\n"
+        "os._exit(0)\n"
+    )
+    args = [sys.executable, "-c", kill, str(b / DB_FILENAME)]
+    await asyncio.to_thread(subprocess.run, args, check=True, timeout=30)
+    assert (b / f"{DB_FILENAME}-wal").stat().st_size > 0
+    outcome = restore(b, tmp_path / "a.tar")
+    assert "only-in-the-wal" not in meta(b)
+    async with Gateway.open(app, b) as gw:
+        assert await gw.run_query("readings:numbers", {}) == [1.0]
+    aside = next(p for p in outcome.moved_aside if not p.name.endswith("-wal"))
+    assert "only-in-the-wal" in meta_of(aside)
 
 
 def _tar(path: Path, members: dict[str, bytes]) -> Path:
