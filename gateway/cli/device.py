@@ -7,6 +7,11 @@ ties every topic to the device that owns it. ``add`` makes a random password, st
 hash and prints the password once: it cannot be shown again, only replaced (``remove``,
 then ``add``).
 
+Debian's ``mosquitto.service`` with Outpost's drop-in (``deploy/install.sh``, or
+``outpost mqtt config`` by hand) keeps the registry here too, with ``mqtt_broker =
+"external"``: the drop-in's presence says the external broker is this machine's, and
+``outpost-mosquitto.path`` copies the registry into the service's files and reloads it.
+
 ``add`` and ``remove`` then reload the running managed broker, if any: SIGHUP to the
 PID in its pidfile, once ``/proc`` shows it is a Mosquitto on this data directory's
 config (``gateway.mqtt.broker_pid``); Mosquitto rereads the password file on it, so a new
@@ -24,6 +29,7 @@ import sys
 from pathlib import Path
 
 from gateway.cli.common import CommandError, RegistryItem, add_registry_commands, settings_for
+from gateway.cli.mqtt_cmd import DROP_IN_NAME
 from gateway.config import Settings
 from gateway.mqtt.broker_files import BRIDGE_USER, PASSWORD_FILE_NAME
 from gateway.mqtt.broker_pid import broker_directory, signal_broker
@@ -38,6 +44,8 @@ from gateway.private_files import files_lock
 from gateway.store.datadir import make_private_dir
 
 _RELOADS = "A running managed broker is reloaded and sees the change at once."
+# Where Debian's mosquitto.service reads Outpost's drop-in (mosquitto.conf's include_dir).
+SYSTEM_DROP_IN = Path("/etc/mosquitto/conf.d") / DROP_IN_NAME
 
 
 def add_parser(
@@ -60,10 +68,11 @@ def add_parser(
 def add_device(args: argparse.Namespace) -> int:
     settings = settings_for(args, args.app_dir)
     device_id = _checked_id(args.device_id)
-    if settings.mqtt_broker != "managed":
+    if not _registers_devices(settings):
         raise CommandError(
             f"mqtt_broker is {settings.mqtt_broker!r}: devices are registered here only for "
-            "the managed broker (mqtt_broker = managed)"
+            "the managed broker (mqtt_broker = managed) or Debian's mosquitto service with "
+            f"Outpost's drop-in ({SYSTEM_DROP_IN}, see docs/install.md)"
         )
     path = _password_path(settings, create=True)
     password = generate_password()
@@ -108,9 +117,23 @@ def remove_device(args: argparse.Namespace) -> int:
     return 0
 
 
+def _registers_devices(settings: Settings) -> bool:
+    """Whether this machine's broker takes its devices from this registry."""
+    if settings.mqtt_broker == "external":
+        return SYSTEM_DROP_IN.exists()
+    return settings.mqtt_broker == "managed"
+
+
 def _reload_broker(settings: Settings) -> None:
     """SIGHUP the running managed broker of this data directory, and say which happened."""
-    if signal_broker(Path(settings.data_dir), signal.SIGHUP) is not None:
+    if settings.mqtt_broker == "external":  # Debian's mosquitto.service, as root only
+        print(
+            "mosquitto.service: outpost-mosquitto.path (deploy/install.sh) updates its files "
+            "and reloads it; set up by hand, run `outpost mqtt config --dir` again "
+            "(docs/mqtt.md)",
+            file=sys.stderr,
+        )
+    elif signal_broker(Path(settings.data_dir), signal.SIGHUP) is not None:
         print("the running broker was reloaded", file=sys.stderr)
     else:
         print("no broker is running; it sees the change when it starts", file=sys.stderr)

@@ -1,0 +1,179 @@
+"""A throwaway Debian 12 root for ``deploy/install.sh``: made by ``debootstrap``, cached.
+
+The first run on a machine builds a minimal bookworm root (what a Raspberry Pi OS Lite
+has that matters here: systemd, Python 3.11, CA certificates) and keeps it as a tar file
+under ``/var/cache/outpost-tests``, named by a hash of everything that goes into it; each
+test unpacks its own copy into ``tmp_path``. A lock makes parallel first runs build it
+once.
+
+Commands run in the root through ``unshare --mount`` then ``chroot``: ``/proc``, ``/dev``
+and the pip cache are mounted in a mount namespace of that one command, so they vanish
+with it, even when the test is killed. ``unmount_all`` is the finalizer's second line of
+defence for anything that was mounted outside one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from debian import ensure_programs
+
+SUITE = "bookworm"
+MIRROR = "http://deb.debian.org/debian"
+# minbase has apt, passwd (useradd), util-linux (runuser), coreutils, findutils.
+INCLUDE = ("systemd", "python3", "ca-certificates")
+CACHE = Path("/var/cache/outpost-tests")
+BUILD_DEADLINE_S = 900.0
+# Inside the root: no host variables (the host's pip settings name host paths).
+ROOT_ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME": "/root",
+    "LANG": "C.UTF-8",
+    "DEBIAN_FRONTEND": "noninteractive",
+}
+# invoke-rc.d asks this before a package's postinst starts its daemon: 101 = "not
+# here". Without it, installing mosquitto in the root would start one on the host's
+# network, outliving the test (the convention of Debian's chroot builders).
+POLICY_RC_D = "#!/bin/sh\n# No daemons in a test root (invoke-rc.d(8)).\nexit 101\n"
+CA_DIR = Path("/usr/local/share/ca-certificates")
+
+
+@dataclass
+class Done:
+    """What a command in the root did."""
+
+    returncode: int
+    output: str  # stdout and stderr, interleaved as they came
+
+
+class DebianRoot:
+    """An unpacked Debian root at ``path``; ``run`` runs a shell command in it as root."""
+
+    def __init__(self, path: Path, pip_cache: Path) -> None:
+        self.path = path
+        self.pip_cache = pip_cache
+
+    def run(self, script: str, *, timeout_s: float = 600.0) -> Done:
+        """``sh -c script`` in the root, with /proc, /dev and the pip cache mounted for it."""
+        root = shlex.quote(str(self.path))
+        cache = shlex.quote(str(self.pip_cache))
+        mounts = (
+            f"mount -t proc proc {root}/proc && mount --bind /dev {root}/dev && "
+            f"mkdir -p {root}/root/.cache/pip && mount --bind {cache} {root}/root/.cache/pip"
+        )
+        inner = f"exec chroot {root} /bin/sh -c {shlex.quote(script)}"
+        done = subprocess.run(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c", f"{mounts} && {inner}"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout_s,
+            env=ROOT_ENV,
+        )
+        return Done(done.returncode, done.stdout)
+
+    def ok(self, script: str, *, timeout_s: float = 600.0) -> str:
+        """``run``, failing the test with the output if the command fails."""
+        done = self.run(script, timeout_s=timeout_s)
+        if done.returncode != 0:
+            pytest.fail(f"in the Debian root, `{script}` exited {done.returncode}:\n{done.output}")
+        return done.output
+
+    def file(self, path: str) -> Path:
+        """The host path of ``path`` inside the root."""
+        return self.path / path.lstrip("/")
+
+    def ids(self, name: str, database: str = "passwd") -> int | None:
+        """The uid (``passwd``) or gid (``group``) of ``name`` in the root, or None."""
+        for line in self.file(f"/etc/{database}").read_text().splitlines():
+            fields = line.split(":")
+            if fields[0] == name:
+                return int(fields[2])
+        return None
+
+
+def _architecture() -> str:
+    done = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True)
+    return done.stdout.strip() or os.uname().machine
+
+
+def _key() -> str:
+    recipe = f"{SUITE} {MIRROR} minbase {','.join(INCLUDE)} {POLICY_RC_D} {_architecture()}"
+    return hashlib.sha256(recipe.encode()).hexdigest()[:16]
+
+
+def cached_root_tar() -> Path:
+    """The tar of a pristine root; built (debootstrap) on the first run on this machine."""
+    tools = ensure_programs(["debootstrap"], ["debootstrap"], "the install.sh end-to-end test")
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tar = CACHE / f"debian-{SUITE}-{_key()}.tar"
+    with open(CACHE / "debian-root.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a parallel run may be building it right now
+        if not tar.exists():
+            _build(tar, tools["debootstrap"])
+    return tar
+
+
+def _build(tar: Path, debootstrap: str) -> None:
+    scratch = Path(tempfile.mkdtemp(prefix="root-", dir=CACHE))
+    try:
+        root = scratch / "root"
+        cmd = [debootstrap, "--variant=minbase", f"--include={','.join(INCLUDE)}"]
+        done = subprocess.run(
+            [*cmd, SUITE, str(root), MIRROR],
+            capture_output=True,
+            text=True,
+            timeout=BUILD_DEADLINE_S,
+        )
+        if done.returncode != 0:
+            tail = "\n".join((done.stdout + done.stderr).splitlines()[-30:])
+            pytest.fail(f"debootstrap exited {done.returncode}:\n{tail}", pytrace=False)
+        policy = root / "usr/sbin/policy-rc.d"
+        policy.write_text(POLICY_RC_D)
+        policy.chmod(0o755)
+        shutil.rmtree(root / "var/cache/apt/archives", ignore_errors=True)
+        (root / "var/cache/apt/archives/partial").mkdir(parents=True)
+        partial = scratch / "root.tar"
+        subprocess.run(["tar", "-C", str(root), "-cf", str(partial), "."], check=True)
+        partial.rename(tar)  # whole or absent: a killed build leaves no half tar
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def unpack_root(tmp_path: Path) -> DebianRoot:
+    """A fresh root in ``tmp_path``, with the host's DNS and CA certificates (a machine
+    behind a TLS-inspecting egress needs its CA for PyPI)."""
+    ensure_programs(["unshare", "chroot"], ["util-linux", "coreutils"], "the Debian root")
+    tar = cached_root_tar()
+    path = tmp_path / "root"
+    path.mkdir()
+    subprocess.run(["tar", "-C", str(path), "-xf", str(tar)], check=True)
+    shutil.copyfile("/etc/resolv.conf", path / "etc/resolv.conf", follow_symlinks=True)
+    pip_cache = CACHE / "pip"
+    pip_cache.mkdir(parents=True, exist_ok=True)
+    root = DebianRoot(path, pip_cache)
+    extra = sorted(CA_DIR.glob("*.crt")) if CA_DIR.is_dir() else []
+    for cert in extra:
+        shutil.copyfile(cert, root.file(str(CA_DIR / cert.name)))
+    if extra:
+        root.ok("update-ca-certificates >/dev/null")
+    return root
+
+
+def unmount_all(path: Path) -> None:
+    """Unmount whatever is still mounted under ``path``, deepest first."""
+    prefix = str(path.resolve()) + "/"
+    with open("/proc/self/mounts") as mounts:
+        points = [line.split()[1] for line in mounts]
+    for point in sorted((p for p in points if p.startswith(prefix)), reverse=True):
+        subprocess.run(["umount", "-l", point], check=False)
