@@ -92,6 +92,14 @@ class Settings:
     mqtt_url: str = ""
     """The external broker with the gateway's credentials, for ``mqtt_broker =
     "external"``: ``mqtt://user:password@host:1883`` or ``mqtts://`` for TLS."""
+    discovery: bool = True
+    """Announce this gateway on the LAN over mDNS / DNS-SD (``_outpost._tcp``, and
+    ``_mqtt._tcp`` for the managed broker) so ``outpost discover`` finds it; only a
+    gateway whose ``host`` serves the LAN is announced. Handed to ``avahi-daemon`` when it
+    runs. See ``docs/discovery.md``."""
+    discovery_name: str = ""
+    """The name the gateway is announced under (at most 63 bytes); empty = this machine's
+    host name."""
     hub: bool = False
     """Act as a replication hub: accept batches from edge gateways at
     ``_system/replication:push`` (each edge with its key from ``outpost gateway add``);
@@ -138,6 +146,10 @@ class Settings:
         for name in ("upstream_connect_timeout_s", "upstream_request_timeout_s"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be more than 0, got {getattr(self, name)}")
+        if len(self.discovery_name.encode()) > 63:  # one DNS label (RFC 6763 section 4.1.1)
+            raise ConfigError(
+                f"discovery_name must be at most 63 bytes, got {len(self.discovery_name.encode())}"
+            )
         if self.outbox_max_bytes < 0:
             raise ConfigError(f"outbox_max_bytes must be 0 or more, got {self.outbox_max_bytes}")
 

@@ -36,6 +36,12 @@ http actions    ``convex/http.py``'s routes on              close the site: stop
                 the app has routes (at start or at a        actions; unregister the reload
                 ``dev`` reload)                             listener
 reload watcher  ``outpost dev``'s file watcher task         cancel, await
+discovery       ``discovery`` on, ``host`` on the LAN:      remove the Avahi service file,
+                the gateway (and the managed broker)        or stop probing, send the
+                announced over mDNS (``gateway.discovery``) goodbyes, close the sockets
+                Avahi's service file when it runs, else
+                python-zeroconf on this loop; a failure
+                is one warning, never a failed start
 ready           startup objects frozen out of the           -
                 collector (serve), the ready line
 systemd         READY=1 on systemd's notify socket, the     STOPPING=1; stop feeding
@@ -44,9 +50,9 @@ systemd         READY=1 on systemd's notify socket, the     STOPPING=1; stop fee
                 systemd)
 ==============  ==========================================  ===============================
 
-The subsystems to come slot in as steps: zeroconf discovery just before "ready"
-(announce only what answers). The stop is bounded by ``settings.shutdown_timeout_s`` as
-a whole (``gateway.lifecycle``).
+Discovery comes just before "ready", so only a gateway that answers is announced, and
+stops first, so its goodbyes go out before anything stops answering. The stop is
+bounded by ``settings.shutdown_timeout_s`` as a whole (``gateway.lifecycle``).
 """
 
 from __future__ import annotations
@@ -57,12 +63,13 @@ import gc
 import logging
 import os
 import resource
+import socket
 import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.config import Settings
 from gateway.config_file import url_host
@@ -81,6 +88,9 @@ from gateway.replication.edge import Links, start_replication, stop_replication
 from gateway.replication.uplink import Uplink
 from gateway.runtime.loader import App
 from gateway.sdnotify import Notifier, feed_watchdog, stop_feeding, watchdog_interval_s
+
+if TYPE_CHECKING:
+    from gateway.discovery import Announcer
 
 log = logging.getLogger("gateway.service")
 
@@ -142,6 +152,7 @@ class Service:
         await life.start("attach", self._attach, lambda _: self.server.close())
         await life.start("http actions", self._start_site, _stop_site)
         await life.start("reload watcher", self._start_watcher, cancel_task)
+        await life.start("discovery", self._start_discovery, _stop_discovery)
         await life.start("ready", self._ready)
         await life.start("systemd", self._notify_ready, _notify_stopping)
 
@@ -279,6 +290,36 @@ class Service:
             return None
         return asyncio.create_task(self._while_serving(self.gateway), name="outpost-watcher")
 
+    async def _start_discovery(self) -> Announcer | None:
+        """The gateway announced on the LAN (and its managed broker, when that listens
+        beyond loopback); None when ``discovery`` is off, the API listens on loopback
+        only, or announcing failed (warned: the gateway serves all the same)."""
+        settings = self.settings
+        if not settings.discovery:
+            return None
+        # Imported here: python-zeroconf is ~80 ms of start a gateway without it saves.
+        from gateway.discovery import Plan, gateway_announcements, lan_addresses, start_announcing
+
+        addresses = lan_addresses(settings.host)
+        if not addresses:
+            log.info(
+                "not announced on the LAN: the API listens on %s only "
+                '(host = "0.0.0.0" serves the LAN)',
+                settings.host,
+            )
+            return None
+        broker = self.mqtt_endpoint if self._broker is not None else None
+        on_lan = broker is not None and lan_addresses(settings.mqtt_host)
+        gateway_id = self.gateway.store.gateway_id
+        announcements = gateway_announcements(
+            name=settings.discovery_name or socket.gethostname(),
+            gateway_id=gateway_id,
+            api_port=self.port,
+            site_port=self.site_port,
+            mqtt_port=broker.port if broker is not None and on_lan else None,
+        )
+        return await start_announcing(Plan(announcements, addresses, gateway_id))
+
     async def _ready(self) -> None:
         if self._freeze:
             _freeze_startup_objects()
@@ -301,6 +342,11 @@ async def _notify_stopping(started: tuple[Notifier, asyncio.Task[None] | None]) 
     notifier, feeding = started
     notifier.send("STOPPING=1")
     await stop_feeding(feeding)
+
+
+async def _stop_discovery(announcer: Announcer | None) -> None:
+    if announcer is not None:
+        await announcer.close()
 
 
 async def _stop_site(started: tuple[SiteServer, Callable[[], None]]) -> None:

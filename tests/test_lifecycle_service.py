@@ -35,6 +35,7 @@ AFTER = [
     "attach",
     "http actions",
     "reload watcher",
+    "discovery",
     "ready",
     "systemd",
 ]

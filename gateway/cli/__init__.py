@@ -26,6 +26,7 @@ from gateway.cli import (
     data,
     dev,
     device,
+    discover_cmd,
     gateway_cmd,
     mqtt_cmd,
     scaffold,
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     gateway_cmd.add_parser(commands, common)
     mqtt_cmd.add_parser(commands, common)
     status.add_parser(commands, common)
+    discover_cmd.add_parser(commands)
     return parser
 
 
