@@ -8,7 +8,7 @@ once.
 
 Commands run in the root through ``unshare --mount`` then ``chroot``: ``/proc``, ``/dev``
 and the pip cache are mounted in a mount namespace of that one command, so they vanish
-with it, even when the test is killed. ``unmount_all`` is the finalizer's second line of
+with it, even when the test is killed. ``remove_root`` is the finalizer's second line of
 defence for anything that was mounted outside one.
 """
 
@@ -62,8 +62,12 @@ class DebianRoot:
         self.path = path
         self.pip_cache = pip_cache
 
-    def run(self, script: str, *, timeout_s: float = 600.0) -> Done:
-        """``sh -c script`` in the root, with /proc, /dev and the pip cache mounted for it."""
+    def run(self, script: str, *, timeout_s: float = 600.0, isolated: bool = False) -> Done:
+        """``sh -c script`` in the root, with /proc, /dev and the pip cache mounted for it.
+
+        ``isolated``: in a network namespace of its own (only a loopback, so daemons bind
+        their fixed ports beside any on the host) and a PID namespace, whose end kills
+        every process the script left running."""
         root = shlex.quote(str(self.path))
         cache = shlex.quote(str(self.pip_cache))
         mounts = (
@@ -71,8 +75,12 @@ class DebianRoot:
             f"mkdir -p {root}/root/.cache/pip && mount --bind {cache} {root}/root/.cache/pip"
         )
         inner = f"exec chroot {root} /bin/sh -c {shlex.quote(script)}"
+        unshare = ["unshare", "--mount", "--propagation", "private"]
+        if isolated:
+            unshare += ["--net", "--pid", "--fork", "--kill-child"]
+            mounts = f"ip link set lo up && {mounts}"
         done = subprocess.run(
-            ["unshare", "--mount", "--propagation", "private", "sh", "-c", f"{mounts} && {inner}"],
+            [*unshare, "sh", "-c", f"{mounts} && {inner}"],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -153,7 +161,9 @@ def _build(tar: Path, debootstrap: str) -> None:
 def unpack_root(tmp_path: Path) -> DebianRoot:
     """A fresh root in ``tmp_path``, with the host's DNS and CA certificates (a machine
     behind a TLS-inspecting egress needs its CA for PyPI)."""
-    ensure_programs(["unshare", "chroot"], ["util-linux", "coreutils"], "the Debian root")
+    ensure_programs(
+        ["unshare", "chroot", "ip"], ["util-linux", "coreutils", "iproute2"], "the Debian root"
+    )
     tar = cached_root_tar()
     path = tmp_path / "root"
     path.mkdir()
@@ -170,10 +180,17 @@ def unpack_root(tmp_path: Path) -> DebianRoot:
     return root
 
 
-def unmount_all(path: Path) -> None:
-    """Unmount whatever is still mounted under ``path``, deepest first."""
+def _mounted_under(path: Path) -> list[str]:
     prefix = str(path.resolve()) + "/"
     with open("/proc/self/mounts") as mounts:
         points = [line.split()[1] for line in mounts]
-    for point in sorted((p for p in points if p.startswith(prefix)), reverse=True):
+    return sorted((p for p in points if p.startswith(prefix)), reverse=True)
+
+
+def remove_root(root: DebianRoot) -> None:
+    """Unmount whatever is still mounted in the root, deepest first; then delete it (a
+    few hundred MB), but never through a mount that would not go (a bound /dev)."""
+    for point in _mounted_under(root.path):
         subprocess.run(["umount", "-l", point], check=False)
+    if not _mounted_under(root.path):
+        shutil.rmtree(root.path, ignore_errors=True)

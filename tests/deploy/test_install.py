@@ -11,6 +11,7 @@ units are enabled (symlinks) but not started, and the script says so.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import stat
@@ -19,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from debian_root_kit import DebianRoot, unmount_all, unpack_root
+from debian_root_kit import DebianRoot, remove_root, unpack_root
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCE = "/opt/src"  # the checkout's copy inside the root
@@ -52,6 +53,71 @@ asyncio.run(main())
 # Writes one reading as the service's user and prints how many there are.
 WRITE_ONE = f"cd /tmp && {AS_OUTPOST} /opt/outpost/venv/bin/python -c '{WRITE}'"
 
+# Debian's Mosquitto on its stock config plus Outpost's drop-in, and `outpost serve` as the
+# unit runs it (the service's user, its settings, the bridge's URL from mqtt.env), in a
+# network and PID namespace of their own; then a device over MQTT (device.py).
+LIVE = """
+mkdir -p /run/mosquitto && chown mosquitto:mosquitto /run/mosquitto
+mosquitto -c /etc/mosquitto/mosquitto.conf -d
+set -a && . /etc/outpost/mqtt.env && set +a
+cd /tmp
+runuser -u outpost -- /opt/outpost/venv/bin/outpost serve /etc/outpost/app \
+    --config /etc/outpost/outpost.toml --data-dir /var/lib/outpost >/tmp/serve.log 2>&1 &
+/opt/outpost/venv/bin/python /tmp/device.py || { tail -n 30 /tmp/serve.log /var/log/mosquitto/mosquitto.log; exit 1; }
+"""
+DEVICE = """
+import json, sys, threading, time, urllib.request
+import paho.mqtt.client as mqtt
+
+PASSWORD = {password!r}
+DEADLINE = time.monotonic() + 60
+
+
+def latest():
+    body = {{"path": "readings:latest", "args": {{"device": "sensor-1"}}, "format": "json"}}
+    request = urllib.request.Request(
+        "http://127.0.0.1:3210/api/query", json.dumps(body).encode(),
+        {{"Content-Type": "application/json"}},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return json.load(answer)["value"]
+    except OSError:
+        return None
+
+
+def connect(password):
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, "sensor-1", protocol=mqtt.MQTTv5)
+    client.username_pw_set("sensor-1", password)
+    answered, codes = threading.Event(), []
+    client.on_connect = lambda c, u, f, code, p: (codes.append(code), answered.set())
+    client.connect("127.0.0.1", 1883)
+    client.loop_start()
+    if not answered.wait(10):
+        sys.exit("no CONNACK")
+    return client, codes[0]
+
+
+while latest() is None:  # the gateway serves
+    if time.monotonic() > DEADLINE:
+        sys.exit("the gateway did not answer /api/query")
+    time.sleep(0.2)
+refused, code = connect("not-the-password")
+refused.loop_stop()
+assert code.is_failure, code
+client, code = connect(PASSWORD)
+assert not code.is_failure, code
+seq = 0
+while not latest():  # the bridge subscribes once it is up: send until one lands
+    if time.monotonic() > DEADLINE:
+        sys.exit("the reading never reached the store")
+    seq += 1
+    payload = json.dumps({{"celsius": 21.5, "seq": seq, "boot": 1}})
+    client.publish("greenhouse/sensor-1/reading", payload, qos=1).wait_for_publish(10)
+    time.sleep(0.5)
+print("reading stored:", latest()[0]["celsius"])
+"""
+
 
 @pytest.fixture
 def root(tmp_path: Path) -> Iterator[DebianRoot]:
@@ -62,17 +128,18 @@ def root(tmp_path: Path) -> Iterator[DebianRoot]:
         _copy_checkout(made.file(SOURCE))
         yield made
     finally:
-        unmount_all(made.path)
+        remove_root(made)
 
 
 def _copy_checkout(target: Path) -> None:
     """What install.sh reads from a checkout: the package, its units and itself."""
-    ignore = shutil.ignore_patterns("__pycache__", "node_modules", "convex")
+    ignore = shutil.ignore_patterns("__pycache__", "node_modules")
     target.mkdir(parents=True)
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(REPO / name, target / name)
-    for name in ("gateway", "deploy", "systemd"):
+    for name in ("gateway", "deploy", "systemd", "examples/greenhouse"):
         shutil.copytree(REPO / name, target / name, ignore=ignore)
+    shutil.rmtree(target / "deploy" / "convex")  # the Convex deployment: not for install.sh
 
 
 def _manifest(root: DebianRoot) -> dict[str, tuple[object, ...]]:
@@ -173,6 +240,16 @@ def test_install_again_device_upgrade_rollback_uninstall_purge(root: DebianRoot)
     assert _release(root, "/opt/outpost/venv") == old
     assert _release(root, "/opt/outpost/previous") == new
     assert root.ok(f"{OUTPOST} --version").startswith("outpost ")
+
+    # Another app (--app), with MQTT routes: the ACL follows; then the whole thing runs.
+    root.ok(f"{INSTALL} --app {SOURCE}/examples/greenhouse")
+    assert (
+        "pattern write greenhouse/%u/reading" in root.file("/etc/mosquitto/outpost/acl").read_text()
+    )
+    password = json.loads(next(line for line in added.splitlines() if line.startswith("{")))
+    root.file("/tmp/device.py").write_text(DEVICE.format(password=password["password"]))
+    live = root.run(LIVE, isolated=True, timeout_s=120)
+    assert live.returncode == 0 and "reading stored: 21.5" in live.output, live.output
 
     # Uninstall keeps the data, the settings and the user.
     root.ok(f"{INSTALL} --uninstall")
