@@ -36,12 +36,14 @@ http actions    ``convex/http.py``'s routes on              close the site: stop
                 the app has routes (at start or at a        actions; unregister the reload
                 ``dev`` reload)                             listener
 reload watcher  ``outpost dev``'s file watcher task         cancel, await
-discovery       ``discovery`` on, ``host`` on the LAN:      remove the Avahi service file,
-                the gateway (and the managed broker)        or stop probing, send the
-                announced over mDNS (``gateway.discovery``) goodbyes, close the sockets
-                Avahi's service file when it runs, else
-                python-zeroconf on this loop; a failure
-                is one warning, never a failed start
+discovery       ``discovery`` on, ``host`` on the LAN:      stop following; remove the
+                the gateway (and the managed broker)        Avahi service file, or stop
+                announced over mDNS (``gateway.discovery``) probing, send the goodbyes,
+                through Avahi's service file when it runs,  close the sockets
+                else python-zeroconf on this loop; its
+                addresses followed, the site's port after
+                a ``dev`` reload; a failure is one
+                warning, never a failed start
 ready           startup objects frozen out of the           -
                 collector (serve), the ready line
 systemd         READY=1 on systemd's notify socket, the     STOPPING=1; stop feeding
@@ -51,7 +53,7 @@ systemd         READY=1 on systemd's notify socket, the     STOPPING=1; stop fee
 ==============  ==========================================  ===============================
 
 Discovery comes just before "ready", so only a gateway that answers is announced, and
-stops first, so its goodbyes go out before anything stops answering. The stop is
+stops before everything under it, so its goodbyes go out while the gateway answers. The stop is
 bounded by ``settings.shutdown_timeout_s`` as a whole (``gateway.lifecycle``).
 """
 
@@ -90,7 +92,7 @@ from gateway.runtime.loader import App
 from gateway.sdnotify import Notifier, feed_watchdog, stop_feeding, watchdog_interval_s
 
 if TYPE_CHECKING:
-    from gateway.discovery import Announcer
+    from gateway.discovery import Discovery, Plan, Unannounced
 
 log = logging.getLogger("gateway.service")
 
@@ -290,35 +292,46 @@ class Service:
             return None
         return asyncio.create_task(self._while_serving(self.gateway), name="outpost-watcher")
 
-    async def _start_discovery(self) -> Announcer | None:
-        """The gateway announced on the LAN (and its managed broker, when that listens
-        beyond loopback); None when ``discovery`` is off, the API listens on loopback
-        only, or announcing failed (warned: the gateway serves all the same)."""
+    async def _start_discovery(self) -> tuple[Discovery, Callable[[], None]] | None:
+        """The gateway announced on the LAN, kept in step with its addresses and with the
+        HTTP actions' port an ``outpost dev`` reload opens; None when ``discovery`` is
+        off or the API listens where only this machine reaches it. A failure to announce
+        is a warning (``gateway.discovery``): the gateway serves all the same."""
         settings = self.settings
         if not settings.discovery:
             return None
         # Imported here: python-zeroconf is ~80 ms of start a gateway without it saves.
-        from gateway.discovery import Plan, gateway_announcements, lan_addresses, start_announcing
+        from gateway.discovery import WILDCARDS, Discovery, lan_addresses
 
-        addresses = lan_addresses(settings.host)
-        if not addresses:
+        if settings.host not in WILDCARDS and not lan_addresses(settings.host):
             log.info(
-                "not announced on the LAN: the API listens on %s only "
-                '(host = "0.0.0.0" serves the LAN)',
+                "not announced on the LAN: host %s is no address a LAN peer reaches "
+                '(loopback, or a name); host = "0.0.0.0" serves the LAN',
                 settings.host,
             )
             return None
+        discovery = Discovery(self._discovery_plan)
+        await discovery.start()
+
+        async def follow_reload(app: App) -> None:  # ``outpost dev`` may open the site
+            await discovery.refresh()
+
+        return discovery, self.gateway.on_app_reloaded(follow_reload)
+
+    def _discovery_plan(self) -> Plan | Unannounced:
+        from gateway.discovery import gateway_plan
+
+        settings = self.settings
         broker = self.mqtt_endpoint if self._broker is not None else None
-        on_lan = broker is not None and lan_addresses(settings.mqtt_host)
-        gateway_id = self.gateway.store.gateway_id
-        announcements = gateway_announcements(
+        return gateway_plan(
+            host=settings.host,
             name=settings.discovery_name or socket.gethostname(),
-            gateway_id=gateway_id,
+            gateway_id=self.gateway.store.gateway_id,
             api_port=self.port,
             site_port=self.site_port,
-            mqtt_port=broker.port if broker is not None and on_lan else None,
+            mqtt_host=settings.mqtt_host,
+            mqtt_port=broker.port if broker is not None else None,
         )
-        return await start_announcing(Plan(announcements, addresses, gateway_id))
 
     async def _ready(self) -> None:
         if self._freeze:
@@ -344,9 +357,11 @@ async def _notify_stopping(started: tuple[Notifier, asyncio.Task[None] | None]) 
     await stop_feeding(feeding)
 
 
-async def _stop_discovery(announcer: Announcer | None) -> None:
-    if announcer is not None:
-        await announcer.close()
+async def _stop_discovery(started: tuple[Discovery, Callable[[], None]] | None) -> None:
+    if started is not None:
+        discovery, unregister = started
+        unregister()
+        await discovery.close()
 
 
 async def _stop_site(started: tuple[SiteServer, Callable[[], None]]) -> None:

@@ -54,6 +54,14 @@ class Plan:
 
 
 @dataclass(frozen=True)
+class Unannounced:
+    """Why there is nothing to announce now (logged once per change of reason)."""
+
+    reason: str
+    level: int = logging.INFO
+
+
+@dataclass(frozen=True)
 class AvahiPaths:
     """Where Avahi keeps its pid and reads service files (tests point elsewhere)."""
 

@@ -27,8 +27,8 @@ async def test_a_gateway_on_loopback_is_not_announced(
     said = [r.getMessage() for r in caplog.records if "announced" in r.getMessage()]
     if discovery:
         assert said == [
-            'not announced on the LAN: the API listens on 127.0.0.1 only (host = "0.0.0.0" '
-            "serves the LAN)"
+            "not announced on the LAN: host 127.0.0.1 is no address a LAN peer reaches "
+            '(loopback, or a name); host = "0.0.0.0" serves the LAN'
         ]
     else:
         assert said == []
