@@ -74,3 +74,32 @@ def test_the_security_exposure_is_ok_or_better(tmp_path: Path, analyze: str) -> 
     score, verdict = float(match[1]), match[2]
     assert verdict in ("OK", "SAFE", "PERFECT"), f"{score} {verdict}"
     assert score <= 2.5  # systemd calls up to 4.9 "OK"; this unit scored 1.6
+
+
+def test_the_mosquitto_sync_units_verify(tmp_path: Path, analyze: str) -> None:
+    """outpost-mosquitto.path/.service (deploy/install.sh's Mosquitto sync) and the
+    outpost.service drop-in that hands the gateway the broker's URL."""
+    systemd = UNIT.parent
+    sync = UNIT.parent.parent / "deploy" / "outpost-mosquitto-sync"
+    service = (systemd / "outpost-mosquitto.service").read_text()
+    assert "ExecStart=/opt/outpost/bin/outpost-mosquitto-sync" in service
+    (tmp_path / "outpost-mosquitto.service").write_text(
+        service.replace("/opt/outpost/bin/outpost-mosquitto-sync", str(sync))
+    )
+    path = (systemd / "outpost-mosquitto.path").read_text()
+    assert "PathChanged=/var/lib/outpost/mosquitto/passwords" in path
+    (tmp_path / "outpost-mosquitto.path").write_text(path)
+    _here(tmp_path)
+    (tmp_path / "outpost.service.d").mkdir()
+    drop_in = (systemd / "outpost.service.d" / "mosquitto.conf").read_text()
+    assert "EnvironmentFile=-/etc/outpost/mqtt.env" in drop_in
+    (tmp_path / "outpost.service.d" / "mosquitto.conf").write_text(drop_in)
+    units = ["outpost-mosquitto.path", "outpost-mosquitto.service", "outpost.service"]
+    done = subprocess.run(
+        [analyze, "verify", *(str(tmp_path / unit) for unit in units)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == "", done.stderr
