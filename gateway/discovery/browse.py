@@ -28,6 +28,7 @@ class _Browse:
         self.zc = zc
         self.deadline = deadline
         self.resolving: dict[tuple[str, str], asyncio.Task[AsyncServiceInfo | None]] = {}
+        self.withdrawn: list[asyncio.Task[AsyncServiceInfo | None]] = []  # awaited at the end
 
     def on_change(
         self,
@@ -39,7 +40,9 @@ class _Browse:
         key = (service_type, name)
         if state_change is ServiceStateChange.Removed:  # its goodbye: stopped meanwhile
             if key in self.resolving:
-                self.resolving.pop(key).cancel()
+                task = self.resolving.pop(key)
+                task.cancel()
+                self.withdrawn.append(task)
             return
         if key in self.resolving:
             return
@@ -68,7 +71,8 @@ async def browse(timeout_s: float) -> list[FoundGateway]:
         finally:
             await browser.async_cancel()
         infos = await _finish(found.resolving)
-    return _gateways(infos)
+        await asyncio.gather(*found.withdrawn, return_exceptions=True)
+    return gateways_from(infos)
 
 
 async def _finish(
@@ -79,7 +83,9 @@ async def _finish(
     return [info for info in done if isinstance(info, AsyncServiceInfo)]
 
 
-def _gateways(infos: list[AsyncServiceInfo]) -> list[FoundGateway]:
+def gateways_from(infos: list[AsyncServiceInfo]) -> list[FoundGateway]:
+    """One entry per ``_outpost._tcp`` instance, by name, with the port of the
+    ``_mqtt._tcp`` instance that carries its gateway id."""
     gateways: dict[str, FoundGateway] = {}
     brokers: dict[str, int] = {}
     for info in infos:
