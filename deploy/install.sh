@@ -192,39 +192,69 @@ EOF
     chmod 0640 "$TOML"
 }
 
-# The app: DIR from --app (replacing the installed one), else the installed one, else a
-# new one from `outpost init`. Root owns it; the service reads it through its group.
-install_app() {
-    outpost=$1
+# The app to run: DIR from --app, else the installed one, else a new one from `outpost
+# init`. A new app is staged as app.new and takes the installed one's place only once it
+# loads (`outpost check`) with the release that will run it. Root owns it; the service
+# reads it through its group.
+stage_app() {
+    rm -rf "$APP.new"
     if [ -n "$APP_FROM" ]; then
         [ -d "$APP_FROM/convex" ] || die "--app $APP_FROM: no convex/ folder in it"
-        say "installing the app from $APP_FROM"
-        rm -rf "$APP.new"
         mkdir "$APP.new"
         cp -R "$APP_FROM/convex" "$APP.new/"
-        rm -rf "$APP"
-        mv "$APP.new" "$APP"
+        find "$APP.new" -name __pycache__ -prune -exec rm -rf {} +
+        if [ -d "$APP/convex" ] && diff -r "$APP.new/convex" "$APP/convex" >/dev/null; then
+            rm -rf "$APP.new"  # the same app again
+            return 0
+        fi
     elif [ ! -d "$APP" ]; then
-        say "no app yet: $APP from \`outpost init\` (replace it with --app DIR)"
         scratch=$(mktemp -d)
-        quietly "$outpost" init "$scratch/app"
-        mkdir "$APP"
-        cp -R "$scratch/app/convex" "$APP/"
+        quietly "$1" init "$scratch/app"
+        mkdir "$APP.new"
+        cp -R "$scratch/app/convex" "$APP.new/"
         rm -rf "$scratch"
+    else
+        return 0
     fi
-    find "$APP" -name __pycache__ -prune -exec rm -rf {} +
-    chown -R "root:$ACCOUNT" "$APP"
-    find "$APP" -type d -exec chmod 0750 {} +
-    find "$APP" -type f -exec chmod 0640 {} +
-    # `outpost <command> /etc/outpost/app` finds the settings as it would in any app.
-    ln -sfn "$TOML" "$APP/outpost.toml"
+    own_app "$APP.new"
 }
 
+own_app() {
+    chown -R "root:$ACCOUNT" "$1"
+    find "$1" -type d -exec chmod 0750 {} +
+    find "$1" -type f -exec chmod 0640 {} +
+    # `outpost <command> /etc/outpost/app` finds the settings as in any app folder.
+    ln -sfn "$TOML" "$1/outpost.toml"
+}
+
+# Whether the app that is about to run (staged or installed) loads with release $1.
 check_app() {
-    as_outpost "$1" check "$APP" >/dev/null 2>"$scratch_log" || {
-        tail -n 20 "$scratch_log" >&2
+    app=$APP
+    [ -d "$APP.new" ] && app=$APP.new
+    log=$(mktemp)
+    if ! (cd / && as_outpost "$1/bin/outpost" check "$app") >/dev/null 2>"$log"; then
+        tail -n 20 "$log" >&2
+        rm -f "$log"
+        rm -rf "$APP.new"
         return 1
-    }
+    fi
+    rm -f "$log"
+}
+
+swap_app() {
+    if [ -d "$APP.new" ]; then
+        if [ -n "$APP_FROM" ]; then
+            say "the app in $APP is now $APP_FROM's"
+        else
+            say "no app yet: $APP from \`outpost init\` (install yours with --app DIR)"
+        fi
+        rm -rf "$APP.old"
+        if [ -d "$APP" ]; then mv "$APP" "$APP.old"; fi
+        mv "$APP.new" "$APP"
+        rm -rf "$APP.old"
+        RESTART=1
+    fi
+    own_app "$APP"  # a second run repairs owners and modes
 }
 
 # --- units and Mosquitto -------------------------------------------------------------
@@ -288,17 +318,19 @@ install_or_upgrade() {
     id=$(source_id "$FROM")
     new=$RELEASES/$id
     old=$(target "$CURRENT")
-    scratch_log=$(mktemp)
     if [ "$old" = "$new" ] && release_works "$new"; then
         say "release $id is installed already ($("$new/bin/outpost" --version))"
-        install_app "$new/bin/outpost"
+        stage_app "$new/bin/outpost"
+        if [ -d "$APP.new" ] && ! check_app "$new"; then
+            die "the new app does not load (above); nothing changed"
+        fi
     else
         release_works "$new" || build_release "$new"
-        install_app "$new/bin/outpost"
-        check_app "$new/bin/outpost" || {
+        stage_app "$new/bin/outpost"
+        if ! check_app "$new"; then
             [ "$new" = "$old" ] || rm -rf "$new"
-            die "the app at $APP does not load with the new release (above); nothing changed"
-        }
+            die "the app does not load with release $id (above); nothing changed"
+        fi
         if [ -n "$old" ] && [ "$old" != "$new" ]; then
             backup_before_upgrade "$old"
             point "$PREVIOUS" "$old"
@@ -307,7 +339,7 @@ install_or_upgrade() {
         RESTART=1
         say "release $id is current ($("$new/bin/outpost" --version))${old:+; the last good one is $old}"
     fi
-    rm -f "$scratch_log"
+    swap_app
     install_units
     env_before=$(cat "$MQTT_ENV" 2>/dev/null || true)
     quietly "$SYNC"

@@ -209,6 +209,15 @@ def test_install_again_device_upgrade_rollback_uninstall_purge(root: DebianRoot)
     assert "is installed already" in again
     assert _manifest(root) == before
 
+    # An app that does not load (--app) is refused before it replaces anything.
+    broken = root.file("/tmp/broken/convex")
+    broken.mkdir(parents=True)
+    (broken / "readings.py").write_text("def oops(:\n")
+    refused = root.run(f"{INSTALL} --app /tmp/broken")
+    assert refused.returncode == 1 and "does not load" in refused.output, refused.output
+    assert "readings.py" in refused.output  # outpost check names the file
+    assert _manifest(root) == before
+
     # A device registered as the service's user reaches Mosquitto's password file once
     # the sync runs (outpost-mosquitto.path starts it under systemd).
     added = root.ok(f"cd /tmp && {AS_OUTPOST} outpost device add sensor-1 /etc/outpost/app --json")
@@ -223,8 +232,15 @@ def test_install_again_device_upgrade_rollback_uninstall_purge(root: DebianRoot)
     # An upgrade: a backup of the store first, the old release kept as the last good one.
     assert root.ok(WRITE_ONE).strip() == "1"
     old = _release(root, "/opt/outpost/venv")
-    with open(root.file(f"{SOURCE}/gateway/__init__.py"), "a") as source:
-        source.write("\n# a newer release\n")
+    # A release that does not run is refused; the running one stays, nothing changes.
+    init = root.file(f"{SOURCE}/gateway/__init__.py")
+    original = init.read_text()
+    init.write_text(original + "\nraise RuntimeError('a broken release')\n")
+    before = _manifest(root)
+    failed = root.run(INSTALL)
+    assert failed.returncode == 1 and "does not run" in failed.output, failed.output
+    assert _manifest(root) == before
+    init.write_text(original + "\n# a newer release\n")
     upgraded = root.ok(INSTALL)
     new = _release(root, "/opt/outpost/venv")
     assert new != old and _release(root, "/opt/outpost/previous") == old, upgraded
