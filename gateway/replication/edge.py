@@ -26,11 +26,11 @@ from gateway import redact
 from gateway.errors import ConfigError
 from gateway.gateway import Gateway
 from gateway.replication.batch import CONVEX_PUSH_PATH, PUSH_PATH
-from gateway.replication.client import PushClient
 from gateway.replication.downlink import Downlink
 from gateway.replication.downlink_contract import CONVEX_CHANGES_PATH, HUB_CHANGES_PATH
 from gateway.replication.edge_status import UplinkView, status_function
 from gateway.replication.uplink import Uplink, schema_digest
+from gateway.replication.worker_link import WorkerSender
 
 log = logging.getLogger("gateway.replication")
 
@@ -129,11 +129,13 @@ async def start_replication(
     try:
         links.uplink = Uplink(
             store,
-            PushClient(
+            WorkerSender(
+                store.path,
                 upstream_url,
                 path=push_path,
                 connect_timeout_s=settings.upstream_connect_timeout_s,
                 request_timeout_s=settings.upstream_request_timeout_s,
+                replicated=lambda: store.catalog.replication,
             ),
             key=key,
             schema=_digest_of(lambda: gateway.app.schema),

@@ -18,6 +18,7 @@ applying it twice.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -106,65 +107,88 @@ class Outbox:
 
     def _cut_after(self, tx: Transaction, after: int) -> Cut | None:
         """On a reader thread: the rows read and decoded there, off the event loop."""
-        limit = min(self._max_changes, _READ_ROWS)
-        texts = outbox_log.rows_after(tx.conn, after, limit, _CHANGE_SQL)
-        if not texts:
-            return None
-        cut = self._whole_cut(after, texts, tx.catalog.replication)
-        if cut is None:  # a hole, a change of clock trust, a skip, or past the caps
-            rows = _rows_after(tx, after, self._max_changes)
-            cut = self._cut(after, rows, tx.catalog.replication)
-        return replace(cut, newest=newest_seq(tx))
+        return cut_after(tx.conn, after, tx.catalog.replication, self._max_changes, self._max_bytes)
 
-    def _whole_cut(
-        self, after: int, texts: list[tuple[Any, ...]], replicated: Mapping[str, str]
-    ) -> Cut | None:
-        """The fast path: every entry read goes in the batch as SQLite wrote it, when
-        ``_cut`` would take them all as they are (``None`` otherwise). Each check is one
-        pass in C; the common batch (contiguous, one clock trust, ``up`` tables only,
-        within the caps) never loops in Python."""
-        first, last = texts[0][0], texts[-1][0]
-        if (after and first != after + 1) or last - first + 1 != len(texts):
-            return None
-        trusted = {row[1] for row in texts}
-        if len(trusted) != 1 or any(replicated.get(t) != "up" for t in {row[2] for row in texts}):
-            return None
-        encoded = [row[3] for row in texts]
-        size = sum(map(len, encoded)) + _CHANGE_OVERHEAD_BYTES * len(encoded)
-        if size > self._max_bytes or len(encoded) > self._max_changes:
-            return None
-        return Cut(first, last, encoded, size, bool(trusted.pop()))
 
-    def _cut(self, after: int, rows: list[tuple[Any, ...]], replicated: Mapping[str, str]) -> Cut:
-        encoded: list[str] = []
-        size = 0
-        expected = after + 1 if after else rows[0][0]
-        first = expected if expected < rows[0][0] else rows[0][0]
-        trusted = bool(rows[0][6])
-        for seq, ts, op, table, doc_id, body, row_trusted in rows:
-            if bool(row_trusted) != trusted:
-                break
-            # A hole: entries dropped by the quota (``drop_oldest``) go as skips, so the
-            # upstream's mark passes them; capped, a long hole takes several batches.
-            for missing in range(expected, min(seq, expected + self._max_changes)):
-                encoded.append(_skip(missing, "", ""))
-            if len(encoded) >= self._max_changes:
-                break
-            change = (
-                _change(seq, ts, op, table, doc_id, body)
-                if replicated.get(table) == "up"
-                else _skip(seq, table, doc_id)
-            )
-            change_bytes = len(change) + _CHANGE_OVERHEAD_BYTES
-            if encoded and (
-                size + change_bytes > self._max_bytes or len(encoded) >= self._max_changes
-            ):
-                break
-            encoded.append(change)
-            size += change_bytes
-            expected = seq + 1
-        encoded = encoded[: self._max_changes]  # seqs first, first + 1, ... by construction
-        return Cut(first, first + len(encoded) - 1, encoded, size, trusted)
+def cut_after(
+    conn: sqlite3.Connection,
+    after: int,
+    replicated: Mapping[str, str],
+    max_changes: int = CUT_CHANGES,
+    max_bytes: int = MAX_BATCH_BYTES,
+) -> Cut | None:
+    """The entries after ``after`` that fit one batch, read on ``conn`` (in one read
+    transaction: the caller's); None when there are none. ``replicated``: each table's
+    direction (``Catalog.replication``)."""
+    limit = min(max_changes, _READ_ROWS)
+    texts = outbox_log.rows_after(conn, after, limit, _CHANGE_SQL)
+    if not texts:
+        return None
+    cut = _whole_cut(after, texts, replicated, max_changes, max_bytes)
+    if cut is None:  # a hole, a change of clock trust, a skip, or past the caps
+        rows = outbox_log.rows_after(conn, after, min(max_changes, _READ_ROWS))
+        cut = _cut(after, rows, replicated, max_changes, max_bytes)
+    return replace(cut, newest=outbox_log.newest_seq(conn))
+
+
+def _whole_cut(
+    after: int,
+    texts: list[tuple[Any, ...]],
+    replicated: Mapping[str, str],
+    max_changes: int,
+    max_bytes: int,
+) -> Cut | None:
+    """The fast path: every entry read goes in the batch as SQLite wrote it, when
+    ``_cut`` would take them all as they are (``None`` otherwise). Each check is one
+    pass in C; the common batch (contiguous, one clock trust, ``up`` tables only,
+    within the caps) never loops in Python."""
+    first, last = texts[0][0], texts[-1][0]
+    if (after and first != after + 1) or last - first + 1 != len(texts):
+        return None
+    trusted = {row[1] for row in texts}
+    if len(trusted) != 1 or any(replicated.get(t) != "up" for t in {row[2] for row in texts}):
+        return None
+    encoded = [row[3] for row in texts]
+    size = sum(map(len, encoded)) + _CHANGE_OVERHEAD_BYTES * len(encoded)
+    if size > max_bytes or len(encoded) > max_changes:
+        return None
+    return Cut(first, last, encoded, size, bool(trusted.pop()))
+
+
+def _cut(
+    after: int,
+    rows: list[tuple[Any, ...]],
+    replicated: Mapping[str, str],
+    max_changes: int,
+    max_bytes: int,
+) -> Cut:
+    encoded: list[str] = []
+    size = 0
+    expected = after + 1 if after else rows[0][0]
+    first = expected if expected < rows[0][0] else rows[0][0]
+    trusted = bool(rows[0][6])
+    for seq, ts, op, table, doc_id, body, row_trusted in rows:
+        if bool(row_trusted) != trusted:
+            break
+        # A hole: entries dropped by the quota (``drop_oldest``) go as skips, so the
+        # upstream's mark passes them; capped, a long hole takes several batches.
+        for missing in range(expected, min(seq, expected + max_changes)):
+            encoded.append(_skip(missing, "", ""))
+        if len(encoded) >= max_changes:
+            break
+        change = (
+            _change(seq, ts, op, table, doc_id, body)
+            if replicated.get(table) == "up"
+            else _skip(seq, table, doc_id)
+        )
+        change_bytes = len(change) + _CHANGE_OVERHEAD_BYTES
+        if encoded and (size + change_bytes > max_bytes or len(encoded) >= max_changes):
+            break
+        encoded.append(change)
+        size += change_bytes
+        expected = seq + 1
+    encoded = encoded[:max_changes]  # seqs first, first + 1, ... by construction
+    return Cut(first, first + len(encoded) - 1, encoded, size, trusted)
 
 
 def _change(seq: int, ts: int, op: str, table: str, doc_id: str, body: str | None) -> str:
@@ -183,10 +207,6 @@ def _skip(seq: int, table: str, doc_id: str) -> str:
 
 def _read_cursor(tx: Transaction) -> int:
     return outbox_log.read_cursor(tx.conn)
-
-
-def _rows_after(tx: Transaction, after: int, limit: int) -> list[tuple[Any, ...]]:
-    return outbox_log.rows_after(tx.conn, after, min(limit, _READ_ROWS))
 
 
 def _advance(tx: Transaction, applied: int) -> None:

@@ -31,7 +31,7 @@ import logging
 import random
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from gateway.replication.client import (
     PushClient,
@@ -64,6 +64,34 @@ IDLE_POLL_S = 5.0
 PIPELINE_BATCHES = 4
 
 
+class Sender(Protocol):
+    """Cuts batches after a seq and pushes them: in this process (``DirectSender``) or
+    in the uplink's worker process (``worker_link.WorkerSender``)."""
+
+    async def next_cut(self, after: int) -> Cut | None: ...
+
+    async def push(self, batch: dict[str, Any], cut: Cut) -> int: ...
+
+    async def close(self) -> None: ...
+
+
+class DirectSender:
+    """Batches cut on the store's readers and pushed by ``client``, in this process."""
+
+    def __init__(self, outbox: Outbox, client: PushClient) -> None:
+        self._outbox = outbox
+        self._client = client
+
+    async def next_cut(self, after: int) -> Cut | None:
+        return await self._outbox.next_cut(after)
+
+    async def push(self, batch: dict[str, Any], cut: Cut) -> int:
+        return await self._client.push(batch, cut.encoded)
+
+    async def close(self) -> None:
+        await self._client.close()
+
+
 async def _abandon(flight: deque[tuple[Cut, asyncio.Task[int], bool]]) -> None:
     """Cancel the pushes in flight and wait for them (an answer then is ignored). A
     cancellation of the caller still propagates (``asyncio.wait`` raises none of theirs)."""
@@ -92,7 +120,7 @@ class Uplink:
     def __init__(
         self,
         store: Store,
-        client: PushClient,
+        client: PushClient | Sender,
         *,
         key: str,
         schema: Callable[[], str],
@@ -104,10 +132,12 @@ class Uplink:
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self._store = store
-        self._client = client
         self.key = key
         self._schema = schema
         self.outbox = outbox or Outbox(store)
+        self._sender: Sender = (
+            DirectSender(self.outbox, client) if isinstance(client, PushClient) else client
+        )
         self.link = LinkState(
             "",
             backoff_min_s=backoff_min_s,
@@ -151,7 +181,7 @@ class Uplink:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self._client.close()
+        await self._sender.close()
 
     def _committed(self, commits: list[Committed]) -> None:
         self._wake.set()
@@ -214,7 +244,7 @@ class Uplink:
             await _abandon(flight)
 
     async def _push(self, cut: Cut) -> int:
-        return await self._client.push(self._batch(cut), cut.encoded)
+        return await self._sender.push(self._batch(cut), cut)
 
     async def _failed(self, exc: UplinkError, failures: int) -> None:
         """Act on a push that got no acknowledgement (and no gap)."""
@@ -227,7 +257,7 @@ class Uplink:
         """The next batch; None when there is none (after an idle wait, woken by a
         commit, when ``wait``: nothing is in flight)."""
         self._wake.clear()  # before reading: a commit after the read still wakes us
-        cut = await self.outbox.next_cut(after)
+        cut = await self._sender.next_cut(after)
         if cut is None and wait:
             # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation
             # that lands as the event is set (a commit), and close() would wait forever.

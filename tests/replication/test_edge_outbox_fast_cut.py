@@ -1,5 +1,5 @@
 """The outbox's fast cut (change texts built by SQLite, taken whole) against the plain
-cut (each row formatted in Python, ``Outbox._cut``), on random outboxes: holes left by
+cut (each row formatted in Python, ``outbox._cut``), on random outboxes: holes left by
 ``drop_oldest``, clock-trust flips, tables no longer replicated up, big documents,
 deletes, unicode. Where the fast path answers, it must answer exactly what the plain
 path does; where the plain path would stop early or skip, the fast path must decline."""
@@ -10,12 +10,12 @@ import json
 import random
 import sqlite3
 import string
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
 from gateway.replication import outbox as outbox_module
-from gateway.replication.outbox import Outbox
+from gateway.replication.batch import MAX_BATCH_BYTES
 from gateway.store import outbox_log
 
 BASE32 = "0123456789abcdefghjkmnpqrstvwxyz"
@@ -75,14 +75,10 @@ def _outbox(rng: random.Random) -> sqlite3.Connection:
 def test_the_fast_cut_is_the_plain_cut_or_declines(seed: int) -> None:
     rng = random.Random(seed)
     conn = _outbox(rng)
-    ob = Outbox(
-        cast(Any, None),
-        max_changes=rng.choice([1, 7, 50, 1000]),
-        max_bytes=rng.choice([3_000, 20_000, 10**6]),
-    )
+    caps = (rng.choice([1, 7, 50, 1000]), rng.choice([3_000, 20_000, 10**6]))
     seqs = [s for (s,) in conn.execute("SELECT seq FROM change_log ORDER BY seq")]
     after = rng.choice([0, seqs[0] - 1, *rng.sample(seqs, min(3, len(seqs)))])
-    limit = ob._max_changes  # noqa: SLF001 - the same read as ``_cut_after``
+    limit = caps[0]  # the same read as ``cut_after``
     texts = outbox_log.rows_after(conn, after, limit, outbox_module._CHANGE_SQL)  # noqa: SLF001
     rows = outbox_log.rows_after(conn, after, limit)
     if not rows:
@@ -91,8 +87,8 @@ def test_the_fast_cut_is_the_plain_cut_or_declines(seed: int) -> None:
     for (seq, ts, op, table, doc_id, body, _), (seq2, _, _, text) in zip(rows, texts, strict=True):
         assert seq == seq2
         assert text == outbox_module._change(seq, ts, op, table, doc_id, body)  # noqa: SLF001
-    plain = ob._cut(after, rows, UP)  # noqa: SLF001
-    fast = ob._whole_cut(after, texts, UP)  # noqa: SLF001
+    plain = outbox_module._cut(after, rows, UP, *caps)  # noqa: SLF001
+    fast = outbox_module._whole_cut(after, texts, UP, *caps)  # noqa: SLF001
     if fast is not None:
         assert fast == plain
     else:  # declined: the plain cut stops early, skips or fills a hole
@@ -110,7 +106,6 @@ def test_the_common_batch_takes_the_fast_path() -> None:
             "'readings', ?, ?, 'local')",
             (n, "k" * 31, json.dumps({"n": rng.random()})),
         )
-    ob = Outbox(cast(Any, None), max_changes=1000)
     texts = outbox_log.rows_after(conn, 0, 1000, outbox_module._CHANGE_SQL)  # noqa: SLF001
-    cut = ob._whole_cut(0, texts, UP)  # noqa: SLF001
+    cut = outbox_module._whole_cut(0, texts, UP, 1000, MAX_BATCH_BYTES)  # noqa: SLF001
     assert cut is not None and (cut.first, cut.last, len(cut.encoded)) == (1, 1000, 1000)

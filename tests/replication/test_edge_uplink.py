@@ -13,16 +13,35 @@ import pytest
 from edge_upstream_kit import KEY, BlackHole, FakeUpstream, eventually, write_app
 
 from gateway import Gateway
+from gateway.replication.batch import PUSH_PATH
 from gateway.replication.client import PushClient
 from gateway.replication.outbox import CUT_CHANGES, Cut, Outbox
 from gateway.replication.uplink import Uplink
+from gateway.replication.worker_link import WorkerSender
+
+
+@pytest.fixture(params=["in-process", "worker"])
+def sending(request: pytest.FixtureRequest) -> str:
+    """Where batches are cut and pushed: in the gateway's process, or its worker's."""
+    return str(request.param)
 
 
 @asynccontextmanager
 async def _uplink(
-    gw: Gateway, url: str, *, key: str = KEY, request_timeout_s: float = 5.0
+    sending: str, gw: Gateway, url: str, *, key: str = KEY, request_timeout_s: float = 5.0
 ) -> AsyncIterator[Uplink]:
-    client = PushClient(url, connect_timeout_s=0.5, request_timeout_s=request_timeout_s)
+    client: PushClient | WorkerSender
+    if sending == "worker":
+        client = WorkerSender(
+            gw.store.path,
+            url,
+            path=PUSH_PATH,
+            connect_timeout_s=0.5,
+            request_timeout_s=request_timeout_s,
+            replicated=lambda: gw.store.catalog.replication,
+        )
+    else:
+        client = PushClient(url, connect_timeout_s=0.5, request_timeout_s=request_timeout_s)
     uplink = Uplink(
         gw.store,
         client,
@@ -56,10 +75,13 @@ async def _backlog(gw: Gateway) -> int:
 
 
 async def test_inserts_patches_and_deletes_arrive_once_in_order(
-    tmp_path: Path, upstream: FakeUpstream
+    tmp_path: Path, upstream: FakeUpstream, sending: str
 ) -> None:
     app = write_app(tmp_path / "app")
-    async with Gateway.open(app, tmp_path / "d") as gw, _uplink(gw, upstream.url) as uplink:
+    async with (
+        Gateway.open(app, tmp_path / "d") as gw,
+        _uplink(sending, gw, upstream.url) as uplink,
+    ):
         ids = [await gw.run_mutation("readings:add", {"n": n}) for n in range(20)]
         await gw.run_mutation("readings:bump", {"id": ids[0]})
         await gw.run_mutation("readings:remove", {"id": ids[1]})
@@ -77,12 +99,15 @@ async def test_inserts_patches_and_deletes_arrive_once_in_order(
 
 
 async def test_an_outage_is_ridden_out_with_backoff(
-    tmp_path: Path, upstream: FakeUpstream, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, upstream: FakeUpstream, caplog: pytest.LogCaptureFixture, sending: str
 ) -> None:
     app = write_app(tmp_path / "app")
     upstream.down = True
     with caplog.at_level(logging.INFO, logger="gateway.replication"):
-        async with Gateway.open(app, tmp_path / "d") as gw, _uplink(gw, upstream.url) as uplink:
+        async with (
+            Gateway.open(app, tmp_path / "d") as gw,
+            _uplink(sending, gw, upstream.url) as uplink,
+        ):
             await gw.run_mutation("readings:add_many", {"start": 0, "count": 3000})
             await eventually(lambda: uplink.state == "down")
             tries = len(upstream.batches)
@@ -98,13 +123,13 @@ async def test_an_outage_is_ridden_out_with_backoff(
 
 
 async def test_an_upstream_that_goes_away_and_comes_back_on_the_same_port(
-    tmp_path: Path,
+    tmp_path: Path, sending: str
 ) -> None:
     app = write_app(tmp_path / "app")
     fake = FakeUpstream()
     await fake.start()
     port = fake.port
-    async with Gateway.open(app, tmp_path / "d") as gw, _uplink(gw, fake.url) as uplink:
+    async with Gateway.open(app, tmp_path / "d") as gw, _uplink(sending, gw, fake.url) as uplink:
         await gw.run_mutation("readings:add_many", {"start": 0, "count": 10})
         await eventually(lambda: uplink.acked == 10)
         await fake.stop()  # connection refused from now on
@@ -121,11 +146,11 @@ async def test_an_upstream_that_goes_away_and_comes_back_on_the_same_port(
 
 
 async def test_a_gap_is_answered_by_resending_from_the_upstreams_mark(
-    tmp_path: Path, upstream: FakeUpstream
+    tmp_path: Path, upstream: FakeUpstream, sending: str
 ) -> None:
     app = write_app(tmp_path / "app")
     async with Gateway.open(app, tmp_path / "d") as gw:
-        async with _uplink(gw, upstream.url) as uplink:
+        async with _uplink(sending, gw, upstream.url) as uplink:
             await gw.run_mutation("readings:add_many", {"start": 0, "count": 5})
             await eventually(lambda: uplink.acked == 5)
         # The upstream lost its answer for 6..8: the edge thinks 8 is acknowledged.
@@ -134,7 +159,7 @@ async def test_a_gap_is_answered_by_resending_from_the_upstreams_mark(
         upstream.marks[(gw.store.gateway_id, gw.store.epoch)] = 5  # ... but it has only 5
         await gw.run_mutation("readings:add_many", {"start": 8, "count": 2})
         epoch = gw.store.epoch
-        async with _uplink(gw, upstream.url) as uplink:
+        async with _uplink(sending, gw, upstream.url) as uplink:
             # 9.. is refused (gap at 5 < acknowledged 8: pruned), so a new epoch starts.
             await eventually(lambda: uplink.acked == 10)
         assert gw.store.epoch == epoch + 1
@@ -142,11 +167,11 @@ async def test_a_gap_is_answered_by_resending_from_the_upstreams_mark(
 
 
 async def test_a_gap_ahead_of_the_cursor_resends_only_the_missing_part(
-    tmp_path: Path, upstream: FakeUpstream
+    tmp_path: Path, upstream: FakeUpstream, sending: str
 ) -> None:
     app = write_app(tmp_path / "app")
     async with Gateway.open(app, tmp_path / "d") as gw:
-        async with _uplink(gw, upstream.url) as uplink:
+        async with _uplink(sending, gw, upstream.url) as uplink:
             await gw.run_mutation("readings:add_many", {"start": 0, "count": 5})
             await eventually(lambda: uplink.acked == 5)
             upstream.gap_once_at = 6
@@ -155,14 +180,14 @@ async def test_a_gap_ahead_of_the_cursor_resends_only_the_missing_part(
         assert [s for _, s in upstream.seqs()] == list(range(1, 11))
 
 
-async def test_a_black_holing_link_is_detected_by_timeouts(tmp_path: Path) -> None:
+async def test_a_black_holing_link_is_detected_by_timeouts(tmp_path: Path, sending: str) -> None:
     app = write_app(tmp_path / "app")
     hole = BlackHole()
     await hole.start()
     try:
         async with (
             Gateway.open(app, tmp_path / "d") as gw,
-            _uplink(gw, hole.url, request_timeout_s=0.3) as uplink,
+            _uplink(sending, gw, hole.url, request_timeout_s=0.3) as uplink,
         ):
             await gw.run_mutation("readings:add", {"n": 1})
             await eventually(lambda: uplink.state == "down" and hole.connections >= 2)
@@ -172,14 +197,14 @@ async def test_a_black_holing_link_is_detected_by_timeouts(tmp_path: Path) -> No
 
 
 async def test_a_wrong_key_is_one_clear_line_and_slow_retries(
-    tmp_path: Path, upstream: FakeUpstream, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, upstream: FakeUpstream, caplog: pytest.LogCaptureFixture, sending: str
 ) -> None:
     app = write_app(tmp_path / "app")
     wrong = "wrong-key-" + "z" * 30
     with caplog.at_level(logging.INFO):
         async with (
             Gateway.open(app, tmp_path / "d") as gw,
-            _uplink(gw, upstream.url, key=wrong) as uplink,
+            _uplink(sending, gw, upstream.url, key=wrong) as uplink,
         ):
             await gw.run_mutation("readings:add", {"n": 1})
             await eventually(lambda: len(upstream.batches) >= 3)
@@ -192,16 +217,16 @@ async def test_a_wrong_key_is_one_clear_line_and_slow_retries(
 
 
 async def test_large_batches_go_gzipped_unless_the_upstream_refuses(
-    tmp_path: Path, upstream: FakeUpstream
+    tmp_path: Path, upstream: FakeUpstream, sending: str
 ) -> None:
     app = write_app(tmp_path / "app")
     async with Gateway.open(app, tmp_path / "d") as gw:
-        async with _uplink(gw, upstream.url) as uplink:
+        async with _uplink(sending, gw, upstream.url) as uplink:
             await gw.run_mutation("readings:add_many", {"start": 0, "count": 500})
             await eventually(lambda: uplink.acked == 500)
         assert upstream.gzipped >= 1
         upstream.refuse_gzip = True
-        async with _uplink(gw, upstream.url) as uplink:
+        async with _uplink(sending, gw, upstream.url) as uplink:
             await gw.run_mutation("readings:add_many", {"start": 500, "count": 500})
             await eventually(lambda: uplink.acked == 1000)
         assert [s for _, s in upstream.seqs()] == list(range(1, 1001))
@@ -243,7 +268,7 @@ async def test_an_unexpected_error_is_logged_and_the_uplink_carries_on(
 
 
 async def test_an_upstream_mark_ahead_of_the_store_starts_a_new_epoch(
-    tmp_path: Path, upstream: FakeUpstream
+    tmp_path: Path, upstream: FakeUpstream, sending: str
 ) -> None:
     """A store that went back in time unnoticed (restored in place): the upstream has
     seen seqs this store never wrote, so what it sends now would be dropped as seen."""
@@ -252,14 +277,14 @@ async def test_an_upstream_mark_ahead_of_the_store_starts_a_new_epoch(
         epoch = gw.store.epoch
         upstream.marks[(gw.store.gateway_id, epoch)] = 1000
         await gw.run_mutation("readings:add_many", {"start": 0, "count": 5})
-        async with _uplink(gw, upstream.url) as uplink:
+        async with _uplink(sending, gw, upstream.url) as uplink:
             await eventually(lambda: uplink.acked == 5)
         assert gw.store.epoch == epoch + 1
         assert upstream.seqs() == [(epoch + 1, s) for s in range(1, 6)]
 
 
 async def test_batches_in_flight_that_overtake_each_other_still_apply_once_in_order(
-    tmp_path: Path, upstream: FakeUpstream
+    tmp_path: Path, upstream: FakeUpstream, sending: str
 ) -> None:
     # The fake answers every other batch late: the one behind it reaches the mark first,
     # is refused as a gap, and is sent again. The first batch of an epoch goes alone, or
@@ -269,7 +294,7 @@ async def test_batches_in_flight_that_overtake_each_other_still_apply_once_in_or
     async with Gateway.open(app, tmp_path / "d") as gw:
         for start in range(0, 6000, 1000):
             await gw.run_mutation("readings:add_many", {"start": start, "count": 1000})
-        async with _uplink(gw, upstream.url) as uplink:
+        async with _uplink(sending, gw, upstream.url) as uplink:
             await eventually(lambda: uplink.acked == 6000)
     assert [s for _, s in upstream.seqs()] == list(range(1, 6001))
     firsts = [int(b["first"]) for b in upstream.batches]
