@@ -100,6 +100,10 @@ class Settings:
     discovery_name: str = ""
     """The name the gateway is announced under (at most 63 bytes); empty = this machine's
     host name."""
+    discovery_check_interval_s: float = 15.0
+    """How often the machine's addresses are compared with those announced: a gateway
+    started before the network gave it an address is announced this long after it gets
+    one, and a changed address is announced anew."""
     hub: bool = False
     """Act as a replication hub: accept batches from edge gateways at
     ``_system/replication:push`` (each edge with its key from ``outpost gateway add``);
@@ -143,7 +147,11 @@ class Settings:
             raise ConfigError(
                 f"upstream_kind must be outpost or convex, got {self.upstream_kind!r}"
             )
-        for name in ("upstream_connect_timeout_s", "upstream_request_timeout_s"):
+        for name in (
+            "upstream_connect_timeout_s",
+            "upstream_request_timeout_s",
+            "discovery_check_interval_s",
+        ):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be more than 0, got {getattr(self, name)}")
         if len(self.discovery_name.encode()) > 63:  # one DNS label (RFC 6763 section 4.1.1)

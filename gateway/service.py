@@ -310,7 +310,9 @@ class Service:
                 settings.host,
             )
             return None
-        discovery = Discovery(self._discovery_plan)
+        discovery = Discovery(
+            self._discovery_plan, check_interval_s=settings.discovery_check_interval_s
+        )
         await discovery.start()
 
         async def follow_reload(app: App) -> None:  # ``outpost dev`` may open the site

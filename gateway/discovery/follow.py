@@ -3,8 +3,8 @@
 What is announced can change while the gateway runs: a Pi that starts before DHCP has
 given it an address has nothing to announce yet, an address can change on a renewal,
 and an ``outpost dev`` reload can open the HTTP actions' port. So the plan is asked for
-again every ``ADDRESS_CHECK_INTERVAL_S`` (listing the interfaces is a few syscalls) and
-after each reload; when it differs, the old announcement is withdrawn (goodbyes for the
+again every ``discovery_check_interval_s`` (listing the interfaces is a few syscalls)
+and after each reload; when it differs, the old announcement is withdrawn (goodbyes for the
 old addresses) and the new one made. A plan that could not be announced is not retried
 until it changes, so a lasting failure is one warning, not one a minute.
 """
@@ -20,9 +20,6 @@ from gateway.discovery.announce import Announcer, Plan, Unannounced, start_annou
 
 log = logging.getLogger("gateway.discovery")
 
-# How often the machine's addresses are compared with those announced.
-ADDRESS_CHECK_INTERVAL_S = 15.0
-
 
 PlanFn = Callable[[], Plan | Unannounced]
 StartFn = Callable[[Plan], Awaitable[Announcer | None]]
@@ -35,7 +32,7 @@ class Discovery:
         self,
         plan: PlanFn,
         *,
-        check_interval_s: float = ADDRESS_CHECK_INTERVAL_S,
+        check_interval_s: float,
         announce: StartFn = start_announcing,
     ) -> None:
         self._plan = plan

@@ -42,8 +42,9 @@ def ip() -> str:
     return ensure_programs(["ip"], ["iproute2"], "the LAN discovery tests")["ip"]
 
 
-def make_pair() -> NamespacePair:
-    """Both namespaces set up, or the test skipped saying why they cannot be made."""
+def make_pair(*, announcer_address: bool = True) -> NamespacePair:
+    """Both namespaces set up, or the test skipped saying why they cannot be made;
+    without ``announcer_address`` the announcer's end has none until ``give_address``."""
     if os.geteuid() != 0:
         pytest.skip("network namespaces need root (ip netns add); run the tests as root")
     tag = f"{os.getpid()}-{secrets.token_hex(3)}"
@@ -57,17 +58,21 @@ def make_pair() -> NamespacePair:
         pair.made.append(pair.browser)
         _run("link", "add", "veth-a", "netns", pair.announcer, "type", "veth", "peer", "name",
              "veth-b", "netns", pair.browser)  # fmt: skip
-        for namespace, device, address in (
-            (pair.announcer, "veth-a", ANNOUNCER_ADDRESS),
-            (pair.browser, "veth-b", BROWSER_ADDRESS),
-        ):
-            _run("-n", namespace, "address", "add", f"{address}/24", "dev", device)
+        for namespace, device in ((pair.announcer, "veth-a"), (pair.browser, "veth-b")):
             _run("-n", namespace, "link", "set", "lo", "up")
             _run("-n", namespace, "link", "set", device, "up", "multicast", "on")
+        _run("-n", pair.browser, "address", "add", f"{BROWSER_ADDRESS}/24", "dev", "veth-b")
+        if announcer_address:
+            give_address(pair)
     except BaseException:
         remove(pair)
         raise
     return pair
+
+
+def give_address(pair: NamespacePair) -> None:
+    """The announcer's end gets its address (as DHCP would give one, late)."""
+    _run("-n", pair.announcer, "address", "add", f"{ANNOUNCER_ADDRESS}/24", "dev", "veth-a")
 
 
 def remove(pair: NamespacePair) -> None:

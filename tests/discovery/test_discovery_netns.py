@@ -20,7 +20,15 @@ from pathlib import Path
 
 import pytest
 from debian import ensure_programs
-from netns_pair import ANNOUNCER_ADDRESS, Lines, NamespacePair, make_pair, remove, start
+from netns_pair import (
+    ANNOUNCER_ADDRESS,
+    Lines,
+    NamespacePair,
+    give_address,
+    make_pair,
+    remove,
+    start,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 OUTPOST = str(Path(sys.executable).parent / "outpost")
@@ -192,6 +200,30 @@ def test_a_busy_mdns_port_is_one_warning_and_the_gateway_serves(
     assert len(warnings) == 1, lines.text()
     assert "not announced on the LAN" in warnings[0]
     assert "UDP port 5353 is held" in warnings[0]
+
+
+def test_a_gateway_started_before_it_had_an_address_is_announced_once_it_has_one(
+    processes: list[subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    pair = make_pair(announcer_address=False)  # a Pi that boots before DHCP answers
+    try:
+        serve, lines = _serve(
+            pair, processes, tmp_path, discovery_check_interval_s="0.2", discovery_name="late"
+        )
+        lines.wait_for("Outpost listening on")
+        lines.wait_for("not announced on the LAN: no address on the LAN yet")
+        give_address(pair)
+        lines.wait_for(f"announced on the LAN as 'late' ({ANNOUNCER_ADDRESS}:")
+        done = _discover(pair, "--json", "--timeout", "2")
+        assert done.returncode == 0, done.stderr
+        [gateway] = json.loads(done.stdout)
+        assert (gateway["name"], gateway["address"]) == ("late", ANNOUNCER_ADDRESS)
+        _stop(serve, lines)
+    finally:
+        for process in processes:  # before the namespaces go
+            if process.poll() is None:
+                process.kill()
+        remove(pair)
 
 
 def _installed_version() -> str:
