@@ -70,7 +70,8 @@ def discover_gateways(args: argparse.Namespace) -> int:
 
 def _line(gateway: FoundGateway) -> str:
     address = gateway.addresses[0] if gateway.addresses else "?"
-    parts = [gateway.name, f"{address}:{gateway.port}", f"v{gateway.version}", gateway.gateway_id]
+    parts = [gateway.name, f"{address}:{gateway.port}", f"v{gateway.version}"]
+    parts.append(gateway.gateway_id or "-")  # an announcer that is not Outpost's
     if gateway.site_port is not None:
         parts.append(f"actions :{gateway.site_port}")
     if gateway.mqtt_port is not None:

@@ -17,6 +17,7 @@ carries the gateway id, so a restart replaces its own file and never another gat
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -78,9 +79,14 @@ class AvahiServiceFile:
     def write(self) -> None:
         """Replace the file in one rename, so Avahi never reads half of it."""
         partial = self.path.with_name(f".{self.path.name}.partial")
-        partial.write_text(self.text, encoding="utf-8")
-        partial.chmod(0o644)  # avahi-daemon reads it as its own user
-        partial.replace(self.path)
+        try:
+            partial.write_text(self.text, encoding="utf-8")
+            partial.chmod(0o644)  # avahi-daemon reads it as its own user
+            partial.replace(self.path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
+            raise
 
     async def close(self) -> None:
         """Remove the file (Avahi sends the goodbyes); a second call does nothing."""
