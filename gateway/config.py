@@ -123,6 +123,10 @@ class Settings:
     upstream_request_timeout_s: float = 60.0
     """Time one push (a batch sent and its answer read) may take; past it the link counts
     as down and the batch is sent again later (a link that swallows bytes answers nothing)."""
+    uplink_worker: bool = True
+    """Cut and push replication batches in a worker process of their own, at a low CPU
+    priority, so a draining backlog never slows local writes (about 25 MB of memory);
+    ``false`` keeps that work in the gateway's process. See ``docs/replication.md``."""
     outbox_max_bytes: int = 256 * 1024 * 1024
     """Bytes the replication outbox (changes to ``.replicate("up")`` tables not yet
     acknowledged upstream) may hold while the link is down (0 = no limit; no limit either

@@ -23,14 +23,17 @@ from typing import Any
 from yarl import URL
 
 from gateway import redact
+from gateway.config import Settings
 from gateway.errors import ConfigError
 from gateway.gateway import Gateway
 from gateway.replication.batch import CONVEX_PUSH_PATH, PUSH_PATH
+from gateway.replication.client import PushClient
 from gateway.replication.downlink import Downlink
 from gateway.replication.downlink_contract import CONVEX_CHANGES_PATH, HUB_CHANGES_PATH
 from gateway.replication.edge_status import UplinkView, status_function
-from gateway.replication.uplink import Uplink, schema_digest
+from gateway.replication.uplink import Sender, Uplink, schema_digest
 from gateway.replication.worker_link import WorkerSender
+from gateway.store import Store
 
 log = logging.getLogger("gateway.replication")
 
@@ -63,6 +66,24 @@ def _digest_of(schema: Callable[[], Any]) -> Callable[[], str]:
         return str(memo[1])
 
     return digest
+
+
+def _sender(store: Store, url: str, push_path: str, settings: Settings) -> PushClient | Sender:
+    """Where batches are cut and pushed: the uplink's worker process, or this one."""
+    connect_s = settings.upstream_connect_timeout_s
+    request_s = settings.upstream_request_timeout_s
+    if not settings.uplink_worker:
+        return PushClient(
+            url, path=push_path, connect_timeout_s=connect_s, request_timeout_s=request_s
+        )
+    return WorkerSender(
+        store.path,
+        url,
+        path=push_path,
+        connect_timeout_s=connect_s,
+        request_timeout_s=request_s,
+        replicated=lambda: store.catalog.replication,
+    )
 
 
 def find_upstream_key(data_dir: Path, environ: Mapping[str, str]) -> str:
@@ -129,14 +150,7 @@ async def start_replication(
     try:
         links.uplink = Uplink(
             store,
-            WorkerSender(
-                store.path,
-                upstream_url,
-                path=push_path,
-                connect_timeout_s=settings.upstream_connect_timeout_s,
-                request_timeout_s=settings.upstream_request_timeout_s,
-                replicated=lambda: store.catalog.replication,
-            ),
+            _sender(store, upstream_url, push_path, settings),
             key=key,
             schema=_digest_of(lambda: gateway.app.schema),
         )

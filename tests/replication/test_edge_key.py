@@ -44,20 +44,29 @@ async def test_a_service_with_upstream_url_needs_the_key(tmp_path: Path) -> None
         await Service(write_app(tmp_path / "app"), settings).start()
 
 
+@pytest.mark.parametrize("worker", [True, False])
 async def test_a_service_replicates_and_never_logs_the_key(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, worker: bool
 ) -> None:
     upstream = FakeUpstream()
     await upstream.start()
     data = tmp_path / "d"
     data.mkdir()
     (data / "upstream_key").write_text(KEY)
-    settings = Settings(port=0, data_dir=str(data), mqtt_broker="off", upstream_url=upstream.url)
+    settings = Settings(
+        port=0,
+        data_dir=str(data),
+        mqtt_broker="off",
+        upstream_url=upstream.url,
+        uplink_worker=worker,
+    )
     try:
         with caplog.at_level(logging.DEBUG):
             async with Service(write_app(tmp_path / "app"), settings) as service:
                 await service.gateway.run_mutation("readings:add", {"n": 1})
                 await eventually(lambda: len(upstream.applied) == 1)
+                sender = type(service.uplink._sender).__name__  # noqa: SLF001
+                assert sender == ("WorkerSender" if worker else "DirectSender")
                 assert redact(f"key {KEY}") == "key [redacted]"
     finally:
         await upstream.stop()
