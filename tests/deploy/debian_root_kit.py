@@ -45,6 +45,23 @@ ROOT_ENV = {
 # network, outliving the test (the convention of Debian's chroot builders).
 POLICY_RC_D = "#!/bin/sh\n# No daemons in a test root (invoke-rc.d(8)).\nexit 101\n"
 CA_DIR = Path("/usr/local/share/ca-certificates")
+# ``DebianRoot.boot``: a unit that runs the test's script once the system is up, then
+# powers off, within its own time limit so that the container always stops.
+BOOT_SCRIPT = "/root/boot-script.sh"
+BOOT_RUNNER = "/root/boot-runner.sh"
+BOOT_LOG = "/root/boot.log"
+BOOT_RC = "/root/boot.rc"
+BOOT_UNIT = "outpost-test-boot.service"
+BOOT_UNIT_TEXT = f"""[Unit]
+Description=The test's script, then power off
+After=multi-user.target
+
+[Service]
+Type=oneshot
+TimeoutStartSec={{timeout_s}}
+ExecStart=/bin/sh {BOOT_RUNNER}
+ExecStopPost=/bin/systemctl poweroff --no-block
+"""
 
 
 @dataclass
@@ -89,6 +106,45 @@ class DebianRoot:
             env=ROOT_ENV,
         )
         return Done(done.returncode, done.stdout)
+
+    def boot(self, script: str, *, timeout_s: float) -> Done:
+        """Boot the root with systemd as PID 1 (``systemd-nspawn -b``, a network of its
+        own with only a loopback), run ``script`` as a unit once the system is up, and
+        power off: the script's output and exit status."""
+        nspawn = ensure_programs(
+            ["systemd-nspawn"], ["systemd-container"], "booting the Debian root"
+        )["systemd-nspawn"]
+        self.file(BOOT_SCRIPT).write_text(script)
+        self.file(BOOT_RUNNER).write_text(
+            f"sh {BOOT_SCRIPT} >{BOOT_LOG} 2>&1\necho $? >{BOOT_RC}\n"
+            "systemctl poweroff --no-block\n"
+        )
+        unit = self.file(f"/etc/systemd/system/{BOOT_UNIT}")
+        unit.write_text(BOOT_UNIT_TEXT.format(timeout_s=int(timeout_s)))
+        wants = self.file(f"/etc/systemd/system/multi-user.target.wants/{BOOT_UNIT}")
+        wants.symlink_to(f"/etc/systemd/system/{BOOT_UNIT}")
+        self.file(BOOT_RC).unlink(missing_ok=True)
+        cmd = [nspawn, "-D", str(self.path), "--quiet", "--register=no", "--keep-unit"]
+        cmd += ["--private-network", "--boot", "--console=pipe"]
+        container = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        try:
+            console, _ = container.communicate(timeout=timeout_s + 60)
+        except subprocess.TimeoutExpired:
+            container.terminate()  # nspawn halts the container in order
+            try:
+                console, _ = container.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                container.kill()
+                console, _ = container.communicate()
+        finally:
+            wants.unlink()
+            unit.unlink()
+        log = self.file(BOOT_LOG)
+        output = log.read_text() if log.exists() else console.decode(errors="replace")
+        rc = self.file(BOOT_RC)
+        return Done(int(rc.read_text()) if rc.exists() else -1, output)
 
     def ok(self, script: str, *, timeout_s: float = 600.0) -> str:
         """``run``, failing the test with the output if the command fails."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import stat
 import tarfile
 from collections.abc import Iterator
@@ -21,10 +20,8 @@ from pathlib import Path
 
 import pytest
 from debian_root_kit import DebianRoot, remove_root, unpack_root
+from install_kit import DEVICE, DEVICE_FILE, INSTALL, SOURCE, copy_checkout
 
-REPO = Path(__file__).resolve().parents[2]
-SOURCE = "/opt/src"  # the checkout's copy inside the root
-INSTALL = f"sh {SOURCE}/deploy/install.sh"
 OUTPOST = "/opt/outpost/venv/bin/outpost"
 # What install.sh may touch; the idempotence check compares these trees.
 WATCHED = (
@@ -63,59 +60,7 @@ set -a && . /etc/outpost/mqtt.env && set +a
 cd /tmp
 runuser -u outpost -- /opt/outpost/venv/bin/outpost serve /etc/outpost/app \
     --config /etc/outpost/outpost.toml --data-dir /var/lib/outpost >/tmp/serve.log 2>&1 &
-/opt/outpost/venv/bin/python /tmp/device.py || { tail -n 30 /tmp/serve.log /var/log/mosquitto/mosquitto.log; exit 1; }
-"""
-DEVICE = """
-import json, sys, threading, time, urllib.request
-import paho.mqtt.client as mqtt
-
-PASSWORD = {password!r}
-DEADLINE = time.monotonic() + 60
-
-
-def latest():
-    body = {{"path": "readings:latest", "args": {{"device": "sensor-1"}}, "format": "json"}}
-    request = urllib.request.Request(
-        "http://127.0.0.1:3210/api/query", json.dumps(body).encode(),
-        {{"Content-Type": "application/json"}},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=5) as answer:
-            return json.load(answer)["value"]
-    except OSError:
-        return None
-
-
-def connect(password):
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, "sensor-1", protocol=mqtt.MQTTv5)
-    client.username_pw_set("sensor-1", password)
-    answered, codes = threading.Event(), []
-    client.on_connect = lambda c, u, f, code, p: (codes.append(code), answered.set())
-    client.connect("127.0.0.1", 1883)
-    client.loop_start()
-    if not answered.wait(10):
-        sys.exit("no CONNACK")
-    return client, codes[0]
-
-
-while latest() is None:  # the gateway serves
-    if time.monotonic() > DEADLINE:
-        sys.exit("the gateway did not answer /api/query")
-    time.sleep(0.2)
-refused, code = connect("not-the-password")
-refused.loop_stop()
-assert code.is_failure, code
-client, code = connect(PASSWORD)
-assert not code.is_failure, code
-seq = 0
-while not latest():  # the bridge subscribes once it is up: send until one lands
-    if time.monotonic() > DEADLINE:
-        sys.exit("the reading never reached the store")
-    seq += 1
-    payload = json.dumps({{"celsius": 21.5, "seq": seq, "boot": 1}})
-    client.publish("greenhouse/sensor-1/reading", payload, qos=1).wait_for_publish(10)
-    time.sleep(0.5)
-print("reading stored:", latest()[0]["celsius"])
+/opt/outpost/venv/bin/python /root/device.py || { tail -n 30 /tmp/serve.log /var/log/mosquitto/mosquitto.log; exit 1; }
 """
 
 
@@ -125,21 +70,10 @@ def root(tmp_path: Path) -> Iterator[DebianRoot]:
         pytest.fail("the install.sh test needs root (chroot, mounts): run it as root")
     made = unpack_root(tmp_path)
     try:
-        _copy_checkout(made.file(SOURCE))
+        copy_checkout(made.file(SOURCE))
         yield made
     finally:
         remove_root(made)
-
-
-def _copy_checkout(target: Path) -> None:
-    """What install.sh reads from a checkout: the package, its units and itself."""
-    ignore = shutil.ignore_patterns("__pycache__", "node_modules")
-    target.mkdir(parents=True)
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy2(REPO / name, target / name)
-    for name in ("gateway", "deploy", "systemd", "examples/greenhouse"):
-        shutil.copytree(REPO / name, target / name, ignore=ignore)
-    shutil.rmtree(target / "deploy" / "convex")  # the Convex deployment: not for install.sh
 
 
 def _manifest(root: DebianRoot) -> dict[str, tuple[object, ...]]:
@@ -220,8 +154,9 @@ def test_install_again_device_upgrade_rollback_uninstall_purge(root: DebianRoot)
 
     # A device registered as the service's user reaches Mosquitto's password file once
     # the sync runs (outpost-mosquitto.path starts it under systemd).
-    added = root.ok(f"cd /tmp && {AS_OUTPOST} outpost device add sensor-1 /etc/outpost/app --json")
-    assert '"username": "sensor-1"' in added
+    add = f"{AS_OUTPOST} outpost device add sensor-1 /etc/outpost/app --json"
+    added = root.ok(f"cd /tmp && {add} >{DEVICE_FILE}")
+    assert json.loads(root.file(DEVICE_FILE).read_text())["username"] == "sensor-1"
     assert "outpost-mosquitto.path" in added
     root.ok("/opt/outpost/bin/outpost-mosquitto-sync")
     passwords = root.file("/etc/mosquitto/outpost/passwords").read_text()
@@ -262,8 +197,7 @@ def test_install_again_device_upgrade_rollback_uninstall_purge(root: DebianRoot)
     assert (
         "pattern write greenhouse/%u/reading" in root.file("/etc/mosquitto/outpost/acl").read_text()
     )
-    password = json.loads(next(line for line in added.splitlines() if line.startswith("{")))
-    root.file("/tmp/device.py").write_text(DEVICE.format(password=password["password"]))
+    root.file("/root/device.py").write_text(DEVICE)
     live = root.run(LIVE, isolated=True, timeout_s=120)
     assert live.returncode == 0 and "reading stored: 21.5" in live.output, live.output
 
