@@ -21,6 +21,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,7 +125,11 @@ class DebianRoot:
         wants = self.file(f"/etc/systemd/system/multi-user.target.wants/{BOOT_UNIT}")
         wants.symlink_to(f"/etc/systemd/system/{BOOT_UNIT}")
         self.file(BOOT_RC).unlink(missing_ok=True)
-        cmd = [nspawn, "-D", str(self.path), "--quiet", "--register=no", "--keep-unit"]
+        # A name of its own: nspawn keeps per-machine state under /run by name, and two
+        # tests may boot at once.
+        machine = f"outpost-test-{uuid.uuid4().hex[:12]}"
+        cmd = [nspawn, "-D", str(self.path), f"--machine={machine}", "--quiet"]
+        cmd += ["--register=no", "--keep-unit"]
         cmd += ["--private-network", "--boot", "--console=pipe"]
         container = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
