@@ -132,13 +132,13 @@ build_release() {
     if [ -f "$FROM" ]; then
         quietly "$release/bin/pip" install --no-input "$FROM"
     else
-        # From a copy: pip builds in the tree it is given, and the checkout is not ours
-        # to write (nor, in a test, writable).
+        # From a copy: pip builds in the tree it is given (setuptools leaves build/ and
+        # an .egg-info there), and the checkout is its owner's, not root's to litter.
         tree=$(mktemp -d)
+        trap 'rm -rf "$tree"' EXIT
         (cd "$FROM" && tar --exclude=__pycache__ -cf - pyproject.toml README.md gateway) |
             tar -C "$tree" -xf -
         quietly "$release/bin/pip" install --no-input "$tree"
-        rm -rf "$tree"
     fi
     release_works_now "$release"
     touch "$release/.complete"
