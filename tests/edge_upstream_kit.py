@@ -95,6 +95,9 @@ class FakeUpstream:
         # Each answer waits this long, half the time before applying and half after
         # (a kill of the edge then lands between the apply and its acknowledgement).
         self.delay_s = 0.0
+        self.late_every_other = True  # else every answer waits delay_s, then applies
+        self.open_requests = 0  # requests being answered now, and the most at once
+        self.most_open = 0
         self._turn = 0
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -121,6 +124,14 @@ class FakeUpstream:
         return [(c["_epoch"], int(c["seq"])) for c in self.applied]
 
     async def _handle(self, request: web.Request) -> web.Response:
+        self.open_requests += 1
+        self.most_open = max(self.most_open, self.open_requests)
+        try:
+            return await self._answer(request)
+        finally:
+            self.open_requests -= 1
+
+    async def _answer(self, request: web.Request) -> web.Response:
         if self.down:
             return web.Response(status=503, text="down for the test")
         if request.headers.get("Content-Encoding") == "gzip":
@@ -137,7 +148,7 @@ class FakeUpstream:
         first, last = int(batch["first"]), int(batch["last"])
         assert [int(c["seq"]) for c in batch["changes"]] == list(range(first, last + 1))
         self._turn += 1
-        late = self._turn % 2 == 0
+        late = self._turn % 2 == 0 and self.late_every_other
         if self.delay_s and not late:
             await asyncio.sleep(self.delay_s)
         answer = self._apply(batch, mark_key, first, last)

@@ -10,13 +10,20 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from edge_upstream_kit import KEY, BlackHole, FakeUpstream, eventually, write_app
+from edge_upstream_kit import (
+    KEY,
+    PADDED_SCHEMA,
+    BlackHole,
+    FakeUpstream,
+    eventually,
+    write_app,
+)
 
 from gateway import Gateway
-from gateway.replication.batch import PUSH_PATH
+from gateway.replication.batch import MAX_BATCH_BYTES, PUSH_PATH
 from gateway.replication.client import PushClient
 from gateway.replication.outbox import CUT_CHANGES, Cut, Outbox
-from gateway.replication.uplink import Uplink
+from gateway.replication.uplink import PIPELINE_BATCHES, PIPELINE_BYTES, Uplink
 from gateway.replication.worker_link import WorkerSender
 
 
@@ -299,6 +306,28 @@ async def test_batches_in_flight_that_overtake_each_other_still_apply_once_in_or
     assert [s for _, s in upstream.seqs()] == list(range(1, 6001))
     firsts = [int(b["first"]) for b in upstream.batches]
     assert firsts[:2] == [1, 1 + CUT_CHANGES]  # the first alone: a gap would have re-sent it
+
+
+@pytest.mark.parametrize(("pad", "most"), [(0, PIPELINE_BATCHES), (200_000, 2)])
+async def test_batches_in_flight_are_capped_by_count_and_by_bytes(
+    tmp_path: Path, upstream: FakeUpstream, sending: str, pad: int, most: int
+) -> None:
+    """Small changes: ``PIPELINE_BATCHES`` in flight; big ones (4 MiB batches of 200 KB
+    documents): no more than ``PIPELINE_BYTES`` of them, so two."""
+    assert MAX_BATCH_BYTES < PIPELINE_BYTES < 2 * MAX_BATCH_BYTES
+    upstream.delay_s = 0.05
+    upstream.late_every_other = False  # in order: no gap re-sends to count twice
+    app = write_app(tmp_path / "app", PADDED_SCHEMA)
+    count = 20 * CUT_CHANGES if not pad else 20 * (MAX_BATCH_BYTES // pad)
+    async with Gateway.open(app, tmp_path / "d") as gw:
+        step = 1000 if not pad else 40  # a mutation writes at most 16 MiB
+        for start in range(0, count, step):
+            size = min(step, count - start)
+            await gw.run_mutation("readings:add_many", {"start": start, "count": size, "pad": pad})
+        async with _uplink(sending, gw, upstream.url) as uplink:
+            await eventually(lambda: uplink.acked == count, timeout_s=60)
+    assert upstream.most_open == most
+    assert [s for _, s in upstream.seqs()] == list(range(1, count + 1))
 
 
 def test_the_schema_digest_is_worked_out_again_only_for_a_new_schema() -> None:
