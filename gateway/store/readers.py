@@ -79,6 +79,11 @@ class ReaderPool:
         self._queue.put(_ReadJob(work, future))
         return await future
 
+    @property
+    def queued(self) -> int:
+        """Read jobs submitted and not yet taken by a reader thread (approximate)."""
+        return self._queue.qsize()
+
     async def close(self) -> None:
         if self._closed:
             return

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from gateway.errors import CommitError, StoreClosedError
+from gateway.histogram import Histogram
 from gateway.store.catalog import Catalog
 from gateway.store.hlc import HybridClock
 from gateway.store.pending import PendingWrites
@@ -45,6 +46,9 @@ from gateway.values import IdGenerator, encode_id
 # How far past ``ts`` a transaction's creation times may reach and still be its own:
 # 8,192 inserts (Convex's most per mutation) at ~244 ns a step take 2 ms.
 _CREATION_SLACK_NS = 10_000_000
+
+# Jobs per COMMIT, for ``/metrics``: powers of two up to the default ``max_batch_jobs``.
+BATCH_SIZE_BOUNDS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 log = logging.getLogger("gateway.store")
 
@@ -68,13 +72,18 @@ class Committed:
 
 @dataclass
 class WriterStats:
-    """Counters a test or benchmark reads to see group commit happen."""
+    """Counters a test, benchmark or ``/metrics`` reads to see group commit happen;
+    the writer thread alone moves them."""
 
     jobs: int = 0
     commits: int = 0
+    # COMMITs of durable batches: each is one fsync of the WAL (synchronous = FULL).
+    # ``commits - durable_commits`` ran at synchronous = NORMAL, with no fsync.
+    durable_commits: int = 0
     failed_commits: int = 0
     handoffs: int = 0
     batch_sizes: deque[int] = field(default_factory=lambda: deque(maxlen=10_000))
+    batch_histogram: Histogram = field(default_factory=lambda: Histogram(BATCH_SIZE_BOUNDS))
 
 
 @dataclass
@@ -181,6 +190,11 @@ class Writer:
         self._queue.put(_Job(work, future, origin, durable))
         return await future
 
+    @property
+    def queued(self) -> int:
+        """Jobs submitted and not yet taken by the writer thread (approximate)."""
+        return self._queue.qsize()
+
     async def close(self) -> None:
         """Finish queued work, commit it, stop the thread. Safe to call twice."""
         if self._closed:
@@ -262,7 +276,7 @@ class Writer:
                 self._held_back = job
                 break
             self._open_jobs.append(job)
-        self._commit(conn, pending, outcomes, committed, catalog, last_ts)
+        self._commit(conn, pending, outcomes, committed, catalog, last_ts, durable=durable)
         if not durable:
             conn.execute("PRAGMA synchronous = FULL")
         self._open_jobs = []
@@ -328,6 +342,8 @@ class Writer:
         committed: list[Committed],
         catalog: Catalog,
         last_ts: int,
+        *,
+        durable: bool = True,
     ) -> None:
         try:
             pending.flush()
@@ -357,7 +373,9 @@ class Writer:
             return
         self.stats.commits += 1
         self.stats.jobs += len(outcomes)
+        self.stats.durable_commits += durable
         self.stats.batch_sizes.append(len(outcomes))
+        self.stats.batch_histogram.observe(len(outcomes))
         self.clock.advance_to(last_ts)
         self._saved_floor = max(self._saved_floor, self._ts_floor)
         self.catalog = catalog
