@@ -28,6 +28,7 @@ from gateway.errors import (
     ReturnsValidationError,
     ValidationError,
 )
+from gateway.histogram import LATENCY_BOUNDS_S, Histogram
 from gateway.runtime import session_requests, system_functions
 from gateway.runtime.context import ActionCtx, MqttMessage, MutationCtx, QueryCtx
 from gateway.runtime.cursors import CursorCodec, journal_for, pinned_end
@@ -146,6 +147,12 @@ class Runtime:
         # ``_system/`` functions a subsystem installs (the hub's push): found for every
         # caller, so their visibility decides who may call them.
         self.installed: dict[str, RegisteredFunction] = {}
+        # Seconds from call to answer of every ``run``, by kind (never by path: the
+        # label set stays bounded). Observed on the event loop only.
+        self.durations: dict[Kind, Histogram] = {
+            kind: Histogram(LATENCY_BOUNDS_S) for kind in ("query", "mutation", "action")
+        }
+        self.failures: dict[Kind, int] = dict.fromkeys(self.durations, 0)
 
     def close(self) -> None:
         self.watchdog.stop()
@@ -180,9 +187,15 @@ class Runtime:
             args = _normalise_args(args)
         except Exception as exc:  # noqa: BLE001 - reported to the caller
             return CallResult(error=exc, error_message=str(exc))
+        started = time.perf_counter()
         if fn.kind == "action":
-            return await self._run_action(fn, args, identity)
-        return await self._run_transaction(fn, args, identity, request_key)
+            result = await self._run_action(fn, args, identity)
+        else:
+            result = await self._run_transaction(fn, args, identity, request_key)
+        self.durations[fn.kind].observe(time.perf_counter() - started)
+        if result.error is not None:
+            self.failures[fn.kind] += 1
+        return result
 
     async def run_queries(self, calls: Sequence[QueryCall]) -> tuple[list[CallResult], int]:
         """Run several queries in ONE read job: every result is from one snapshot.
