@@ -86,6 +86,7 @@ class BridgeStats:
     answered: int = 0
     peak_held: int = 0  # most messages held at once (bounded by ``MAX_HELD``)
     acked: int = 0
+    published: int = 0  # PUBLISHes handed to paho: acks, publish rules, RPC answers
     connects: int = 0
     retries: int = 0
 
@@ -391,6 +392,7 @@ class Bridge:
             props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
             props.CorrelationData = call.correlation
         self.client.publish(call.response_topic, payload, qos=1, properties=props)
+        self.stats.published += 1
         return [Outcome("answered")]
 
     async def _write(self, deliveries: list[Delivery]) -> list[Outcome]:
@@ -472,9 +474,11 @@ class Bridge:
             self._acks_sent[device] = (boot, seq)
             payload = json.dumps({"boot": boot, "seq": seq}, separators=(",", ":"))
             self.client.publish(ACK_TOPIC.format(device), payload, qos=1, retain=True)
+            self.stats.published += 1
 
     def _publish_retained(self, topic: str, payload: bytes) -> None:
         self.client.publish(topic, payload, qos=1, retain=True)
+        self.stats.published += 1
 
     async def _app_reloaded(self, app: App) -> None:
         router = app.mqtt if app.mqtt is not None else MqttRouter()

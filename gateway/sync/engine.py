@@ -141,6 +141,11 @@ class SubscriptionEngine:
         return session
 
     @property
+    def subscriptions(self) -> int:
+        """Live queries of every open session (sync sockets and MQTT publish rules)."""
+        return sum(len(session.subs) for session in self.sessions)
+
+    @property
     def query_bytes(self) -> int:
         """Bytes of the query sets (paths and arguments) every open session holds."""
         return self._query_bytes
