@@ -38,6 +38,14 @@ class Settings:
     """How long a write batch stays open for more mutations (0 = commit when idle)."""
     max_batch_mutations: int = 256
     """Most mutations committed by one COMMIT (one fsync)."""
+    disk_reserve_bytes: int = 4 * 1024 * 1024
+    """Space held in ``<data dir>/reserve`` (real blocks, made at start when missing) and
+    released when a write finds the disk full, so SQLite can still checkpoint while every
+    write is refused with an error saying what to free (0 = no reserve). See
+    ``docs/storage.md``."""
+    disk_check_interval_s: float = 5.0
+    """While the disk is full, how often its free space is looked at; once the reserve
+    plus 1 MiB is free again, the reserve is made again and writes are accepted."""
     reader_threads: int = 2
     """Read-only SQLite connections serving queries, each on its own thread."""
     query_budget_ms: float = 500.0

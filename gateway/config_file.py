@@ -239,12 +239,14 @@ _POSITIVE = (
     "max_socket_query_bytes",
     "max_total_query_bytes",
     "shutdown_timeout_s",
+    "disk_check_interval_s",
 )
 _NON_NEGATIVE = (
     "commit_interval_ms",
     "retention_interval_s",
     "gc_young_threshold",
     "max_connections",
+    "disk_reserve_bytes",
 )
 
 

@@ -84,6 +84,11 @@ class CommitError(StoreError, OSError):
     """A batch could not be made durable (disk full, I/O error); nothing in it happened."""
 
 
+class DiskFullError(CommitError):
+    """The data directory's disk is full: writes are refused (not applied) until space
+    is freed, then accepted again by themselves. ``str()`` says where and what to free."""
+
+
 # --- running functions ----------------------------------------------------------------
 
 

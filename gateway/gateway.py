@@ -273,6 +273,8 @@ class Gateway:
             # No upstream, no limit: nothing would ever drain the outbox to make room.
             outbox_max_bytes=settings.outbox_max_bytes if settings.upstream_url else 0,
             outbox_overflow=settings.outbox_overflow,
+            reserve_bytes=settings.disk_reserve_bytes,
+            disk_check_interval_s=settings.disk_check_interval_s,
         )
         return self.store
 

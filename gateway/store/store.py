@@ -23,6 +23,7 @@ from gateway.store import epoch as epochs
 from gateway.store.catalog import Catalog, Replication, load_catalog
 from gateway.store.checkpointer import Checkpointer, without_autocheckpoint
 from gateway.store.datadir import claim
+from gateway.store.diskfull import CHECK_INTERVAL_S, DiskGuard
 from gateway.store.epoch import FingerprintFn
 from gateway.store.hlc import HybridClock, ntp_synchronised
 from gateway.store.layout import (
@@ -37,6 +38,7 @@ from gateway.store.layout import (
 from gateway.store.lock import StoreLock
 from gateway.store.quota import OutboxQuota
 from gateway.store.readers import ReaderPool
+from gateway.store.reserve import Reserve
 from gateway.store.transaction import Transaction
 from gateway.store.writelog import WriteLog
 from gateway.store.writer import CommitFn, Committed, FinishHook, Writer, _default_commit
@@ -58,6 +60,7 @@ class Store:
         checkpointer: Checkpointer,
         lock: StoreLock | None = None,
         epoch: int = 1,
+        disk: DiskGuard | None = None,
     ) -> None:
         self.path = path
         self.checkpointer = checkpointer
@@ -67,6 +70,8 @@ class Store:
         # Which life of this store the outbox's seqs belong to (``gateway.store.epoch``).
         self.epoch = epoch
         self.write_log = WriteLog()
+        # The disk-full state (``diskfull.py``): refuses writes, watches for space.
+        self.disk = disk or DiskGuard(path.parent, Reserve(path.parent, 0))
         self._lock = lock
         self._closed = False
 
@@ -87,17 +92,24 @@ class Store:
         fingerprint: FingerprintFn = epochs.fingerprint,
         outbox_max_bytes: int = 0,
         outbox_overflow: str = "block",
+        reserve_bytes: int = 0,
+        disk_check_interval_s: float = CHECK_INTERVAL_S,
     ) -> Store:
         """Open (creating if needed) the store in ``data_dir``; threads started.
 
         Raises ``StoreUnavailableError`` (another process has it, locked, read-only...:
         nothing changed) or ``DamagedStoreError`` (moved aside); ``connect`` opens
         every connection (a seam for tests). ``outbox_max_bytes`` (0 = no limit) and
-        ``outbox_overflow`` bound the replication outbox (``quota.py``)."""
+        ``outbox_overflow`` bound the replication outbox (``quota.py``);
+        ``reserve_bytes`` (0 = none) is held in ``<data_dir>/reserve`` for a full disk,
+        whose state is looked at every ``disk_check_interval_s`` (``diskfull.py``)."""
         quota = OutboxQuota(outbox_max_bytes, outbox_overflow)
         data_dir = Path(data_dir)
         path = data_dir / DB_FILENAME
         lock = await _claim(data_dir)
+        disk = DiskGuard(
+            data_dir, Reserve(data_dir, reserve_bytes), check_interval_s=disk_check_interval_s
+        )
         try:
             found = await asyncio.to_thread(fingerprint, data_dir)
             gateway_id, last_ts, catalog, epoch = await asyncio.to_thread(
@@ -112,6 +124,7 @@ class Store:
                 max_batch_jobs=max_batch_jobs,
                 commit_fn=commit_fn,
                 quota=quota,
+                guard=disk,
             )
             readers = ReaderPool(
                 functools.partial(opener, readonly=True),
@@ -119,8 +132,10 @@ class Store:
                 size=reader_threads,
             )
             checkpointer = Checkpointer(functools.partial(opener, readonly=False))
-            store = cls(path, writer, readers, gateway_id, checkpointer, lock, epoch)
+            store = cls(path, writer, readers, gateway_id, checkpointer, lock, epoch, disk)
+            disk.on_full = checkpointer.committed
             writer._on_commit = store._published  # noqa: SLF001 - wiring, set once
+            await disk.start()  # before the threads: nothing to undo if it is cancelled
             await store._start_threads()
         except BaseException:
             lock.release()
@@ -182,6 +197,7 @@ class Store:
         if self._closed:
             return
         self._closed = True
+        await self.disk.close()
         # Readers and checkpointer first: the writer's connection, closing last,
         # checkpoints the WAL into the main file and removes it.
         await self.checkpointer.close()

@@ -37,6 +37,7 @@ from typing import Any, Generic, TypeVar
 from gateway.errors import CommitError, StoreClosedError
 from gateway.histogram import Histogram
 from gateway.store.catalog import Catalog
+from gateway.store.diskfull import DiskGuard
 from gateway.store.hlc import HybridClock
 from gateway.store.pending import PendingWrites
 from gateway.store.quota import OutboxQuota
@@ -136,8 +137,11 @@ class Writer:
         on_commit: Callable[[list[Committed], Catalog], None] | None = None,
         commit_fn: CommitFn = _default_commit,
         quota: OutboxQuota | None = None,
+        guard: DiskGuard | None = None,
     ) -> None:
         self.catalog = catalog
+        # Refuses every write while the disk is full (``diskfull.py``); told of failures.
+        self.guard = guard
         self.quota = quota or OutboxQuota()
         self.clock = clock
         # The next commit's ts comes after this (``_past_creation_times``) as well as after
@@ -184,6 +188,8 @@ class Writer:
         durable, unless ``durable=False`` (see the module's docstring)."""
         if self._closed:
             raise StoreClosedError("the store is closed; no more writes are accepted")
+        if self.guard is not None:
+            self.guard.check()
         assert self._loop is not None
         future: asyncio.Future[tuple[T, int]] = self._loop.create_future()
         self.stats.handoffs += 1
@@ -235,7 +241,9 @@ class Writer:
             conn.close()
 
     def _fail_open_jobs(self, exc: Exception) -> None:
-        failure = CommitError(f"the write failed inside the store ({exc}); it was not applied")
+        failure = self._disk_full(exc) or CommitError(
+            f"the write failed inside the store ({exc}); it was not applied"
+        )
         self._answer([_Outcome(job, error=failure) for job in self._open_jobs], None)
         self._open_jobs = []
 
@@ -303,6 +311,8 @@ class Writer:
         catalog: Catalog,
         last_ts: int,
     ) -> tuple[_Outcome, Transaction | None]:
+        if self.guard is not None and self.guard.full:  # queued before the disk filled
+            return _Outcome(job, error=self.guard.refusal()), None
         ts = self.clock.next_ts_after(last_ts)
         pending.begin_job()
         self.quota.begin_job()
@@ -328,8 +338,17 @@ class Writer:
             self.quota.end_job(ok=False)
             if not isinstance(exc, Exception):
                 log.warning("writer job aborted: %r", exc)
-            return _Outcome(job, error=exc), None
+            return _Outcome(job, error=self._disk_full(exc) or exc), None
         return _Outcome(job, result=(result, changes), ts=ts), tx
+
+    def _disk_full(self, exc: BaseException) -> CommitError | None:
+        """The refusal to answer with if ``exc`` was the disk filling (the guard then
+        enters its state), else None."""
+        if self.guard is None or not self.guard.failed(exc):
+            return None
+        failure = self.guard.refusal()
+        failure.__cause__ = exc
+        return failure
 
     def _new_id(self, table_number: int, ts: int) -> str:
         return encode_id(table_number, self._ids.new_internal_id(ts // 1_000_000))
@@ -361,7 +380,7 @@ class Writer:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             log.error("batch of %d jobs could not be committed: %s", len(outcomes), exc)
-            failure = CommitError(
+            failure = self._disk_full(exc) or CommitError(
                 f"the write could not be made durable ({exc}); nothing in its batch was "
                 "applied — check free disk space and the storage device"
             )
