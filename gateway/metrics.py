@@ -68,6 +68,18 @@ def collect(gateway: Gateway, proc: Path = Path("/proc/self")) -> list[Metric]:
             "1 when the wall clock is trusted (NTP-synchronised), else 0",
             1.0 if store.clock.wall_trusted else 0.0,
         ),
+        Metric(
+            "outpost_disk_full",
+            "gauge",
+            "1 while writes are refused because the data directory's disk is full, else 0",
+            1.0 if store.disk.full else 0.0,
+        ),
+        Metric(
+            "outpost_data_dir_free_bytes",
+            "gauge",
+            "bytes free for the gateway on the data directory's filesystem",
+            store.disk.free_bytes(),
+        ),
     ]
     written = _proc_field(proc / "io", "write_bytes:")
     if written is not None:

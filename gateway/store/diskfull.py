@@ -111,6 +111,13 @@ class DiskGuard:
             "files); writes resume by themselves, with no restart"
         )
 
+    def free_bytes(self) -> int:
+        """Bytes free for the gateway on the directory's filesystem (0 if unknown)."""
+        try:
+            return free_bytes(self.directory)
+        except OSError:
+            return 0
+
     def check(self) -> None:
         """Raise ``DiskFullError`` if writes are refused now."""
         if self.full:
