@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import os
@@ -82,6 +83,7 @@ from gateway.http.protocol import ConnectionGuard
 from gateway.http.site import SiteServer
 from gateway.http.upload import LIMITS
 from gateway.lifecycle import Lifecycle, StepHook, cancel_task
+from gateway.metrics import bridge_metrics
 from gateway.mqtt.bridge import Bridge
 from gateway.mqtt.endpoint import BrokerEndpoint, endpoint_from_url
 from gateway.mqtt.supervisor import ManagedBroker, current_user
@@ -241,6 +243,7 @@ class Service:
         on_subscribed = broker.save if broker is not None else None
         self.bridge = Bridge(self.gateway, self.mqtt_endpoint, on_subscribed=on_subscribed)
         await self.bridge.start()
+        self.server.add_metrics(functools.partial(bridge_metrics, self.bridge))
         return self.bridge
 
     async def _start_replication(self) -> Links:

@@ -19,12 +19,16 @@ from gateway.http.state import SLOT, GatewaySlot, slot_of
 from gateway.http.storage import get_stored_file
 from gateway.http.storage_upload import post_upload
 from gateway.http.upload import LIMITS, BodyBudget, BodyLimits
-from gateway.metrics import CONTENT_TYPE, collect, render
-from gateway.sync.websocket import add_sync_routes
+from gateway.metrics import CONTENT_TYPE, Source, collect, render, sync_socket_metrics
+from gateway.sync.websocket import SOCKETS, add_sync_routes
 
 # Peers /metrics answers without the admin key: this machine (a scraper beside the
 # gateway, or an SSH tunnel); from the LAN it takes ``Authorization: Convex <admin key>``.
 _LOCAL_PEERS = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
+
+# What /metrics reads besides the gateway: sources their owners register (the server's
+# connections, the MQTT bridge), set at build time so that adding one needs no new key.
+METRIC_SOURCES = web.AppKey("outpost_metric_sources", list[Source])
 
 
 def build_app(
@@ -40,6 +44,7 @@ def build_app(
         middlewares=[preflight_middleware, error_middleware],
     )
     app[SLOT] = GatewaySlot(gateway, admin_key=admin_key)
+    app[METRIC_SOURCES] = []
     app[LIMITS] = BodyLimits(
         BodyBudget(settings.max_request_bytes_in_flight), settings.request_body_timeout_s
     )
@@ -83,7 +88,10 @@ async def get_metrics(request: web.Request) -> web.Response:
         )
     if slot.gateway is None:
         raise RequestError(503, "NotReady", "the gateway is starting")
-    body = render(collect(slot.gateway))
+    families = collect(slot.gateway) + sync_socket_metrics(len(request.app[SOCKETS]))
+    for source in request.app[METRIC_SOURCES]:
+        families += source()
+    body = render(families)
     return web.Response(body=body.encode(), headers={"Content-Type": CONTENT_TYPE})
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from types import TracebackType
 from typing import Any, Final
@@ -13,7 +14,7 @@ from aiohttp.web_request import BaseRequest
 
 from gateway.config import Settings
 from gateway.gateway import Gateway
-from gateway.http.app import build_app
+from gateway.http.app import METRIC_SOURCES, build_app
 from gateway.http.protocol import (
     ConnectionGuard,
     HttpSite,
@@ -21,6 +22,7 @@ from gateway.http.protocol import (
     default_max_connections,
 )
 from gateway.http.state import SLOT, GatewaySlot
+from gateway.metrics import Source, connection_metrics
 from gateway.redact import install_redaction
 
 access_log = logging.getLogger("gateway.http.access")
@@ -61,6 +63,10 @@ class HttpServer:
     def slot(self) -> GatewaySlot:
         return self.app[SLOT]
 
+    def add_metrics(self, source: Source) -> None:
+        """Serve ``source``'s figures on ``/metrics`` too (an owner above the gateway)."""
+        self.app[METRIC_SOURCES].append(source)
+
     def attach(self, gateway: Gateway) -> None:
         """Start serving calls to ``gateway`` (readiness turns 200)."""
         self.slot.attach(gateway)
@@ -75,6 +81,7 @@ class HttpServer:
             raise RuntimeError("an HttpServer starts once")
         # The limit is read now: the process raised its open-file limit before this.
         self.guard = ConnectionGuard(self.settings.max_connections or default_max_connections())
+        self.add_metrics(functools.partial(connection_metrics, self.guard))
         try:
             self._runner, bound = await serve(self.app, host, port, self.settings, self.guard)
         except BaseException:
