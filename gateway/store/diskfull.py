@@ -106,9 +106,9 @@ class DiskGuard:
         wanted = (self.reserve.size_bytes + self.margin_bytes) / 1048576
         return DiskFullError(
             f"the disk holding the data directory {self.directory} is full ({free}); "
-            "writes are refused and were not applied, reads still work. Free at least "
-            f"{wanted:.1f} MiB on that filesystem (old logs, backups, exports, other "
-            "files); writes resume by themselves, with no restart"
+            "writes are refused and were not applied, reads still work. Delete files on "
+            f"that filesystem (old logs, backups, exports) until more than {wanted:.1f} MiB "
+            "is free: writes resume by themselves, with no restart"
         )
 
     def free_bytes(self) -> int:
@@ -151,6 +151,8 @@ class DiskGuard:
         """Wait (at most ``timeout_s``) until writes are accepted; True if they are."""
         if not self.full:
             return True
+        if self._cleared.is_set():  # from the last time: the watch has not cleared it yet
+            self._cleared.clear()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout_s):
                 await self._cleared.wait()

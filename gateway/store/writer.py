@@ -379,11 +379,13 @@ class Writer:
             self.quota.rolled_back()
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            log.error("batch of %d jobs could not be committed: %s", len(outcomes), exc)
-            failure = self._disk_full(exc) or CommitError(
-                f"the write could not be made durable ({exc}); nothing in its batch was "
-                "applied — check free disk space and the storage device"
-            )
+            failure = self._disk_full(exc)  # a full disk: the guard's one warning says it
+            if failure is None:
+                log.error("batch of %d jobs could not be committed: %s", len(outcomes), exc)
+                failure = CommitError(
+                    f"the write could not be made durable ({exc}); nothing in its batch was "
+                    "applied — check free disk space and the storage device"
+                )
             failure.__cause__ = exc
             for outcome in outcomes:
                 if outcome.error is None:
