@@ -16,6 +16,7 @@ from gateway.http import HttpServer
 from gateway.metrics import bridge_metrics
 
 TOPIC = "sensors/dev-a/temperature"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
 
 
 async def test_a_reading_and_a_dead_letter_move_the_mqtt_counters(tmp_path: Path) -> None:
@@ -51,3 +52,7 @@ async def test_a_reading_and_a_dead_letter_move_the_mqtt_counters(tmp_path: Path
     # The ingest mutation ran inside the bridge's writer job: the writer counted it.
     jobs = "outpost_writer_jobs_total"
     assert after.value(jobs) > before.value(jobs)
+    # Every family (the gateway's, the server's, the bridge's) has its line in the docs.
+    documented = DOCS.read_text()
+    missing = [n for n in after.kinds if f"`{n}`" not in documented and f"`{n}{{" not in documented]
+    assert not missing, f"not in docs/metrics.md: {missing}"
