@@ -21,10 +21,10 @@ FILLER = "filler"
 
 
 @contextmanager
-def small_tmpfs(where: Path, size_mib: int = 8) -> Iterator[Path]:
-    """A tmpfs of ``size_mib`` mounted on ``where/fs``; skipped where mounting is not
+def small_tmpfs(where: Path, size_mib: int = 8, name: str = "fs") -> Iterator[Path]:
+    """A tmpfs of ``size_mib`` mounted on ``where/name``; skipped where mounting is not
     allowed (not root, no CAP_SYS_ADMIN in this container)."""
-    mount_point = where / "fs"
+    mount_point = where / name
     mount_point.mkdir()
     if os.geteuid() != 0:
         pytest.skip("mounting a small tmpfs needs root")

@@ -46,7 +46,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from gateway.errors import OutpostError
+from gateway.errors import DiskFullError, OutpostError
 from gateway.mqtt import dead_letters, marks, rpc, topics
 from gateway.mqtt.endpoint import BrokerEndpoint
 from gateway.mqtt.ingest import Delivery, Outcome, apply_messages, device_identity
@@ -426,13 +426,15 @@ class Bridge:
             self._publish_acks()
 
     async def _settle(self, head: _Held) -> Outcome:
-        """The head's outcome; a failed write (disk full, I/O) is retried until it holds.
+        """The head's outcome; a failed write (disk full, I/O) is retried until it holds:
+        the message stays unacknowledged (the broker keeps it), never dead-lettered.
 
         Only a group's first message can meet the failure: the others are settled after
         it, once the group's retried job succeeded."""
         work = head.work
         assert work is not None and work.task is not None
         delay = 0.1
+        full_before = False
         while True:
             try:
                 return (await work.task)[head.index]
@@ -441,14 +443,21 @@ class Bridge:
                     log.error("MQTT call on %s failed: %s", head.delivery.topic[:200], exc)
                     return Outcome("answered")
                 self.stats.retries += 1
-                log.error(
+                full = isinstance(exc, DiskFullError)
+                # A full disk is said once (the store logs it too), not at every retry.
+                log.log(
+                    logging.DEBUG if full and full_before else logging.ERROR,
                     "%d MQTT messages from %s on not stored (%s); retrying",
                     len(work.deliveries),
                     head.delivery.topic[:200],
                     exc,
                 )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX_S)
+                full_before = full
+                if full:  # unacknowledged meanwhile; retried as soon as space returns
+                    await self._gateway.store.disk.wait_writable(RETRY_MAX_S)
+                else:
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RETRY_MAX_S)
                 work.task = self._loop.create_task(self._write(work.deliveries))
 
     def _count(self, outcome: Outcome) -> None:
