@@ -42,7 +42,7 @@ class Settings:
     """Space held in ``<data dir>/reserve`` (real blocks, made at start when missing) and
     released when a write finds the disk full, so SQLite can still checkpoint while every
     write is refused with an error saying what to free (0 = no reserve). See
-    ``docs/storage.md``."""
+    ``docs/disk-full.md``."""
     disk_check_interval_s: float = 5.0
     """While the disk is full, how often its free space is looked at; once the reserve
     plus 1 MiB is free again, the reserve is made again and writes are accepted."""
