@@ -233,6 +233,12 @@ def _sync_metrics(gateway: Gateway) -> list[Family]:
             "live-query rerun rounds (one snapshot each)",
             engine.rounds,
         ),
+        Histograms(
+            "outpost_sync_round_duration_seconds",
+            "seconds the queries of one live-query round took on their snapshot, queue "
+            "wait for a reader included",
+            {"": engine.round_seconds},
+        ),
         Metric(
             "outpost_sync_query_runs_total",
             "counter",

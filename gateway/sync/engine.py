@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import InitVar, dataclass
 from typing import Any, Final
 
+from gateway.histogram import LATENCY_BOUNDS_S, Histogram
 from gateway.runtime.runtime import Runtime
 from gateway.store.writelog import WriteLog
 from gateway.store.writer import Committed
@@ -111,6 +113,8 @@ class SubscriptionEngine:
         self.rounds = 0  # rerun rounds run (one snapshot each; for tests and metrics)
         self.executions = 0  # query executions in those rounds (shared ones count once)
         self.marks = 0  # times a commit marked a subscription dirty (rounds compare it)
+        # Seconds each round's queries took on their snapshot (queue wait included).
+        self.round_seconds = Histogram(LATENCY_BOUNDS_S)
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._woken: set[SyncSession] = set()
         self._wake = asyncio.Event()
@@ -251,7 +255,9 @@ class SubscriptionEngine:
                 executions = ExecutionSet()
                 for plan in busy:
                     plan.slots = [executions.add(plan, sub) for sub in plan.todo]
+                started = time.perf_counter()
                 results, ts = await self.runtime.run_queries(executions.calls)
+                self.round_seconds.observe(time.perf_counter() - started)
                 self.rounds += 1
                 self.executions += len(executions.calls)
                 await self.caught_up(ts)

@@ -45,6 +45,9 @@ async def test_a_subscription_moves_the_gauges_and_a_change_runs_a_round(sync_ap
     changed = await _scrape(sync_api)
     rounds = "outpost_sync_rounds_total"
     assert changed.value(rounds) > subscribed.value(rounds)
+    round_s = "outpost_sync_round_duration_seconds"
+    assert changed.histogram(round_s)[2] == changed.value(rounds)
+    assert changed.histogram(round_s)[1] > subscribed.histogram(round_s)[1]
     runs = "outpost_sync_query_runs_total"
     assert changed.value(runs) >= subscribed.value(runs) + 2
 
