@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import sqlite3
 import threading
@@ -81,21 +82,49 @@ class DiskGuard:
         self._cleared = asyncio.Event()
         self._closed = False
 
+    def make_room_to_open(self) -> None:
+        """Before SQLite opens the store (a blocking call): on a disk with less than the
+        margin free, give the reserve back. Opening needs room for the WAL and its index,
+        and a start that fails for want of it would fail again at every restart."""
+        try:
+            free = free_bytes(self.directory)
+        except OSError:
+            return
+        if free < self.margin_bytes and self.reserve.release():
+            log.warning(
+                "the disk holding %s has %d bytes free: the reserve file was released so "
+                "that the gateway can start; free some space on that filesystem",
+                self.directory,
+                free,
+            )
+
     async def start(self) -> None:
         """Create the reserve if missing (on a thread) and remember the loop the watch
-        runs on. No room for it is one warning, not a failed start: the first write that
-        fails enters the state, and leaving it makes the reserve again."""
+        runs on. No room for it is one warning, not a failed start: writes go on, and
+        the watch makes the reserve once there is room (or the disk fills first)."""
         self._loop = asyncio.get_running_loop()
         try:
-            await asyncio.to_thread(self.reserve.ensure)
+            await asyncio.to_thread(self._ensure_with_room)
         except OSError as exc:
             log.warning(
-                "could not create the disk reserve %s (%d bytes): %s; free some space in %s",
+                "could not create the disk reserve %s (%d bytes): %s; free some space in "
+                "%s (it is made once there is room)",
                 self.reserve.path,
                 self.reserve.size_bytes,
                 exc,
                 self.directory,
             )
+            self._start_watch()  # not full: the watch only makes the reserve
+
+    def _ensure_with_room(self) -> None:
+        """Make the reserve only where the disk keeps the margin free after it: taking
+        the last bytes back would fail the writes it is there to protect."""
+        reserve = self.reserve
+        if reserve.size_bytes and not reserve.held():
+            free = free_bytes(self.directory)
+            if free <= reserve.size_bytes + self.margin_bytes:
+                raise OSError(errno.ENOSPC, f"only {free} bytes free")
+        reserve.ensure()
 
     def refusal(self) -> DiskFullError:
         """The error every write gets while the disk is full: what, where, what to do."""
@@ -189,10 +218,13 @@ class DiskGuard:
                 continue
             break
         with self._lock:
-            self.full = False
+            was_full, self.full = self.full, False
         self._cleared.set()
-        log.info(
-            "space is free again on the disk holding %s (%.1f MiB): writes are accepted",
-            self.directory,
-            free / 1048576,
-        )
+        if was_full:
+            log.info(
+                "space is free again on the disk holding %s (%.1f MiB): writes are accepted",
+                self.directory,
+                free / 1048576,
+            )
+        else:
+            log.info("the disk reserve %s was made, now that there is room", self.reserve.path)

@@ -111,6 +111,7 @@ class Store:
             data_dir, Reserve(data_dir, reserve_bytes), check_interval_s=disk_check_interval_s
         )
         try:
+            await asyncio.to_thread(disk.make_room_to_open)
             found = await asyncio.to_thread(fingerprint, data_dir)
             gateway_id, last_ts, catalog, epoch = await asyncio.to_thread(
                 _prepare, path, replication or {}, connect, busy_timeout_ms, found

@@ -126,3 +126,30 @@ async def test_no_room_for_the_reserve_is_a_warning_not_a_failed_start(
         assert not (gw.data_dir / f"{RESERVE_FILENAME}.partial").exists()
         assert await gw.run_mutation("messages:send", {"body": "hi"})
     assert any("could not create the disk reserve" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_gateway_stopped_on_a_full_disk_starts_again_and_recovers(
+    app_dir: Path, fs: Path
+) -> None:
+    data = fs / "data"
+    settings = Settings(disk_reserve_bytes=RESERVE, disk_check_interval_s=0.1)
+    async with Gateway.open(app_dir, data, settings) as gw:
+        await gw.run_mutation("messages:send", {"body": "kept"})
+    filler = fill(fs)  # every byte taken, the reserve still held
+    async with Gateway.open(app_dir, data, settings) as gw:
+        assert not (data / RESERVE_FILENAME).exists()  # given back so SQLite could open
+        assert [d["body"] for d in await gw.run_query("messages:list")] == ["kept"]
+        filler.unlink()
+
+        async def writable() -> bool:
+            result = await gw.call("mutation", "messages:send", {"body": "after"})
+            return result.ok
+
+        await eventually(writable, "writes accepted once space returned")
+
+        async def reserve_back() -> bool:
+            path = data / RESERVE_FILENAME
+            return path.exists() and path.stat().st_size == RESERVE
+
+        await eventually(reserve_back, "the reserve made again once there was room")
+        assert not gw.store.disk.full
