@@ -37,6 +37,7 @@ log = logging.getLogger("gateway.store")
 # state is not left only to be entered again by the next commit.
 MARGIN_BYTES: Final = 1024 * 1024
 CHECK_INTERVAL_S: Final = 5.0
+_SQLITE_IOERR: Final = 10
 _SQLITE_FULL: Final = 13
 
 
@@ -155,7 +156,7 @@ class DiskGuard:
     def failed(self, exc: BaseException) -> bool:
         """Called on the writer's thread with a write's failure: True if it was the disk
         being full (the state is then entered, if it was not already)."""
-        if not is_disk_full(exc):
+        if not (is_disk_full(exc) or self._io_error_on_a_full_disk(exc)):
             return False
         with self._lock:
             if self.full:
@@ -175,6 +176,15 @@ class DiskGuard:
             with contextlib.suppress(RuntimeError):  # the loop is gone (interpreter exit)
                 self._loop.call_soon_threadsafe(self._start_watch)
         return True
+
+    def _io_error_on_a_full_disk(self, exc: BaseException) -> bool:
+        """SQLite reports some writes that meet ENOSPC as I/O errors (growing the WAL's
+        index, ``SQLITE_IOERR_SHMSIZE``): one with less than the margin free is taken
+        for the disk being full, which is what the user has to fix."""
+        code = getattr(exc, "sqlite_errorcode", None)
+        if not isinstance(exc, sqlite3.Error) or code is None or code & 0xFF != _SQLITE_IOERR:
+            return False
+        return self.free_bytes() < self.margin_bytes
 
     async def wait_writable(self, timeout_s: float) -> bool:
         """Wait (at most ``timeout_s``) until writes are accepted; True if they are."""

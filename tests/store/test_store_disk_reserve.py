@@ -10,7 +10,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from tmpfs_kit import eventually
+from tmpfs_kit import eventually, fill, small_tmpfs
 
 from gateway.errors import CommitError, DiskFullError
 from gateway.store import Store
@@ -131,3 +131,18 @@ async def test_a_store_refuses_writes_while_full_and_counts_no_commit(tmp_path: 
         assert store.writer.stats.commits == commits
         rows, _ = await store.read(lambda tx: tx.conn.execute("SELECT n FROM t").fetchall())
         assert rows == []
+
+
+async def test_an_io_error_counts_as_full_only_on_a_full_disk(tmp_path: Path) -> None:
+    ioerr = sqlite3.OperationalError("disk I/O error")
+    ioerr.sqlite_errorcode = 4874  # type: ignore[attr-defined] # SQLITE_IOERR_SHMSIZE
+    roomy = DiskGuard(tmp_path, Reserve(tmp_path, 0))
+    assert not roomy.failed(ioerr)
+    with small_tmpfs(tmp_path, size_mib=2) as fs:
+        fill(fs)
+        guard = DiskGuard(fs, Reserve(fs, 0))
+        try:
+            assert guard.failed(ioerr)
+            assert guard.full
+        finally:
+            await guard.close()
