@@ -2,15 +2,21 @@
 returns.
 
 Entering (on the writer's thread, the moment a statement or COMMIT fails with
-SQLITE_FULL or ENOSPC): the reserve file is deleted (``reserve.py``), one warning is
-logged, and every write from then on is refused at once with ``DiskFullError``, whose
-text says which directory, how full it is and what to free. Nothing committed before is
+SQLITE_FULL or ENOSPC, or with an I/O error while almost nothing is free): the reserve
+file is deleted (``reserve.py``), one warning is logged, and every write from then on is
+refused at once with ``DiskFullError``, whose text says which directory, how full it is
+and what to free. Nothing committed before is
 touched: the failed batch rolled back, and reads go on as before.
 
 Leaving: while in the state, a task on the event loop looks at the directory's free
 space every ``check_interval_s`` (one ``statvfs``: cheap enough for a Pi). Once more is
 free than the reserve plus ``MARGIN_BYTES``, the reserve is written again and the state
 is left (one info line); writes are accepted with no restart.
+
+At start the reserve is made only while ``MARGIN_BYTES`` stay free after it (else the
+watch makes it once there is room), and on a disk with less than that free the reserve
+is given back before SQLite opens the store: opening the WAL needs a little room, and a
+start that failed for want of it would fail at every restart.
 
 Thread safety: ``full`` is one attribute, read by the writer and the loop and written
 under ``_lock`` (entering happens on the writer's thread, leaving on the loop's).
