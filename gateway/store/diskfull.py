@@ -5,8 +5,8 @@ Entering (on the writer's thread, the moment a statement or COMMIT fails with
 SQLITE_FULL or ENOSPC, or with an I/O error while almost nothing is free): the reserve
 file is deleted (``reserve.py``), one warning is logged, and every write from then on is
 refused at once with ``DiskFullError``, whose text says which directory, how full it is
-and what to free. Nothing committed before is
-touched: the failed batch rolled back, and reads go on as before.
+and what to free. Nothing committed before is touched: the failed batch rolled back,
+and reads go on as before.
 
 Leaving: while in the state, a task on the event loop looks at the directory's free
 space every ``check_interval_s`` (one ``statvfs``: cheap enough for a Pi). Once more is
