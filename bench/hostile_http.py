@@ -110,7 +110,7 @@ def serving(repo: Path, work: Path, nofile: int | None = None) -> Iterator[Serve
 
 def upload_head(declared: int) -> bytes:
     return (
-        f"POST /api/query HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"POST /api/query HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
         f"Content-Length: {declared}\r\n\r\n"
     ).encode()
 
@@ -269,7 +269,9 @@ while True:
     outcome = "timeout"
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
-            sock.sendall(b"GET /health HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n")
+            sock.sendall(
+                b"GET /health HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n"
+            )
             answer = b""
             while chunk := sock.recv(4096):
                 answer += chunk
@@ -310,7 +312,7 @@ async def slow_clients(args: argparse.Namespace, server: Server) -> None:
     lines_before = server.log.read_bytes().count(b"\n")
     deadline = time.monotonic() + args.duration
     p = Pressure()
-    slow_head = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: "
+    slow_head = b"GET /health HTTP/1.1\r\nHost: localhost\r\nX-Slow: "
     slow_body = upload_head(1000) + b'{"path": "m:f", "args": {"pad": "'
     clients = [
         *(

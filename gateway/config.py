@@ -62,6 +62,12 @@ class Settings:
     site_url: str = "http://127.0.0.1:3210"
     """The origin clients reach this gateway at (used in ``ctx.storage.get_url``); when
     not set, the command line derives it from ``host`` and ``port``."""
+    allowed_hosts: str = ""
+    """More host names the HTTP API and HTTP actions answer to, comma-separated (a
+    ``.example.net`` allows every name under it; ``*`` turns the check off). Always
+    answered: IP addresses, ``localhost``, this machine's name and ``<name>.local``, the
+    ``discovery_name`` and ``site_url``'s host; any other ``Host`` gets 403, the defence
+    against DNS rebinding (``docs/lan-security.md``)."""
     max_upload_bytes: int = 100 * 1024 * 1024
     """Largest file a client may POST to an upload URL (``ctx.storage.generate_upload_url``);
     larger ones get 413 and leave nothing behind. Convex sets none; the file goes to disk

@@ -6,7 +6,7 @@ to 16 MiB + 2000 bytes, ``//api/...`` folded before routing, CORS on everything.
 
 from __future__ import annotations
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from gateway.config import Settings
 from gateway.gateway import Gateway
@@ -14,6 +14,7 @@ from gateway.http import functions
 from gateway.http.admin import caller_of
 from gateway.http.cors import add_cors_headers, preflight_middleware
 from gateway.http.errors import MAX_BODY_BYTES, RequestError, error_middleware
+from gateway.http.hosts import HostPolicy, host_middleware
 from gateway.http.routing import fold_repeated_slashes
 from gateway.http.state import SLOT, GatewaySlot, slot_of
 from gateway.http.storage import get_stored_file
@@ -41,7 +42,11 @@ def build_app(
     settings = settings or Settings()
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
-        middlewares=[preflight_middleware, error_middleware],
+        middlewares=[
+            host_middleware(HostPolicy.from_settings(settings)),
+            preflight_middleware,
+            error_middleware,
+        ],
     )
     app[SLOT] = GatewaySlot(gateway, admin_key=admin_key)
     app[METRIC_SOURCES] = []
@@ -80,11 +85,14 @@ async def get_metrics(request: web.Request) -> web.Response:
     """The gateway's counters, Prometheus text format: local peers, or the admin key."""
     slot = slot_of(request)
     caller = caller_of(request, slot.admin_key)  # a wrong key is refused even locally
-    if not caller.admin and request.remote not in _LOCAL_PEERS:
+    # A request with an Origin comes from a page in a browser, even one on this machine.
+    local = request.remote in _LOCAL_PEERS and hdrs.ORIGIN not in request.headers
+    if not caller.admin and not local:
         raise RequestError(
             403,
             "Forbidden",
-            "/metrics answers this machine, or a request with 'Authorization: Convex <admin key>'",
+            "/metrics answers this machine (not a page in a browser), or a request with "
+            "'Authorization: Convex <admin key>'",
         )
     if slot.gateway is None:
         raise RequestError(503, "NotReady", "the gateway is starting")

@@ -43,9 +43,11 @@ def _under_api(path: str) -> bool:
 
 
 async def add_cors_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """``on_response_prepare``: every answer (errors, WebSockets too) carries CORS."""
+    """``on_response_prepare``: every answer (errors, WebSockets too) carries CORS, but
+    ``/metrics``: this machine reads it without a key, and a page in a browser on this
+    machine must not (CORS would let any site's script read it)."""
     origin = request.headers.get(hdrs.ORIGIN)
-    if origin is None:
+    if origin is None or request.path == "/metrics":
         return
     response.headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = origin
     response.headers[hdrs.ACCESS_CONTROL_ALLOW_CREDENTIALS] = "true"

@@ -17,6 +17,7 @@ from gateway.errors import StoreClosedError
 from gateway.gateway import Gateway
 from gateway.http.actions import GATEWAY, MAX_ACTION_BODY_BYTES, handle
 from gateway.http.errors import RequestError, error_response, refusal_response
+from gateway.http.hosts import HostPolicy, host_middleware
 from gateway.http.protocol import ConnectionGuard
 from gateway.http.server import serve
 from gateway.http.upload import LIMITS, BodyBudget, BodyLimits, ClientDisconnected
@@ -58,7 +59,8 @@ class SiteServer:
 
 def build_site_app(gateway: Gateway, settings: Settings, budget: BodyBudget) -> web.Application:
     """The site's aiohttp app: every method and path goes to ``actions.handle``."""
-    app = web.Application(client_max_size=MAX_ACTION_BODY_BYTES, middlewares=[_refusals])
+    hosts = host_middleware(HostPolicy.from_settings(settings))
+    app = web.Application(client_max_size=MAX_ACTION_BODY_BYTES, middlewares=[hosts, _refusals])
     app[GATEWAY] = gateway
     app[LIMITS] = BodyLimits(
         budget, settings.request_body_timeout_s, max_body_bytes=MAX_ACTION_BODY_BYTES

@@ -152,11 +152,11 @@ async def test_slow_clients_are_cut_as_on_the_api(make_app: Any, tmp_path: Path)
         assert site.site.guard is site.api.guard  # one connection cap for both ports
         port = int(site.url.rsplit(":", 1)[1])
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\n")  # a head never finished
+        writer.write(b"POST /echo HTTP/1.1\r\nHost: localhost\r\n")  # a head never finished
         assert await asyncio.wait_for(reader.read(), 5) == b""  # closed, nothing said
         writer.close()
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{")
+        writer.write(b"POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n\r\n{")
         answer = await asyncio.wait_for(reader.read(), 5)
         writer.close()
         assert answer.startswith(b"HTTP/1.1 408 "), answer[:80]

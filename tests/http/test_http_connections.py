@@ -25,7 +25,7 @@ async def wait_for(condition, timeout_s: float = 10.0) -> None:
         await asyncio.sleep(0.005)
 
 
-GET_HEALTH = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+GET_HEALTH = b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n"
 
 
 async def test_a_slow_or_silent_head_is_closed(serve) -> None:
@@ -64,7 +64,7 @@ async def test_a_request_waiting_on_its_handler_is_not_cut(serve) -> None:
     api = await serve(request_header_timeout_s=0.2)
     body = b'{"path": "messages:list", "args": {}}'
     reader, writer = await asyncio.open_connection("127.0.0.1", api.port)
-    head = f"POST /api/query HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n"
+    head = f"POST /api/query HTTP/1.1\r\nHost: localhost\r\nContent-Length: {len(body)}\r\n\r\n"
     writer.write(head.encode())
     witness_r, witness_w = await asyncio.open_connection("127.0.0.1", api.port)
     assert await closed_by_server(witness_r) == b""  # the head deadline went by
@@ -113,7 +113,7 @@ async def test_a_slow_body_gives_its_place_too(serve) -> None:
     api = await serve(max_connections=1)
     guard = api.server.guard
     reader, writer = await asyncio.open_connection("127.0.0.1", api.port)
-    writer.write(b"POST /api/query HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{")
+    writer.write(b"POST /api/query HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\n{")
     await wait_for(lambda: guard.open == 1 and api.server.app[LIMITS].budget.in_flight == 1000)
     async with api.session.get("/health") as resp:
         assert resp.status == 200

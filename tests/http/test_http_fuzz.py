@@ -194,7 +194,7 @@ class Generator:
             target += b"?" + query
         line = rng.choice(METHODS) + b" " + target + b" " + rng.choice(VERSIONS)
         body = self.body() if rng.random() < 0.8 else b""
-        headers = [b"Host: x", b"Content-Type: application/json"]
+        headers = [b"Host: localhost", b"Content-Type: application/json"]
         headers += self.length_headers(body)
         headers += self.extra_headers(key)
         rng.shuffle(headers)

@@ -28,11 +28,13 @@ async def exchange(port: int, raw: bytes) -> bytes:
 def malformed_with(key: str) -> list[bytes]:
     k = key.encode()
     return [
-        b"GET /api/query?adminKey=" + k + b"&path=x\x01 HTTP/1.1\r\nHost: x\r\n\r\n",
-        b"GET /api/query HTTP/1.1\r\nHost: x\r\nAuthorization: Convex " + k + b"\x01\r\n\r\n",
+        b"GET /api/query?adminKey=" + k + b"&path=x\x01 HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        b"GET /api/query HTTP/1.1\r\nHost: localhost\r\nAuthorization: Convex "
+        + k
+        + b"\x01\r\n\r\n",
         b"GET /api/query?adminKey="
         + k
-        + b" HTTP/1.1\nHost: x\nAuthorization: Convex "
+        + b" HTTP/1.1\nHost: localhost\nAuthorization: Convex "
         + k
         + b"\n\n",
         b"GET /api/query?adminKey=" + k + b"&pad=" + b"p" * 9000 + b" HTTP/1.1\r\n\r\n",
@@ -77,7 +79,7 @@ async def test_a_custom_key_is_redacted_too(serve, caplog: pytest.LogCaptureFixt
 
 async def test_a_key_that_is_not_utf8_is_a_plain_403(api) -> None:
     raw = (
-        b"POST /api/query HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        b"POST /api/query HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
         b"Authorization: Convex \xff\xfe" + api.admin_key.encode() + b"\r\n"
         b"Content-Type: application/json\r\nContent-Length: 35\r\n\r\n"
         b'{"path": "messages:secret", "a": 1}'
@@ -91,7 +93,7 @@ async def test_a_client_leaving_mid_body_is_one_debug_line(
     api, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    head = b"POST /api/query HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"
+    head = b"POST /api/query HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\n"
     for _ in range(5):
         reader, writer = await asyncio.open_connection("127.0.0.1", api.port)
         writer.write(head + b"x" * 5000)
@@ -108,7 +110,7 @@ async def test_a_client_leaving_during_the_websocket_handshake_logs_no_error(
     api, caplog: pytest.LogCaptureFixture
 ) -> None:
     upgrade = (
-        b"GET /api/sync HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"GET /api/sync HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
     )
     for _ in range(20):

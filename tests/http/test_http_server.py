@@ -33,7 +33,7 @@ async def raw_request(port: int, request: bytes) -> tuple[int, dict[str, str], b
 def post(path: str, body: dict) -> bytes:
     data = json.dumps(body).encode()
     return (
-        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n"
     ).encode() + data
 
@@ -45,7 +45,7 @@ async def test_repeated_slashes_are_folded_not_redirected(api) -> None:
         assert json.loads(body)["value"] == "the default export"
     status, _, body = await raw_request(api.port, post("//api/nope", {}))
     assert (status, json.loads(body)["code"]) == (404, "NotFound")
-    get = b"GET //api/query HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    get = b"GET //api/query HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
     status, _, body = await raw_request(api.port, get.replace(b"query", b"mutation"))
     assert (status, json.loads(body)["code"]) == (405, "MethodNotAllowed")
 

@@ -216,7 +216,7 @@ async def wait_for(condition: Callable[[], Awaitable[bool] | bool], timeout_s: f
 async def test_an_abandoned_upload_leaves_nothing_and_frees_its_url(served: Served) -> None:
     path = await served.new_url()
     reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
-    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"
+    head = f"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\n"
     writer.write(head.encode() + b"z" * 50_000)
     await writer.drain()
     await wait_for(lambda: any(name.endswith(".tmp") for name in served.files()))
@@ -284,7 +284,7 @@ async def test_hostile_uploads_never_fail_the_gateway_or_leave_files(served: Ser
         token_path = await served.new_url() if rng.random() < 0.8 else "/api/storage/upload?t"
         size = rng.choice([0, 1, 100, 5000, LIMIT, LIMIT + 1])
         declared = size + rng.choice([0, 0, 0, 10, -1]) if size else size
-        headers = [f"POST {token_path} HTTP/1.1", "Host: x", f"Content-Length: {declared}"]
+        headers = [f"POST {token_path} HTTP/1.1", "Host: localhost", f"Content-Length: {declared}"]
         if rng.random() < 0.5:
             headers.append(f"Content-Type: {rng.choice(['image/png', '', 'a/b; q=1'])}")
         if rng.random() < 0.3:
@@ -312,7 +312,9 @@ async def test_a_stalled_upload_times_out_and_leaves_nothing(make_app: Any, tmp_
         url = urllib.parse.urlsplit(await gw.run_mutation("files:upload_url"))
         path = f"{url.path}?{url.query}"
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n".encode())
+        writer.write(
+            f"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\n".encode()
+        )
         writer.write(b"p" * 400)  # then nothing more: a client that stalls
         await writer.drain()
         answer = await asyncio.wait_for(reader.read(), 10)
