@@ -15,6 +15,9 @@ http            the listening socket; until "attach",       close (no-op once "a
                 calls and /health/ready answer 503          stopped it)
 gateway         the gateway's own steps, in their order     ``Gateway.close``: its steps in
                 (``gateway.gateway``)                       reverse
+admin socket    the API on ``<data dir>/outpost.sock``      close HTTP (the socket's file
+                (0600; admin without a key, for the CLI:    removed), as "attach" does
+                ``gateway.admin_socket``)
 mqtt broker     managed + routes: Mosquitto started and     stop supervising, SIGTERM the
                 supervised (``gateway.mqtt.supervisor``),   broker (SIGKILL after 5 s);
                 ACL rewritten on each ``dev`` reload;       unregister the reload listener
@@ -74,6 +77,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from gateway.admin_socket import admin_socket_path
 from gateway.config import Settings
 from gateway.config_file import url_host
 from gateway.errors import ConfigError
@@ -81,6 +85,7 @@ from gateway.gateway import Gateway
 from gateway.http import HttpServer
 from gateway.http.protocol import ConnectionGuard
 from gateway.http.site import SiteServer
+from gateway.http.unix_site import PathTooLong
 from gateway.http.upload import LIMITS
 from gateway.lifecycle import Lifecycle, StepHook, cancel_task
 from gateway.metrics import bridge_metrics
@@ -150,6 +155,7 @@ class Service:
         await life.start("gil switching", _shorten_switch_interval, sys.setswitchinterval)
         await life.start("http", self._listen, lambda _: self.server.close())  # no-op once closed
         await life.start("gateway", self._start_gateway, Gateway.close)
+        await life.start("admin socket", self._listen_admin_socket, lambda _: self.server.close())
         await life.start("mqtt broker", self._start_broker, _stop_broker)
         await life.start("mqtt bridge", self._start_bridge, _stop_bridge)
         await life.start("replication", self._start_replication, stop_replication)
@@ -206,6 +212,18 @@ class Service:
             step_hook=self._hook,
         )
         return self.gateway
+
+    async def _listen_admin_socket(self) -> Path | None:
+        """The API on ``<data dir>/outpost.sock`` too, where the CLI calls as an admin
+        without the key (``gateway.admin_socket``); None when the path is too long for
+        a UNIX socket (the CLI then uses HTTP and the key, as it always could)."""
+        path = admin_socket_path(self.gateway.store.path.parent)
+        try:
+            await self.server.listen_unix(path)
+        except PathTooLong as exc:
+            log.warning("no admin socket: %s; the CLI uses HTTP and the admin key", exc.strerror)
+            return None
+        return path
 
     async def _start_broker(self) -> tuple[ManagedBroker, Callable[[], None]] | None:
         """``mqtt_endpoint`` for the bridge: the managed broker's (started here when the

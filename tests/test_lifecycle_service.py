@@ -29,6 +29,7 @@ BEFORE = [
     "gateway",
 ]  # the gateway's steps run inside "gateway"
 AFTER = [
+    "admin socket",
     "mqtt broker",
     "mqtt bridge",
     "replication",

@@ -1,13 +1,16 @@
 """``outpost run FN [JSON]``: call a function on a running gateway, like ``npx convex run``.
 
-Goes through the HTTP API (``POST /api/function``) with the admin key read from the
-data directory, so internal functions work and the call is the same one any client
-makes. Standard library only: a one-shot command should start fast on a Pi.
+Goes through the HTTP API (``POST /api/function``) as an admin, so internal functions
+work and the call is the same one any client makes: over the data directory's admin
+socket when the gateway listens there and no ``--url`` was given (no key needed),
+else over HTTP with the admin key read from the data directory. Standard
+library only: a one-shot command should start fast on a Pi.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import sys
 import urllib.error
@@ -15,6 +18,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from gateway import admin_socket
 from gateway.admin_key import admin_key_path, read_admin_key
 from gateway.cli.common import CommandError, UsageError, settings_for
 from gateway.config_file import url_host
@@ -43,13 +47,14 @@ def run_function(args: argparse.Namespace) -> int:
     body = {"path": args.function, "args": _parse_args(args.args_json)}
     timeout_s = settings.action_budget_s + 30  # an action may run this long; then give up
     data_dir = Path(settings.data_dir)
-    admin_key = _admin_key(data_dir)
-    reply = _post(f"{url}/api/function", body, admin_key, timeout_s)
+    data = json.dumps({**body, "format": "convex_encoded_json"}).encode()
+    # Without --url, the local gateway's admin socket: no admin key needed.
+    reply, admin = _call(url, data_dir, data, timeout_s, via_socket=not args.url)
     for line in reply.get("logLines") or []:
         print(line, file=sys.stderr)
     if reply.get("status") != "success":
         print(f"outpost: {reply.get('errorMessage', reply)}", file=sys.stderr)
-        if admin_key is None and "Could not find public function" in str(reply):
+        if not admin and "Could not find public function" in str(reply):
             print(
                 f"outpost: no admin key in {admin_key_path(data_dir)}, so only public "
                 "functions can be called; run from the app folder, or pass --app or "
@@ -82,10 +87,30 @@ def _admin_key(data_dir: Path) -> str | None:
         raise CommandError(f"cannot read the admin key in {data_dir} ({exc})") from None
 
 
-def _post(
-    url: str, body: dict[str, Any], admin_key: str | None, timeout_s: float
-) -> dict[str, Any]:
-    data = json.dumps({**body, "format": "convex_encoded_json"}).encode()
+def _call(
+    url: str, data_dir: Path, data: bytes, timeout_s: float, *, via_socket: bool
+) -> tuple[dict[str, Any], bool]:
+    """The reply, and whether it was called as an admin: over the data directory's
+    admin socket (no key needed) when ``via_socket`` and a gateway listens there, else
+    over HTTP at ``url`` with the admin key from the data directory when there is one."""
+    if via_socket:
+        try:
+            local = admin_socket.post(data_dir, "/api/function", data, timeout_s)
+        except TimeoutError:
+            raise CommandError(f"no answer on the admin socket in {timeout_s:.0f} s") from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise CommandError(f"the admin socket in {data_dir} failed ({exc})") from None
+        if local is not None:
+            status, raw = local
+            if status >= 400:
+                error = _json_object(raw)
+                raise CommandError(f"{error.get('message') or error} (HTTP {status})")
+            return _json_object(raw), True
+    admin_key = _admin_key(data_dir)
+    return _post(f"{url}/api/function", data, admin_key, timeout_s), admin_key is not None
+
+
+def _post(url: str, data: bytes, admin_key: str | None, timeout_s: float) -> dict[str, Any]:
     headers = {"Content-Type": "application/json"}
     if admin_key:
         headers["Authorization"] = f"Convex {admin_key}"

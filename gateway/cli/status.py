@@ -1,26 +1,32 @@
 """``outpost status``: the replication figures of a running gateway (and of its edges on a hub).
 
 It calls the admin-only system query ``_system/replication:status`` through the HTTP
-API (``POST /api/query``) with the admin key from the data directory, as ``outpost run``
-does: no route of its own, so the admin check and the error shape are every call's.
-On a hub it also calls ``_system/replication:gateways``. When no gateway answers it says
-so in one line, prints the backlog it can read from the store file, and exits 1.
-The calls use ``urllib`` and the offline read ``sqlite3`` (read-only): no event loop and
-no store opened for a one-shot look, so it never contends with the running gateway.
+API (``POST /api/query``), as ``outpost run`` does: over the data directory's admin
+socket (no key) when the gateway listens there and no ``--url`` was given, else with
+the admin key from the data directory. No route of its own, so the admin check and
+the error shape are every call's. On a hub it also calls ``_system/replication:gateways``.
+When no gateway answers it says so in one line, prints the backlog it can read from the
+store file, and exits 1. The calls use ``urllib`` or ``http.client`` and the offline
+read ``sqlite3`` (read-only): no event loop and no store opened for a one-shot look, so
+it never contends with the running gateway.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import http.client
 import json
 import sqlite3
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gateway import admin_socket
 from gateway.admin_key import read_admin_key
 from gateway.cli.common import CommandError, settings_for
 from gateway.cli.status_text import render
@@ -57,14 +63,11 @@ def show_status(args: argparse.Namespace) -> int:
     settings = settings_for(args, args.app_flag or args.app)
     url = (args.url or f"http://{url_host(settings.host)}:{settings.port}").rstrip("/")
     data_dir = Path(settings.data_dir)
+    query = _querier(url, data_dir, via_socket=not args.url)
     try:
-        key = read_admin_key(data_dir)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CommandError(f"cannot read the admin key in {data_dir} ({exc})") from None
-    try:
-        status = _query(url, STATUS_PATH, key)
+        status = query(STATUS_PATH)
         if status.get("hub"):
-            status["gateways"] = _query(url, GATEWAYS_PATH, key)
+            status["gateways"] = query(GATEWAYS_PATH)
     except NotRunning as exc:
         return _offline(args, url, data_dir, str(exc))
     status["running"] = True
@@ -99,22 +102,59 @@ def offline_backlog(path: Path) -> dict[str, Any] | None:
         conn.close()
 
 
-def _query(url: str, path: str, key: str | None) -> Any:
-    body = json.dumps({"path": path, "args": {}, "format": "json"}).encode()
+def _querier(url: str, data_dir: Path, *, via_socket: bool) -> Callable[[str], Any]:
+    """How to call an admin query: over the data directory's admin socket when
+    ``via_socket`` and a gateway listens there (no key needed), else over HTTP at
+    ``url`` with the admin key from the data directory."""
+    if via_socket and admin_socket.listening(data_dir):
+        return functools.partial(_query_socket, data_dir)
+    try:
+        key = read_admin_key(data_dir)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CommandError(f"cannot read the admin key in {data_dir} ({exc})") from None
+    return functools.partial(_query, url, key=key)
+
+
+def _body(path: str) -> bytes:
+    return json.dumps({"path": path, "args": {}, "format": "json"}).encode()
+
+
+def _query_socket(data_dir: Path, path: str) -> Any:
+    where = admin_socket.admin_socket_path(data_dir)
+    try:
+        answer = admin_socket.post(data_dir, "/api/query", _body(path), TIMEOUT_S)
+    except (OSError, http.client.HTTPException) as exc:
+        raise NotRunning(f"{where}: {exc}") from None
+    if answer is None:
+        raise NotRunning(f"{where} stopped accepting")
+    status, raw = answer
+    if status >= 400:
+        raise CommandError(f"{where} answered HTTP {status}")
+    return _value(where, raw, admin=True)
+
+
+def _query(url: str, path: str, *, key: str | None) -> Any:
     headers = {"Content-Type": "application/json"}
     if key:
         headers["Authorization"] = f"Convex {key}"
-    request = urllib.request.Request(f"{url}/api/query", data=body, headers=headers)
+    request = urllib.request.Request(f"{url}/api/query", data=_body(path), headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:  # noqa: S310 - the user's own URL
-            reply = json.loads(response.read())
+            raw = response.read()
     except urllib.error.HTTPError as exc:
         raise CommandError(f"{url} answered HTTP {exc.code} ({exc.reason})") from None
     except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
         raise NotRunning(str(getattr(exc, "reason", exc))) from None
+    return _value(url, raw, admin=bool(key))
+
+
+def _value(where: object, raw: bytes, *, admin: bool) -> Any:
+    """A query's value from its JSON reply; its error message as a ``CommandError``."""
+    try:
+        reply = json.loads(raw)
     except ValueError:
-        raise CommandError(f"{url} did not answer JSON; is it an Outpost gateway?") from None
+        raise CommandError(f"{where} did not answer JSON; is it an Outpost gateway?") from None
     if reply.get("status") != "success":
-        hint = "" if key else " (no admin key found: pass --app or --data-dir as the server has)"
+        hint = "" if admin else " (no admin key found: pass --app or --data-dir as the server has)"
         raise CommandError(f"{reply.get('errorMessage', reply)}{hint}")
     return reply.get("value")

@@ -11,6 +11,7 @@ import binascii
 import hmac
 import json
 import logging
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -33,14 +34,27 @@ class Caller:
 
 
 ANONYMOUS: Final = Caller()
+LOCAL_ADMIN: Final = Caller(admin=True)
+
+
+def on_admin_socket(request: web.Request) -> bool:
+    """Whether ``request`` came over a UNIX socket: the API listens on one only, the
+    data directory's admin socket (``gateway.admin_socket``), whose 0600 mode admits
+    this user and root alone. A TCP connection, even from this machine, never is."""
+    transport = request.transport
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    return sock is not None and sock.family == socket.AF_UNIX
 
 
 def caller_of(request: web.Request, admin_key: str | None) -> Caller:
-    """Read ``Authorization`` (or ``?adminKey=``): 401/403 for a bad header or key."""
+    """Read ``Authorization`` (or ``?adminKey=``): 401/403 for a bad header or key. A
+    request with neither is anonymous, except on the admin socket: an admin there."""
     header = request.headers.get("Authorization")
     if header is None:
         query_key = request.query.get("adminKey")
-        return ANONYMOUS if query_key is None else _admin(query_key, admin_key)
+        if query_key is not None:
+            return _admin(query_key, admin_key)
+        return LOCAL_ADMIN if on_admin_socket(request) else ANONYMOUS
     scheme, _, credentials = header.strip().partition(" ")
     scheme = scheme.lower()
     if scheme == "bearer":

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections.abc import Callable
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
@@ -22,6 +24,7 @@ from gateway.http.protocol import (
     default_max_connections,
 )
 from gateway.http.state import SLOT, GatewaySlot
+from gateway.http.unix_site import UnixSocketSite
 from gateway.metrics import Source, connection_metrics
 from gateway.redact import install_redaction
 
@@ -40,6 +43,13 @@ class _AccessLogger(AbstractAccessLogger):
         self.logger.debug(
             "%s %s %d %.1f ms", request.method, request.path, response.status, time * 1000
         )
+
+
+_HANDLER_ARGS: Final[dict[str, Any]] = {
+    "access_log_class": _AccessLogger,
+    "access_log": access_log,
+    "keepalive_timeout": KEEPALIVE_IDLE_S,
+}
 
 
 class HttpServer:
@@ -89,6 +99,20 @@ class HttpServer:
             raise
         return bound
 
+    async def listen_unix(self, path: Path) -> None:
+        """Serve the API on a UNIX socket at ``path`` too (mode 0600; its requests are
+        admin callers, ``gateway.http.admin``), under the same connection cap; ``close``
+        stops it with the TCP port and removes the file."""
+        if self._runner is None or self.guard is None:
+            raise RuntimeError("start the HttpServer before adding its UNIX socket")
+        factory = _protocol_factory(self._runner, self.settings, self.guard)
+        site = UnixSocketSite(self._runner, path, factory)
+        try:
+            await site.start()
+        except BaseException:
+            site.remove()
+            raise
+
     async def close(self) -> None:
         """Stop listening, finish in-flight requests (bounded), free the port."""
         if self._closed:
@@ -118,28 +142,30 @@ async def serve(
     """Serve ``app`` on ``host:port`` with the API's connection rules (the cap counted in
     ``guard``, the head timeout, quiet errors); returns the runner and the bound port.
     The runner's ``cleanup`` stops it, waiting ``shutdown_timeout_s`` for handlers."""
-    handler_args: dict[str, Any] = {
-        "access_log_class": _AccessLogger,
-        "access_log": access_log,
-        "keepalive_timeout": KEEPALIVE_IDLE_S,
-    }
     runner = web.AppRunner(
-        app, handle_signals=False, shutdown_timeout=settings.shutdown_timeout_s, **handler_args
+        app, handle_signals=False, shutdown_timeout=settings.shutdown_timeout_s, **_HANDLER_ARGS
     )
     await runner.setup()
     try:
-        server = runner.server
-        assert server is not None
-        loop = asyncio.get_running_loop()
-        head_timeout_s = settings.request_header_timeout_s
-
-        def protocol() -> OutpostProtocol:
-            return OutpostProtocol(
-                server, loop=loop, guard=guard, head_timeout_s=head_timeout_s, **handler_args
-            )
-
-        await HttpSite(runner, host, port, protocol).start()
+        await HttpSite(runner, host, port, _protocol_factory(runner, settings, guard)).start()
     except BaseException:
         await runner.cleanup()
         raise
     return runner, int(runner.addresses[0][1])
+
+
+def _protocol_factory(
+    runner: web.AppRunner, settings: Settings, guard: ConnectionGuard
+) -> Callable[[], OutpostProtocol]:
+    """What makes each connection's protocol, the same for every site of ``runner``."""
+    server = runner.server
+    assert server is not None
+    loop = asyncio.get_running_loop()
+    head_timeout_s = settings.request_header_timeout_s
+
+    def protocol() -> OutpostProtocol:
+        return OutpostProtocol(
+            server, loop=loop, guard=guard, head_timeout_s=head_timeout_s, **_HANDLER_ARGS
+        )
+
+    return protocol
