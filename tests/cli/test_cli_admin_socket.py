@@ -7,18 +7,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 from admin_socket_kit import short_dir, write_secret_app
+from outpost_serve_kit import OUTPOST, serving
 
 from gateway.admin_key import admin_key_path
 from gateway.admin_socket import MAX_SOCKET_PATH_BYTES, admin_socket_path
-
-OUTPOST = Path(sys.executable).parent / "outpost"
-READY = "Outpost listening on "
 
 
 def _env() -> dict[str, str]:
@@ -38,28 +33,11 @@ async def _cli(*args: str) -> tuple[int, str, str]:
     return proc.returncode, out.decode(), err.decode()
 
 
-@asynccontextmanager
-async def _serving(app: Path, data: Path) -> AsyncIterator[str]:
-    proc = await asyncio.create_subprocess_exec(
-        str(OUTPOST), "serve", str(app), "--port", "0", "--data-dir", str(data),
-        env=_env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
-        assert line.startswith(READY), line
-        yield line.strip().removeprefix(READY)
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-        await asyncio.wait_for(proc.wait(), 30)
-
-
 async def test_run_and_status_use_the_socket_without_the_admin_key(tmp_path: Path) -> None:
     app = write_secret_app(tmp_path / "app")
     with short_dir() as data:
         where = ("--app", str(app), "--data-dir", str(data))
-        async with _serving(app, data) as url:
+        async with serving(app, data, _env()) as url:
             admin_key_path(data).unlink()  # the CLI must not need it
             code, out, err = await _cli("run", "secrets:secret", *where)
             assert code == 0, err
@@ -76,7 +54,7 @@ async def test_run_and_status_use_the_socket_without_the_admin_key(tmp_path: Pat
 async def test_a_data_dir_too_long_for_a_socket_uses_http_and_the_key(tmp_path: Path) -> None:
     app = write_secret_app(tmp_path / "app")
     data = tmp_path / ("d" * MAX_SOCKET_PATH_BYTES)
-    async with _serving(app, data) as url:
+    async with serving(app, data, _env()) as url:
         port = url.rsplit(":", 1)[1]
         where = ("--app", str(app), "--data-dir", str(data), "--port", port)
         code, out, err = await _cli("run", "secrets:secret", *where)

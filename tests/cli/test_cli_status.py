@@ -6,15 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 from edge_upstream_kit import write_app
-
-OUTPOST = Path(sys.executable).parent / "outpost"
-READY = "Outpost listening on "
+from outpost_serve_kit import OUTPOST, serving
 
 
 async def _cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
@@ -24,23 +19,6 @@ async def _cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
-
-
-@asynccontextmanager
-async def _serving(app: Path, data: Path, env: dict[str, str]) -> AsyncIterator[str]:
-    proc = await asyncio.create_subprocess_exec(
-        str(OUTPOST), "serve", str(app), "--port", "0", "--data-dir", str(data),
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
-        assert line.startswith(READY), line
-        yield line.strip().removeprefix(READY)
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-        await asyncio.wait_for(proc.wait(), 30)
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -53,7 +31,7 @@ def _env(**extra: str) -> dict[str, str]:
 async def test_status_of_a_running_edge_then_of_a_stopped_one(tmp_path: Path) -> None:
     app, data, env = write_app(tmp_path / "app"), tmp_path / "d", _env()
     where = (str(app), "--data-dir", str(data))
-    async with _serving(app, data, env) as url:
+    async with serving(app, data, env) as url:
         for n in range(3):
             code, _, err = await _cli(env, "run", "readings:add", f'{{"n": {n}}}', "--url", url,
                                       "--app", str(app), "--data-dir", str(data))  # fmt: skip
@@ -76,7 +54,7 @@ async def test_status_of_a_hub_lists_its_gateways(tmp_path: Path) -> None:
     where = (str(app), "--data-dir", str(data))
     code, _, err = await _cli(env, "gateway", "add", "edge1", *where)
     assert code == 0, err
-    async with _serving(app, data, env) as url:
+    async with serving(app, data, env) as url:
         code, out, err = await _cli(env, "status", *where, "--url", url, "--json")
         assert code == 0, err
         status = json.loads(out)
