@@ -53,22 +53,25 @@ BACKOFF_MAX_S = 60.0
 UNAUTHORIZED_RETRY_S = 300.0
 IDLE_POLL_S = 5.0
 # Batches sent before the first is answered: the upstream applies one while the next
-# travels and the edge cuts another (an edge and its hub on two cores both stay busy).
-# Eight kept the hub busier behind the low-priority worker process (bench/replication.py
-# at 1,000,000: 0.47x-0.53x of the baseline against 0.42x), but with eight the uplink
-# test of overtaking batches started a new epoch once in 25 runs (a gap answer of an
-# older mark reached it after a newer one; not yet understood), so four until it is.
+# travels and the edge cuts another (an edge and its hub on two cores both stay busy;
+# behind the low-priority worker process, eight keep the hub busier than four).
 # A batch may reach the upstream before the one ahead of it (another connection); it is
 # then refused as a gap and sent again, so order holds. Only once the upstream holds a
 # mark for the epoch, though: without one, the first batch it sees starts the mark.
-PIPELINE_BATCHES = 4
+PIPELINE_BATCHES = 8
 # ... and none is added once this many bytes of changes are in flight (so two batches
 # of big documents, 4 MiB each, at the most): eight would hold 32 MiB of bodies, and as
 # much again compressed, on a board with 512 MB.
 PIPELINE_BYTES = 6 * 1024 * 1024
 
 
-def _bytes(flight: deque[tuple[Cut, asyncio.Task[int], bool]]) -> int:
+# A batch in flight: its cut, its push, and the seq the upstream had confirmed when it
+# left (an answer's mark below that one is a mark gone back; above it, it may still be
+# older than a confirmation taken since, from another connection).
+_Flight = deque[tuple[Cut, asyncio.Task[int], int]]
+
+
+def _bytes(flight: _Flight) -> int:
     return sum(cut.size_bytes for cut, _, _ in flight)
 
 
@@ -100,7 +103,7 @@ class DirectSender:
         await self._client.close()
 
 
-async def _abandon(flight: deque[tuple[Cut, asyncio.Task[int], bool]]) -> None:
+async def _abandon(flight: _Flight) -> None:
     """Cancel the pushes in flight and wait for them (an answer then is ignored). A
     cancellation of the caller still propagates (``asyncio.wait`` raises none of theirs)."""
     pushes = [pushed for _, pushed, _ in flight]
@@ -216,8 +219,7 @@ class Uplink:
         self.acked = self._confirmed = await self.outbox.cursor()
         send_after = self._confirmed
         failures = 0
-        # (batch, its push, whether a batch ahead of it was unanswered when it left)
-        flight: deque[tuple[Cut, asyncio.Task[int], bool]] = deque()
+        flight: _Flight = deque()
         try:
             while True:
                 # Until the upstream has answered a batch of this epoch it may have no mark,
@@ -227,21 +229,19 @@ class Uplink:
                     cut = await self._next_cut(send_after, wait=not flight)
                     if cut is None:
                         break
-                    flight.append((cut, asyncio.create_task(self._push(cut)), bool(flight)))
+                    pushed = asyncio.create_task(self._push(cut))
+                    flight.append((cut, pushed, self._confirmed))
                     send_after = cut.last
                 if not flight:
                     continue
-                cut, pushed, overtaking = flight.popleft()
+                cut, pushed, known = flight.popleft()
                 try:
                     applied = await pushed
                 except ReplicationGap as gap:
+                    # Cut again from the upstream's mark: a batch that overtook the one
+                    # ahead of it, or a batch after a lost one.
                     await _abandon(flight)
-                    if overtaking:
-                        # Sent before the batch ahead of it was answered, it may have
-                        # reached the upstream first: cut again from the acknowledged seq.
-                        send_after = self._confirmed
-                    else:
-                        send_after = await self._settle(gap.applied, self._confirmed)
+                    send_after = await self._answered(gap.applied, known, self._confirmed)
                     continue
                 except UplinkError as exc:
                     # What was sent after this batch is moot: it is cut again from the
@@ -253,10 +253,10 @@ class Uplink:
                     continue
                 failures = 0
                 self._link_up()
-                self._marked_epoch = self._store.epoch
-                settled = await self._settle(applied, cut.last)
+                epoch = self._marked_epoch = self._store.epoch
+                settled = await self._answered(applied, known, cut.last)
                 self.batches += 1
-                if settled != applied:  # a new epoch: the batches in flight were of the old
+                if self._store.epoch != epoch:  # the batches in flight were of the old epoch
                     await _abandon(flight)
                     send_after = settled
         finally:
@@ -310,6 +310,17 @@ class Uplink:
         log.info("the upstream does not take a batch's `newest`; sending batches without it")
         self._report_newest = False
         return True
+
+    async def _answered(self, applied: int, known: int, sent: int) -> int:
+        """Act on a push's answer: the upstream's mark ``applied``, for a push sent when
+        ``known`` was confirmed; returns the seq to send after.
+
+        A mark between the two is no news: the upstream answered this push before it
+        answered another, taken since (and abandoned batches may still land upstream).
+        Only a mark below ``known``, or past everything sent, says something changed."""
+        if known <= applied < self._confirmed:
+            return self._confirmed
+        return await self._settle(applied, sent)
 
     async def _settle(self, applied: int, sent: int) -> int:
         """Act on the upstream's mark (``sent``: the highest seq it was sent, as far as

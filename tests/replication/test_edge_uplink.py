@@ -349,3 +349,68 @@ def test_the_schema_digest_is_worked_out_again_only_for_a_new_schema() -> None:
     current[0] = second  # outpost dev swapped a new schema in
     assert digest() == schema_digest(second) != schema_digest(first)
     assert len(calls) == 3
+
+
+class _ScriptedSender:
+    """Cuts from the real outbox; each push answers the mark ``marks`` gives its first
+    seq (else its last), as an upstream that answered the pushes in another order than
+    they reached the edge would."""
+
+    def __init__(self, outbox: Outbox, marks: dict[int, int]) -> None:
+        self._outbox = outbox
+        self._marks = marks
+        self.firsts: list[int] = []
+
+    async def next_cut(self, after: int) -> Cut | None:
+        return await self._outbox.next_cut(after)
+
+    async def push(self, batch: dict[str, object], cut: Cut) -> int:
+        self.firsts.append(cut.first)
+        return self._marks.get(cut.first, cut.last)
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_an_answer_older_than_a_confirmation_taken_since_is_no_news(
+    tmp_path: Path,
+) -> None:
+    """Batches 2 and 3 travel together. The upstream answered 3 first (its mark then:
+    3's last), then took abandoned copies of later batches and answered 2 with a mark
+    past 3: the answer to 3, taken second, is older than the edge's confirmation, not a
+    mark gone back. No new epoch, nothing sent twice."""
+    n = CUT_CHANGES
+    app = write_app(tmp_path / "app")
+    async with Gateway.open(app, tmp_path / "d") as gw:
+        await gw.run_mutation("readings:add_many", {"start": 0, "count": 6 * n})
+        epoch = gw.store.epoch
+        sender = _ScriptedSender(Outbox(gw.store), {n + 1: 5 * n, 2 * n + 1: 3 * n})
+        uplink = Uplink(gw.store, sender, key=KEY, schema=lambda: "s", idle_poll_s=0.2)
+        await uplink.start()
+        try:
+            await eventually(lambda: uplink.acked == 6 * n)
+        finally:
+            await uplink.close()
+        assert gw.store.epoch == epoch
+    assert sender.firsts == [1 + k * n for k in range(6)]
+
+
+async def test_a_mark_below_what_was_confirmed_when_the_push_left_starts_a_new_epoch(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The upstream answers batch 3, sent after batch 1 was confirmed, with a mark below
+    batch 1's last: it lost what it acknowledged, so the stream starts a new epoch."""
+    n = CUT_CHANGES
+    app = write_app(tmp_path / "app")
+    async with Gateway.open(app, tmp_path / "d") as gw:
+        await gw.run_mutation("readings:add_many", {"start": 0, "count": 4 * n})
+        epoch = gw.store.epoch
+        sender = _ScriptedSender(Outbox(gw.store), {2 * n + 1: n // 2})
+        uplink = Uplink(gw.store, sender, key=KEY, schema=lambda: "s", idle_poll_s=0.2)
+        with caplog.at_level(logging.WARNING, "gateway.replication"):
+            await uplink.start()
+            try:
+                await eventually(lambda: gw.store.epoch != epoch)
+            finally:
+                await uplink.close()
+    assert "behind this gateway's acknowledged" in caplog.text
