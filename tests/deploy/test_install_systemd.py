@@ -7,8 +7,9 @@ rolled back at once. Booted, with a network of its own and no way out: the enabl
 start, a run with nothing to do leaves the gateway alone, ``outpost device add`` reaches
 Mosquitto through ``outpost-mosquitto.path`` (the device logs in), a new app restarts
 the gateway and its MQTT readings reach the store through Debian's Mosquitto, an upgrade
-to the release that cannot serve is backed up, tried and rolled back, and
-``--uninstall`` stops everything it started.
+to the release that cannot serve is backed up, tried and rolled back, an event loop
+blocked for real is killed by systemd's watchdog and restarted (``watchdog_kit``, the
+figures printed), and ``--uninstall`` stops everything it started.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 from debian_root_kit import DebianRoot, remove_root, unpack_root
 from install_kit import DEVICE, DEVICE_FILE, INSTALL, SOURCE, copy_checkout
+from watchdog_kit import booted_watchdog, stage_stall_app
 
 BROKEN = "/opt/src-broken"  # a checkout whose release cannot serve
 BOOTED = f"""
@@ -70,6 +72,7 @@ grep "outpost-install:" /root/upgrade.log
 wait_for '[ "$(state outpost.service)" = active ]'
 ls /var/lib/outpost/backups/pre-upgrade-*.tar >/dev/null || fail "no backup before the upgrade"
 echo "ok: the failed upgrade was backed up first and rolled back"
+{booted_watchdog(INSTALL)}
 
 {INSTALL} --uninstall
 [ "$(state outpost.service)" != active ] || fail "outpost still runs after --uninstall"
@@ -88,6 +91,7 @@ def root(tmp_path: Path) -> Iterator[DebianRoot]:
         copy_checkout(made.file(BROKEN))
         service = made.file(f"{BROKEN}/gateway/service.py")  # imported by `serve` alone
         service.write_text(service.read_text() + "\nraise RuntimeError('cannot serve')\n")
+        stage_stall_app(made.path)
         yield made
     finally:
         remove_root(made)
@@ -113,7 +117,10 @@ def test_under_systemd_units_start_devices_reload_a_bad_upgrade_rolls_back(
         "path unit",
         "came through mosquitto.service",
         "rolled back",
+        "ok: watchdog",
         "uninstalled",
     ):
         assert step in booted.output, booted.output
     assert "did not start on /opt/outpost/releases/" in booted.output, booted.output
+    figures = booted.output.index("watchdog figures:")
+    print(booted.output[figures : booted.output.index("ok: watchdog")])
