@@ -63,6 +63,7 @@ from gateway.runtime import logs
 from gateway.runtime.cron_clock import CronClock
 from gateway.runtime.cron_runner import CronRunner
 from gateway.runtime.crons import check_crons
+from gateway.runtime.disk_status import disk_status_function
 from gateway.runtime.functions import JsonArgs, Kind
 from gateway.runtime.http_router import check_http_routes
 from gateway.runtime.loader import App, load_app
@@ -327,6 +328,7 @@ class Gateway:
             site_url=settings.site_url,
             down_writable=settings.hub,
         )
+        self.runtime.install(disk_status_function(self.store.disk))
         return self.runtime
 
     async def _start_hub(self) -> None:

@@ -1,10 +1,12 @@
-"""``outpost status``: the replication figures of a running gateway (and of its edges on a hub).
+"""``outpost status``: the replication figures of a running gateway (and of its edges on a
+hub), and whether its disk is full.
 
-It calls the admin-only system query ``_system/replication:status`` through the HTTP
-API (``POST /api/query``), as ``outpost run`` does: over the data directory's admin
-socket (no key) when the gateway listens there and no ``--url`` was given, else with
-the admin key from the data directory. No route of its own, so the admin check and
-the error shape are every call's. On a hub it also calls ``_system/replication:gateways``.
+It calls the admin-only system queries ``_system/replication:status`` and
+``_system/disk:status`` through the HTTP API (``POST /api/query``), as ``outpost run``
+does: over the data directory's admin socket (no key) when the gateway listens there and
+no ``--url`` was given, else with the admin key from the data directory. No route of its
+own, so the admin check and the error shape are every call's. On a hub it also calls
+``_system/replication:gateways``.
 When no gateway answers it says so in one line, prints the backlog it can read from the
 store file, and exits 1. The calls use ``urllib`` or ``http.client`` and the offline
 read ``sqlite3`` (read-only): no event loop and no store opened for a one-shot look, so
@@ -33,6 +35,7 @@ from gateway.cli.status_text import render
 from gateway.config_file import url_host
 from gateway.replication.edge_status import STATUS_PATH, read_backlog
 from gateway.replication.hub_status import STATUS_PATH as GATEWAYS_PATH
+from gateway.runtime.disk_status import DISK_STATUS_PATH
 from gateway.store.layout import DB_FILENAME
 
 TIMEOUT_S = 10.0
@@ -49,8 +52,8 @@ def add_parser(
     status = commands.add_parser(
         "status",
         parents=[common],
-        help="replication status: link, backlog, drain rate (and each edge on a hub)",
-        description="Show the replication status of the gateway at --url.",
+        help="replication status: link, backlog, drain rate (and each edge on a hub); disk",
+        description="Show the replication and disk status of the gateway at --url.",
     )
     status.add_argument("app", metavar="APP_DIR", nargs="?", type=Path, default=Path("."))
     status.add_argument("--app", dest="app_flag", type=Path, help="app folder, as for `run`")
@@ -68,6 +71,7 @@ def show_status(args: argparse.Namespace) -> int:
         status = query(STATUS_PATH)
         if status.get("hub"):
             status["gateways"] = query(GATEWAYS_PATH)
+        status["disk"] = query(DISK_STATUS_PATH)
     except NotRunning as exc:
         return _offline(args, url, data_dir, str(exc))
     status["running"] = True

@@ -19,6 +19,8 @@ def render(status: dict[str, Any]) -> str:
     lines: list[str] = []
     if "gateway" in status:
         lines.append(f"gateway   {status['gateway']} (epoch {status['epoch']:.0f})")
+    if "disk" in status:
+        lines.append(f"disk      {_disk(status['disk'])}")
     if "link" in status:
         lines.append(f"link      {_link(status['link'], status['nowMs'])}")
     backlog = status.get("backlog")
@@ -31,6 +33,16 @@ def render(status: dict[str, Any]) -> str:
     if status.get("hub"):
         lines += _gateways(status.get("gateways") or [], status["nowMs"])
     return "\n".join(lines)
+
+
+def _disk(disk: dict[str, Any]) -> str:
+    free = f"{_size(disk['freeBytes'])} free in {disk['directory']}"
+    if not disk["full"]:
+        return f"ok, {free}"
+    return (
+        f"FULL: writes are refused ({free}); they resume by themselves once more than "
+        f"{_size(disk['resumeAboveBytes'])} is free (docs/disk-full.md)"
+    )
 
 
 def _link(link: dict[str, Any], now_ms: float) -> str:

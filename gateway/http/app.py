@@ -104,9 +104,13 @@ async def get_metrics(request: web.Request) -> web.Response:
 
 
 async def get_ready(request: web.Request) -> web.Response:
-    """Readiness: 200 once the gateway started (its indexes built), else 503."""
-    if slot_of(request).ready:
-        return web.json_response({"status": "ready"})
+    """Readiness: 200 once the gateway started (its indexes built), else 503. ``disk``
+    says ``"full"`` while writes are refused for a full disk: still ready, since reads
+    and live queries are served and a restart would free nothing (docs/disk-full.md)."""
+    gateway = slot_of(request).gateway
+    if gateway is not None:
+        disk = "full" if gateway.store.disk.full else "ok"
+        return web.json_response({"status": "ready", "disk": disk})
     return web.json_response(
         {"code": "NotReady", "message": "the gateway is starting (building indexes)"},
         status=503,

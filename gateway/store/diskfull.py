@@ -32,7 +32,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from gateway.errors import DiskFullError
 from gateway.store.reserve import Reserve, free_bytes, is_no_space
@@ -153,6 +153,16 @@ class DiskGuard:
             return free_bytes(self.directory)
         except OSError:
             return 0
+
+    def status(self) -> dict[str, Any]:
+        """The state as JSON-able values (``outpost status``): whether writes are
+        refused, the free bytes, and how many must be free for them to resume."""
+        return {
+            "full": self.full,
+            "directory": str(self.directory),
+            "freeBytes": float(self.free_bytes()),
+            "resumeAboveBytes": float(self.reserve.size_bytes + self.margin_bytes),
+        }
 
     def check(self) -> None:
         """Raise ``DiskFullError`` if writes are refused now."""

@@ -41,8 +41,10 @@ async def test_status_of_a_running_edge_then_of_a_stopped_one(tmp_path: Path) ->
         status = json.loads(out)
         assert status["running"] is True and status["link"]["state"] == "off"
         assert status["backlog"]["entries"] == 3 and len(status["gateway"]) == 32
+        assert status["disk"]["full"] is False and status["disk"]["freeBytes"] > 0
         code, text, _ = await _cli(env, "status", *where, "--url", url)
         assert code == 0 and "3 entries" in text and "downlink  off" in text
+        assert "disk      ok, " in text and str(data) in text
     code, out, err = await _cli(env, "status", *where, "--url", url, "--json")
     assert code == 1 and err.count("\n") == 1 and "no gateway is running" in err
     offline = json.loads(out)

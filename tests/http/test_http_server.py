@@ -84,7 +84,7 @@ async def test_health(api) -> None:
     async with api.session.get("/health") as resp:
         assert (resp.status, await resp.json()) == (200, {"status": "ok"})
     async with api.session.get("/health/ready") as resp:
-        assert (resp.status, await resp.json()) == (200, {"status": "ready"})
+        assert (resp.status, await resp.json()) == (200, {"status": "ready", "disk": "ok"})
 
 
 async def test_readiness_follows_the_gateway(app_dir, tmp_path) -> None:
