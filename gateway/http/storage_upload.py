@@ -12,6 +12,12 @@ passes the id to a mutation. Here:
   memory, then written on a worker thread.
 - Whatever fails (the client leaves, 408, 413, a digest mismatch, the commit) removes
   the temporary file before answering; a crash leaves only it, swept at the next start.
+  A commit that fails also removes the file it had already named.
+- A full disk is 507 ``DiskFull``, saying where and what is free: at once while the
+  store refuses writes (its own text), before reading when ``Content-Length`` would leave
+  less than the disk guard's margin, and when writing the file meets ENOSPC. The last
+  does not put the store in the disk-full state: the partial file is removed first, and
+  with it the room it took (``docs/disk-full.md``).
 """
 
 from __future__ import annotations
@@ -23,12 +29,15 @@ from typing import Final
 
 from aiohttp import web
 
+from gateway.errors import CommitError, DiskFullError
 from gateway.gateway import Gateway
 from gateway.http.errors import RequestError
 from gateway.http.state import slot_of
 from gateway.http.upload import BodyChunks, body_chunks
 from gateway.runtime.storage import PendingBlob, record_upload
 from gateway.runtime.upload_tokens import UploadTokenError
+from gateway.store.diskfull import DiskGuard
+from gateway.store.reserve import free_bytes, is_no_space
 
 # Bytes gathered before one write on a worker thread: big enough that the thread hop
 # is cheap per byte, small enough to hold per upload on a Pi.
@@ -57,11 +66,19 @@ async def _receive(request: web.Request, gateway: Gateway) -> str:
     content_type = request.headers.get("Content-Type")  # None stays null, as Convex
     expected = _expected_digest(request.headers.get("Digest"))
     max_bytes = gateway.settings.max_upload_bytes
-    pending = await asyncio.to_thread(PendingBlob, gateway.runtime.blobs)
+    disk = gateway.store.disk
+    _check_room(disk, request.content_length)
+    pending = await _open_pending(gateway)
     try:
-        async with body_chunks(request, max_bytes, _too_large) as chunks:
-            await _copy(chunks, pending)
-        await asyncio.to_thread(pending.seal)
+        try:
+            async with body_chunks(request, max_bytes, _too_large) as chunks:
+                await _copy(chunks, pending)
+            await asyncio.to_thread(pending.seal)
+        except OSError as exc:
+            if not is_no_space(exc):
+                raise
+            await asyncio.to_thread(pending.discard)  # first: the message says what is free
+            raise _no_room(disk) from None
         if expected is not None and expected != pending.sha256:
             raise RequestError(
                 400,
@@ -69,12 +86,32 @@ async def _receive(request: web.Request, gateway: Gateway) -> str:
                 f"the body's sha-256 is {pending.sha256}, not {expected} as its Digest "
                 "header says; the file was not stored",
             )
+        return await _record(gateway, pending, content_type)
+    finally:
+        await asyncio.to_thread(pending.discard)
+
+
+async def _open_pending(gateway: Gateway) -> PendingBlob:
+    try:
+        return await asyncio.to_thread(PendingBlob, gateway.runtime.blobs)
+    except OSError as exc:
+        if is_no_space(exc):
+            raise _no_room(gateway.store.disk) from None
+        raise
+
+
+async def _record(gateway: Gateway, pending: PendingBlob, content_type: str | None) -> str:
+    """Commit the ``_storage`` document; a failed commit takes the placed file back."""
+    try:
         storage_id, _ = await gateway.store.write(
             lambda tx: record_upload(tx, pending, tx.ts / 1_000_000, content_type)
         )
-        return storage_id
-    finally:
-        await asyncio.to_thread(pending.discard)
+    except CommitError as exc:
+        await asyncio.to_thread(pending.withdraw)
+        if isinstance(exc, DiskFullError):
+            raise _refused(exc) from None
+        raise
+    return storage_id
 
 
 async def _copy(chunks: BodyChunks, pending: PendingBlob) -> None:
@@ -106,6 +143,44 @@ def _expected_digest(header: str | None) -> str | None:
                 break
     raise RequestError(
         400, "BadDigest", f"the Digest header must read 'sha-256=<base64>', not {header[:80]!r}"
+    )
+
+
+def _check_room(disk: DiskGuard, declared: int | None) -> None:
+    """Refuse before reading: while writes are refused for a full disk, or when the
+    declared size would leave less than the guard's margin free (the store's room)."""
+    if disk.full:
+        raise _refused(disk.refusal())
+    if declared is None:
+        return
+    try:
+        free = free_bytes(disk.directory)
+    except OSError:
+        return  # unknown: the writes will tell
+    if declared > free - disk.margin_bytes:
+        raise _no_room(disk, declared)
+
+
+def _refused(exc: DiskFullError) -> RequestError:
+    return RequestError(
+        507, "DiskFull", f"{exc}; the file was not stored", headers={"Connection": "close"}
+    )
+
+
+def _no_room(disk: DiskGuard, declared: int | None = None) -> RequestError:
+    """The upload's own ENOSPC (the store is not in the disk-full state for it: the
+    partial file is gone, and with it the bytes it took)."""
+    size = "" if declared is None else f" of {declared / 1048576:.1f} MiB"
+    free = disk.free_bytes() / 1048576
+    return RequestError(
+        507,
+        "DiskFull",
+        f"no room for the file{size}: the disk holding the data directory "
+        f"{disk.directory} has {free:.1f} MiB free, of which "
+        f"{disk.margin_bytes / 1048576:.1f} MiB stays for the store; the file was not "
+        "stored. Delete files on that filesystem (old logs, backups, exports) or upload "
+        "a smaller file",
+        headers={"Connection": "close"},
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import io
 import os
@@ -94,7 +95,7 @@ class PendingBlob:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         self._file: IO[bytes] = os.fdopen(os.open(self._tmp, flags, 0o600), "wb")
         self._hash = hashlib.sha256()
-        self._placed = False
+        self._placed: Path | None = None
         self.size = 0
 
     @property
@@ -115,15 +116,28 @@ class PendingBlob:
 
     def place(self, storage_id: str, *, sync_dir: bool = True) -> None:
         """Give the sealed file its blob name."""
-        os.replace(self._tmp, self._blobs.path(storage_id))
-        self._placed = True
+        placed = self._blobs.path(storage_id)
+        os.replace(self._tmp, placed)
+        self._placed = placed
         if sync_dir:
             self._blobs.sync_dir()
 
     def discard(self) -> None:
-        self._file.close()
-        if not self._placed:
+        """Remove the temporary file (a no-op once placed). Closing flushes what is
+        buffered, which fails again on a full disk: those bytes are thrown away anyway,
+        and the file must go whatever the close says."""
+        with contextlib.suppress(OSError):
+            self._file.close()
+        if self._placed is None:
             self._tmp.unlink(missing_ok=True)
+
+    def withdraw(self) -> None:
+        """Remove the placed file after the commit that would have named it failed
+        (``CommitError``: nothing in the batch happened), rather than leave it to the
+        sweep at the next start."""
+        if self._placed is not None:
+            self._placed.unlink(missing_ok=True)
+            self._placed = None
 
 
 def record_upload(
