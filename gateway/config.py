@@ -68,6 +68,17 @@ class Settings:
     answered: IP addresses, ``localhost``, this machine's name and ``<name>.local``, the
     ``discovery_name`` and ``site_url``'s host; any other ``Host`` gets 403, the defence
     against DNS rebinding (``docs/lan-security.md``)."""
+    tls: bool = False
+    """Serve the HTTP API and HTTP actions over HTTPS (the sync WebSocket as ``wss://``)
+    with a certificate of the gateway's local CA, made on first need in ``<data dir>/tls/``
+    (``outpost tls ca`` prints the CA certificate for clients to trust), or with
+    ``tls_cert`` and ``tls_key``. See ``docs/lan-security.md``."""
+    tls_cert: str = ""
+    """A certificate of your own (PEM, any chain after it) for ``tls`` and
+    ``mqtt_tls_port`` instead of the local CA's; set with ``tls_key``. A relative path in
+    ``outpost.toml`` is relative to that file."""
+    tls_key: str = ""
+    """The private key (PEM, not encrypted) of ``tls_cert``."""
     max_upload_bytes: int = 100 * 1024 * 1024
     """Largest file a client may POST to an upload URL (``ctx.storage.generate_upload_url``);
     larger ones get 413 and leave nothing behind. Convex sets none; the file goes to disk
@@ -103,6 +114,10 @@ class Settings:
     """Address the managed broker listens on (``0.0.0.0`` for devices on the LAN)."""
     mqtt_port: int = 1883
     """TCP port of the managed broker's listener."""
+    mqtt_tls_port: int = 0
+    """TCP port of the managed broker's TLS listener (MQTT over TLS, usually 8883), on
+    ``mqtt_host``, with the certificate ``tls`` uses (0 = none); the plain listener on
+    ``mqtt_port`` stays. Also in the drop-in of ``outpost mqtt config``."""
     mqtt_url: str = ""
     """The external broker with the gateway's credentials, for ``mqtt_broker =
     "external"``: ``mqtt://user:password@host:1883`` or ``mqtts://`` for TLS."""
@@ -175,6 +190,12 @@ class Settings:
         if len(self.discovery_name.encode()) > 63:  # one DNS label (RFC 6763 section 4.1.1)
             raise ConfigError(
                 f"discovery_name must be at most 63 bytes, got {len(self.discovery_name.encode())}"
+            )
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError("tls_cert and tls_key go together: set both or neither")
+        if self.mqtt_tls_port and self.mqtt_tls_port == self.mqtt_port:
+            raise ConfigError(
+                f"mqtt_tls_port must differ from mqtt_port, both are {self.mqtt_port}"
             )
         if self.outbox_max_bytes < 0:
             raise ConfigError(f"outbox_max_bytes must be 0 or more, got {self.outbox_max_bytes}")

@@ -27,6 +27,8 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 MQTT_BROKERS = ("managed", "external", "off")
 MQTT_URL_SCHEMES = ("mqtt", "mqtts")
 
+# Paths: relative to the file that sets them, or to the working directory.
+_PATHS = ("data_dir", "tls_cert", "tls_key")
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 _TYPES: dict[str, Any] = get_type_hints(Settings)
 _NAMES = tuple(f.name for f in fields(Settings))
@@ -92,7 +94,7 @@ def _read_file(path: Path) -> dict[str, tuple[Any, str]]:
         if key not in _TYPES:
             raise ConfigError(f"{where}: unknown setting {key!r}{_suggest(key)}")
         value = _checked(key, value, where)
-        if key == "data_dir" and value:
+        if key in _PATHS and value:
             value = str((path.parent / value).resolve())
         found[key] = (value, where)
     return found
@@ -121,7 +123,7 @@ def _read_environ(environ: Mapping[str, str]) -> tuple[dict[str, tuple[Any, str]
                 warnings.append(f"{variable} is not a setting (did you mean {hint}?); ignored")
             continue
         value = _parsed(name, text, variable)
-        if name == "data_dir" and value:
+        if name in _PATHS and value:
             value = str(Path(value).resolve())
         found[name] = (value, variable)
     return found, warnings
@@ -152,7 +154,8 @@ def _derive(
         origins["data_dir"] = "default (XDG_DATA_HOME/outpost/<app folder name>)"
     if "site_url" not in values:
         host = values.get("host", Settings.host)
-        values["site_url"] = f"http://{url_host(host)}:{values.get('port', Settings.port)}"
+        scheme = "https" if values.get("tls") else "http"
+        values["site_url"] = f"{scheme}://{url_host(host)}:{values.get('port', Settings.port)}"
         origins["site_url"] = "derived from host and port"
 
 
@@ -256,6 +259,8 @@ def _check_rules(name: str, value: Any, where: str) -> None:
         problem = "must be between 0 and 65535"
     elif name == "mqtt_port" and not 1 <= value <= 65535:
         problem = "must be between 1 and 65535"
+    elif name == "mqtt_tls_port" and not 0 <= value <= 65535:
+        problem = "must be between 0 (no TLS listener) and 65535"
     elif name == "log_level" and value not in LOG_LEVELS:
         problem = f"must be one of {', '.join(LOG_LEVELS)}"
     elif name == "mqtt_broker" and value not in MQTT_BROKERS:

@@ -156,6 +156,11 @@ class BrokerError(OutpostError):
     """The managed MQTT broker could not start or be stopped; ``str()`` is one line."""
 
 
+class TlsError(OutpostError):
+    """The local CA (``<data dir>/tls/``) cannot be read or its certificate cannot be
+    made; ``str()`` says which file and what to do."""
+
+
 class StartError(OutpostError):
     """A start step failed and every step started before it was stopped; ``str()`` is
     one line, ``cannot start: <step>: <reason>``, and ``__cause__`` is the step's error."""

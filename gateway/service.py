@@ -11,8 +11,12 @@ open files      soft RLIMIT_NOFILE raised to the hard one   the old soft limit b
                 (the HTTP server sizes its connection cap
                 from it)
 gil switching   the GIL switch interval set to 1 ms         the interval found
-http            the listening socket; until "attach",       close (no-op once "attach"
-                calls and /health/ready answer 503          stopped it)
+http            the TLS certificate (``tls`` or             close (no-op once "attach"
+                ``mqtt_tls_port``: ``gateway.tls``, the     stopped it)
+                local CA's issued when needed); the
+                listening socket (HTTPS with ``tls``);
+                until "attach", calls and /health/ready
+                answer 503
 gateway         the gateway's own steps, in their order     ``Gateway.close``: its steps in
                 (``gateway.gateway``)                       reverse
 admin socket    the API on ``<data dir>/outpost.sock``      close HTTP (the socket's file
@@ -70,6 +74,7 @@ import logging
 import os
 import resource
 import socket
+import ssl
 import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
@@ -91,12 +96,13 @@ from gateway.lifecycle import Lifecycle, StepHook, cancel_task
 from gateway.metrics import bridge_metrics
 from gateway.mqtt.bridge import Bridge
 from gateway.mqtt.endpoint import BrokerEndpoint, endpoint_from_url
-from gateway.mqtt.supervisor import ManagedBroker, current_user
+from gateway.mqtt.supervisor import ManagedBroker, broker_tls, current_user
 from gateway.replication.downlink import Downlink
 from gateway.replication.edge import Links, start_replication, stop_replication
 from gateway.replication.uplink import Uplink
 from gateway.runtime.loader import App
 from gateway.sdnotify import Notifier, feed_watchdog, stop_feeding, watchdog_interval_s
+from gateway.tls import ServerTls, server_tls
 
 if TYPE_CHECKING:
     from gateway.discovery import Discovery, Plan, Unannounced
@@ -124,6 +130,7 @@ class Service:
     uplink: Uplink | None = None  # replication upstream (``gateway.replication.uplink``)
     downlink: Downlink | None = None  # ``down`` tables pulled (``gateway.replication.downlink``)
     _broker: ManagedBroker | None = None  # the managed broker, when this process runs one
+    tls: ServerTls | None = None  # the certificate served, with ``tls`` or ``mqtt_tls_port``
     # The HTTP actions' port once it listens: from the start when the app has routes,
     # else from the ``outpost dev`` reload that adds them; None until then.
     site_port: int | None = None
@@ -191,7 +198,10 @@ class Service:
         # share its step may use, so it cuts them itself rather than being cancelled
         # half-way (leaving connections open) and the gateway keeps time to drain.
         grace_s = settings.shutdown_timeout_s * HTTP_GRACE_SHARE
-        self.server = HttpServer(settings=replace(settings, shutdown_timeout_s=grace_s))
+        self.tls = await asyncio.to_thread(server_tls, settings)  # may make keys: off the loop
+        self.server = HttpServer(
+            settings=replace(settings, shutdown_timeout_s=grace_s), ssl_context=self._ssl_context
+        )
         host, port = settings.host, settings.port
         try:
             self.port = await self.server.start(host, port)
@@ -202,6 +212,15 @@ class Service:
                 exc.errno, reason + "pick another --port or stop the process using it"
             ) from exc
         return self.port
+
+    @property
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        return self.tls.context if self.tls is not None else None
+
+    @property
+    def scheme(self) -> str:
+        """``https`` when the API and HTTP actions serve TLS, else ``http``."""
+        return "https" if self._ssl_context is not None else "http"
 
     async def _start_gateway(self) -> Gateway:
         self.gateway = await Gateway.launch(
@@ -244,6 +263,7 @@ class Service:
             settings.mqtt_port,
             self.gateway.app.mqtt,
             run_as_user=current_user(),
+            tls=broker_tls(settings.mqtt_tls_port, self.tls),
         )
         self.mqtt_endpoint = await broker.start()
         self._broker = broker
@@ -282,13 +302,18 @@ class Service:
         gateway without ``convex/http.py`` holds no second port (tests and several
         gateways on one host would all want 3211)."""
         site = SiteServer(
-            self.gateway, self.server.settings, self.server.app[LIMITS].budget, self._guard()
+            self.gateway,
+            self.server.settings,
+            self.server.app[LIMITS].budget,
+            self._guard(),
+            self._ssl_context,
         )
 
         async def follow_routes(app: App) -> None:  # ``outpost dev`` reloads
             if app.http is not None and not site.listening:
                 await self._listen_site(site)
-                log.info("HTTP actions on http://%s:%d", self.settings.host, self.site_port)
+                where = f"{self.scheme}://{self.settings.host}:{self.site_port}"
+                log.info("HTTP actions on %s", where)
 
         if self.gateway.app.http is not None:
             await self._listen_site(site)
@@ -354,6 +379,8 @@ class Service:
             site_port=self.site_port,
             mqtt_host=settings.mqtt_host,
             mqtt_port=broker.port if broker is not None else None,
+            tls=settings.tls,
+            mqtt_tls_port=settings.mqtt_tls_port if broker is not None else None,
         )
 
     async def _ready(self) -> None:
@@ -397,10 +424,11 @@ def _with_bound_site_url(settings: Settings, bound_port: int) -> Settings:
     """``--port 0`` binds some free port; a ``site_url`` derived from host and port (not
     one the user set) then names the port bound, so ``ctx.storage.get_url`` and upload
     URLs reach this server."""
-    derived_for_zero = f"http://{url_host(settings.host)}:0"
+    scheme = "https" if settings.tls else "http"
+    derived_for_zero = f"{scheme}://{url_host(settings.host)}:0"
     if settings.port != 0 or settings.site_url.rstrip("/") != derived_for_zero:
         return settings
-    return replace(settings, site_url=f"http://{url_host(settings.host)}:{bound_port}")
+    return replace(settings, site_url=f"{scheme}://{url_host(settings.host)}:{bound_port}")
 
 
 async def _stop_bridge(bridge: Bridge | None) -> None:

@@ -33,6 +33,7 @@ from gateway.cli import (
     serve,
     snapshot_cmd,
     status,
+    tls_cmd,
 )
 from gateway.cli.common import CommandError, UsageError, common_flags
 from gateway.errors import ConfigError, MissingProgramError, OutpostError, StartError
@@ -65,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     mqtt_cmd.add_parser(commands, common)
     status.add_parser(commands, common)
     discover_cmd.add_parser(commands)
+    tls_cmd.add_parser(commands, common)
     return parser
 
 

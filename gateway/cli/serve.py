@@ -106,6 +106,7 @@ def _announce(service: Service) -> None:
         print(f"outpost: {gateway.app_error}", file=sys.stderr, flush=True)
         print("outpost: serving the last good copy of the app instead", file=sys.stderr)
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
-    print(f"Outpost listening on http://{host}:{service.port}", flush=True)
+    scheme = service.scheme  # https with ``tls``
+    print(f"Outpost listening on {scheme}://{host}:{service.port}", flush=True)
     if service.site_port is not None:  # a line of its own: scripts match the first whole
-        print(f"Outpost HTTP actions on http://{host}:{service.site_port}", flush=True)
+        print(f"Outpost HTTP actions on {scheme}://{host}:{service.site_port}", flush=True)

@@ -16,6 +16,8 @@ def gateway_plan(
     site_port: int | None,
     mqtt_host: str,
     mqtt_port: int | None,
+    tls: bool = False,
+    mqtt_tls_port: int | None = None,
 ) -> Plan | Unannounced:
     """The API (and the managed broker, when it runs: ``mqtt_port`` set, and listens on
     the LAN) announced on the addresses where ``host`` is reached from the LAN."""
@@ -29,5 +31,7 @@ def gateway_plan(
         api_port=api_port,
         site_port=site_port,
         mqtt_port=mqtt_port if on_lan else None,
+        tls=tls,
+        mqtt_tls_port=mqtt_tls_port,
     )
     return Plan(announcements, addresses, gateway_id)

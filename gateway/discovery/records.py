@@ -55,18 +55,26 @@ def gateway_announcements(
     api_port: int,
     site_port: int | None,
     mqtt_port: int | None,
+    tls: bool = False,
+    mqtt_tls_port: int | None = None,
 ) -> list[Announcement]:
     """The gateway's ``_outpost._tcp`` service on the API port, and ``_mqtt._tcp`` on the
     managed broker's port when it runs (``mqtt_port`` None: not announced). The HTTP
-    actions' port is in the TXT record only once the site listens."""
+    actions' port is in the TXT record only once the site listens; ``tls=1`` says the
+    API and the actions speak HTTPS, ``tls_port`` the broker's TLS listener."""
     instance = instance_name(name)
     common = {"txtvers": TXT_VERSION, "name": instance, "gateway_id": gateway_id}
     txt = {**common, "version": outpost_version(), "api_port": str(api_port)}
     if site_port is not None:
         txt["site_port"] = str(site_port)
+    if tls:
+        txt["tls"] = "1"
     found = [Announcement(OUTPOST_TYPE, instance, api_port, _checked(txt))]
     if mqtt_port is not None:
-        found.append(Announcement(MQTT_TYPE, instance, mqtt_port, _checked(common)))
+        mqtt_txt = dict(common)
+        if mqtt_tls_port:
+            mqtt_txt["tls_port"] = str(mqtt_tls_port)
+        found.append(Announcement(MQTT_TYPE, instance, mqtt_port, _checked(mqtt_txt)))
     return found
 
 
@@ -89,6 +97,7 @@ class FoundGateway:
     gateway_id: str
     site_port: int | None
     mqtt_port: int | None = None
+    tls: bool = False  # the API and HTTP actions speak HTTPS
 
     def as_json(self) -> dict[str, object]:
         """The ``outpost discover --json`` object."""
@@ -102,6 +111,7 @@ class FoundGateway:
             "mqttPort": self.mqtt_port,
             "version": self.version,
             "gatewayId": self.gateway_id,
+            "tls": self.tls,
         }
 
 
@@ -118,6 +128,7 @@ def found_gateway(
         version=txt.get("version") or "unknown",
         gateway_id=txt.get("gateway_id") or "",
         site_port=_port(txt.get("site_port")),
+        tls=txt.get("tls") == "1",
     )
 
 

@@ -27,6 +27,7 @@ import asyncio
 import json
 import logging
 import resource
+import ssl
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -282,9 +283,11 @@ class OutpostProtocol(RequestHandler):
 
 
 class HttpSite(web.BaseSite):
-    """A TCP site whose connections are ``OutpostProtocol``s made by ``factory``."""
+    """A TCP site whose connections are ``OutpostProtocol``s made by ``factory``; with
+    ``ssl_context``, TLS whose handshake must end within ``handshake_timeout_s`` (the
+    protocol, and its head timeout, start once it has)."""
 
-    __slots__ = ("_host", "_port", "_factory")
+    __slots__ = ("_host", "_port", "_factory", "_handshake_timeout_s")
 
     def __init__(
         self,
@@ -294,19 +297,29 @@ class HttpSite(web.BaseSite):
         factory: Callable[[], OutpostProtocol],
         *,
         backlog: int = BACKLOG,
+        ssl_context: ssl.SSLContext | None = None,
+        handshake_timeout_s: float | None = None,
     ) -> None:
-        super().__init__(runner, backlog=backlog)
+        super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
         self._host = host
         self._port = port
         self._factory = factory
+        self._handshake_timeout_s = handshake_timeout_s if ssl_context is not None else None
 
     @property
     def name(self) -> str:
-        return f"http://{self._host}:{self._port}"
+        scheme = "https" if self._ssl_context is not None else "http"
+        return f"{scheme}://{self._host}:{self._port}"
 
     async def start(self) -> None:
         await super().start()
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            self._factory, self._host, self._port, backlog=self._backlog, reuse_address=True
+            self._factory,
+            self._host,
+            self._port,
+            backlog=self._backlog,
+            reuse_address=True,
+            ssl=self._ssl_context,
+            ssl_handshake_timeout=self._handshake_timeout_s,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import ssl
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -61,8 +62,10 @@ class HttpServer:
         *,
         admin_key: str | None = None,
         settings: Settings | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.settings = settings or Settings()
+        self.ssl_context = ssl_context  # HTTPS on the TCP port (never on the UNIX socket)
         install_redaction()
         self.app = build_app(gateway, admin_key=admin_key, settings=self.settings)
         self.guard: ConnectionGuard | None = None
@@ -93,7 +96,9 @@ class HttpServer:
         self.guard = ConnectionGuard(self.settings.max_connections or default_max_connections())
         self.add_metrics(functools.partial(connection_metrics, self.guard))
         try:
-            self._runner, bound = await serve(self.app, host, port, self.settings, self.guard)
+            self._runner, bound = await serve(
+                self.app, host, port, self.settings, self.guard, self.ssl_context
+            )
         except BaseException:
             await self.close()
             raise
@@ -137,17 +142,31 @@ class HttpServer:
 
 
 async def serve(
-    app: web.Application, host: str, port: int, settings: Settings, guard: ConnectionGuard
+    app: web.Application,
+    host: str,
+    port: int,
+    settings: Settings,
+    guard: ConnectionGuard,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> tuple[web.AppRunner, int]:
     """Serve ``app`` on ``host:port`` with the API's connection rules (the cap counted in
-    ``guard``, the head timeout, quiet errors); returns the runner and the bound port.
-    The runner's ``cleanup`` stops it, waiting ``shutdown_timeout_s`` for handlers."""
+    ``guard``, the head timeout, quiet errors), over TLS with ``ssl_context`` (the
+    handshake gets the head's timeout); returns the runner and the bound port. The
+    runner's ``cleanup`` stops it, waiting ``shutdown_timeout_s`` for handlers."""
     runner = web.AppRunner(
         app, handle_signals=False, shutdown_timeout=settings.shutdown_timeout_s, **_HANDLER_ARGS
     )
     await runner.setup()
     try:
-        await HttpSite(runner, host, port, _protocol_factory(runner, settings, guard)).start()
+        factory = _protocol_factory(runner, settings, guard)
+        await HttpSite(
+            runner,
+            host,
+            port,
+            factory,
+            ssl_context=ssl_context,
+            handshake_timeout_s=settings.request_header_timeout_s,
+        ).start()
     except BaseException:
         await runner.cleanup()
         raise

@@ -9,6 +9,8 @@ per-chunk timeout. Only the routes differ: one catch-all handler
 
 from __future__ import annotations
 
+import ssl
+
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
@@ -28,11 +30,17 @@ class SiteServer:
     """The gateway's HTTP actions on one address; ``close`` is idempotent."""
 
     def __init__(
-        self, gateway: Gateway, settings: Settings, budget: BodyBudget, guard: ConnectionGuard
+        self,
+        gateway: Gateway,
+        settings: Settings,
+        budget: BodyBudget,
+        guard: ConnectionGuard,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         install_redaction()
         self.settings = settings
         self.guard = guard
+        self.ssl_context = ssl_context  # HTTPS, as the API
         self.app = build_site_app(gateway, settings, budget)
         self._runner: web.AppRunner | None = None
         self._closed = False
@@ -45,7 +53,9 @@ class SiteServer:
         """Listen on ``host:port`` (0: an ephemeral port); returns the bound port."""
         if self._closed or self._runner is not None:
             raise RuntimeError("a SiteServer starts once")
-        self._runner, bound = await serve(self.app, host, port, self.settings, self.guard)
+        self._runner, bound = await serve(
+            self.app, host, port, self.settings, self.guard, self.ssl_context
+        )
         return bound
 
     async def close(self) -> None:

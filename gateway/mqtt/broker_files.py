@@ -48,6 +48,16 @@ MAX_PACKET_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
+class BrokerTls:
+    """A TLS listener on ``port`` (``mqtt_tls_port``), presenting ``cert`` and ``key``
+    (PEM files the broker's user can read)."""
+
+    port: int
+    cert: Path
+    key: Path
+
+
+@dataclass(frozen=True)
 class BrokerSpec:
     """What the managed broker's files are made from.
 
@@ -57,6 +67,7 @@ class BrokerSpec:
     (``sensors/{device}/temperature``). ``run_as_user``: when the gateway runs as root,
     Mosquitto would otherwise drop to the ``mosquitto`` user, which cannot read the
     gateway's 0600 files; pass the gateway's own user (no effect when not root).
+    ``tls``: a second listener, on the same host, for MQTT over TLS.
     """
 
     host: str
@@ -67,6 +78,7 @@ class BrokerSpec:
     ingest_patterns: Sequence[str] = ()
     publish_patterns: Sequence[str] = ()
     run_as_user: str | None = None
+    tls: BrokerTls | None = None
 
     @property
     def directory(self) -> Path:
@@ -81,6 +93,8 @@ def broker_file_texts(spec: BrokerSpec) -> dict[str, str]:
         raise ValueError(f"the bridge user {spec.bridge_user!r} has no password entry")
     if not 0 < spec.port < 65536:
         raise ValueError(f"MQTT port {spec.port} is not between 1 and 65535")
+    if spec.tls is not None and (not 0 < spec.tls.port < 65536 or spec.tls.port == spec.port):
+        raise ValueError(f"MQTT TLS port {spec.tls.port} is not a port of its own (1-65535)")
     return {
         CONFIG_NAME: config_text(spec),
         PASSWORD_FILE_NAME: password_file_text(spec.users),
@@ -159,6 +173,17 @@ def _config_lines(spec: BrokerSpec) -> list[str]:
         "",
         f"listener {spec.port} {spec.host}",
     ]
+    if spec.tls is not None:
+        lines += [
+            "",
+            "# MQTT over TLS (mqtt_tls_port). With per_listener_settings false the security",
+            "# settings above cover this listener too; certfile and keyfile are its own.",
+            "# No cafile: devices authenticate with their password, not a certificate.",
+            "# TLS 1.2 and 1.3, Mosquitto's default.",
+            f"listener {spec.tls.port} {spec.host}",
+            f"certfile {spec.tls.cert}",
+            f"keyfile {spec.tls.key}",
+        ]
     return lines
 
 

@@ -40,6 +40,7 @@ from gateway.mqtt.broker_files import (
     CONFIG_NAME,
     PASSWORD_FILE_NAME,
     BrokerSpec,
+    BrokerTls,
     write_broker_files,
 )
 from gateway.mqtt.endpoint import BrokerEndpoint
@@ -47,6 +48,7 @@ from gateway.mqtt.passwords import generate_password, hash_password, read_passwo
 from gateway.mqtt.routes import MqttRouter
 from gateway.mqtt.topics import placeholders
 from gateway.private_files import files_lock
+from gateway.tls import ServerTls
 
 log = logging.getLogger("gateway.mqtt")
 broker_log = logging.getLogger("gateway.mqtt.broker")
@@ -83,6 +85,14 @@ def current_user() -> str | None:
     """The user Mosquitto must run as: ours when we are root (else it would drop to the
     ``mosquitto`` user, which cannot read our 0600 files); None otherwise."""
     return pwd.getpwuid(os.geteuid()).pw_name if os.geteuid() == 0 else None
+
+
+def broker_tls(port: int, tls: ServerTls | None) -> BrokerTls | None:
+    """The TLS listener on ``port`` (``mqtt_tls_port``; 0 = none) with the certificate
+    the gateway serves. Mosquitto runs as the gateway's user, so it reads the key."""
+    if not port or tls is None:
+        return None
+    return BrokerTls(port, tls.files.cert.absolute(), tls.files.key.absolute())
 
 
 def route_patterns(router: MqttRouter | None) -> tuple[list[str], list[str]]:
@@ -127,6 +137,7 @@ class ManagedBroker:
         *,
         run_as_user: str | None = None,
         restart_first_s: float = RESTART_FIRST_S,
+        tls: BrokerTls | None = None,
     ) -> None:
         self.directory = broker_pid.broker_directory(data_dir)
         self.host = host
@@ -134,6 +145,7 @@ class ManagedBroker:
         self._data_dir = data_dir
         self._router = router
         self._run_as_user = run_as_user
+        self.tls = tls
         self._restart_first_s = restart_first_s
         self._bridge_hash = ""
         self._argv: list[str] = []
@@ -163,7 +175,8 @@ class ManagedBroker:
             await self.stop()
             raise
         self._supervisor = asyncio.create_task(self._supervise(), name="outpost-mqtt-broker")
-        log.info("MQTT broker (mosquitto) on %s:%d, pid %s", self.host, self.port, self.pid)
+        tls = f", TLS on port {self.tls.port}" if self.tls is not None else ""
+        log.info("MQTT broker (mosquitto) on %s:%d%s, pid %s", self.host, self.port, tls, self.pid)
         return BrokerEndpoint(_connect_host(self.host), self.port, BRIDGE_USER, password)
 
     async def update_routes(self, router: MqttRouter | None) -> None:
@@ -224,6 +237,7 @@ class ManagedBroker:
                 ingest,
                 publish,
                 self._run_as_user,
+                self.tls,
             )
             write_broker_files(spec)
 
@@ -278,6 +292,13 @@ class ManagedBroker:
 
     def _exit_reason(self, run: _Run) -> str:
         line, port = run.last_line, self.port
+        if "Address already in use" in line and self.tls is not None:
+            tls_port = self.tls.port
+            return (
+                f"MQTT port {port} or TLS port {tls_port} is in use on {self.host} (mosquitto: "
+                f"{line}); set mqtt_port or mqtt_tls_port, or stop the other broker "
+                f"(`ss -ltnp 'sport = :{port}' or 'sport = :{tls_port}'` names it)"
+            )
         if "Address already in use" in line:
             return (
                 f"MQTT port {port} is in use on {self.host} (mosquitto: {line}); set mqtt_port "
