@@ -16,6 +16,10 @@ every 1000 changes, queues bounded by bytes, ``max_packet_size``.
 Printed: the drop-in and the ACL, each after a ``# file: NAME`` line. Never printed: the
 password file, which holds the devices' hashes; ``--dir`` writes it (0600) beside the
 others, with a bridge password of its own whose URL goes to ``DIR/bridge-url`` (0600).
+With ``mqtt_tls_port`` the drop-in has a TLS listener too, and ``--dir`` copies the
+gateway's certificate and key there (``server.crt``, ``server.key``: the local CA's,
+issued if needed, or ``tls_cert``/``tls_key``), where the ``mosquitto`` user can be given
+them without reading the gateway's data directory.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from gateway.mqtt.broker_files import (
     BRIDGE_USER,
     PASSWORD_FILE_NAME,
     BrokerSpec,
+    BrokerTls,
     acl_text,
     config_text,
 )
@@ -46,9 +51,12 @@ from gateway.mqtt.supervisor import route_patterns
 from gateway.private_files import files_lock, write_private_file
 from gateway.runtime.loader import load_app
 from gateway.store.datadir import make_private_dir
+from gateway.tls import cert_files
 
 DROP_IN_NAME = "outpost.conf"
 BRIDGE_URL_NAME = "bridge-url"
+TLS_CERT_NAME = "server.crt"
+TLS_KEY_NAME = "server.key"
 DEFAULT_FILES_DIR = Path("/etc/mosquitto/outpost")
 # Set by Debian's stock mosquitto.conf, or meaningful only for the managed broker.
 STOCK_OPTIONS = frozenset(
@@ -98,16 +106,19 @@ def print_config(args: argparse.Namespace) -> int:
         print(text)
     if args.dir is not None:
         _write(files_dir, texts, settings)
-    _advise(files_dir, written=args.dir is not None)
+    _advise(files_dir, written=args.dir is not None, tls=settings.mqtt_tls_port > 0)
     return 0
 
 
 def drop_in_text(settings: Settings, files_dir: Path) -> str:
     """The managed broker's config without what the stock config sets, naming files in
     ``files_dir``."""
+    tls = None
+    if settings.mqtt_tls_port:
+        tls = BrokerTls(settings.mqtt_tls_port, files_dir / TLS_CERT_NAME, files_dir / TLS_KEY_NAME)
     spec = BrokerSpec(
         settings.mqtt_host, settings.mqtt_port, Path(settings.data_dir), BRIDGE_USER,
-        {BRIDGE_USER: _ANY_HASH},
+        {BRIDGE_USER: _ANY_HASH}, tls=tls,
     )  # fmt: skip
     moved = {
         "password_file": f"password_file {files_dir / PASSWORD_FILE_NAME}",
@@ -161,12 +172,16 @@ def _write(files_dir: Path, texts: dict[str, str], settings: Settings) -> None:
         ours = hash_password(password)
         url = f"mqtt://{BRIDGE_USER}:{password}@127.0.0.1:{settings.mqtt_port}\n"
         write_private_file(files_dir / BRIDGE_URL_NAME, url)
+    if settings.mqtt_tls_port:  # before the drop-in that names them
+        source = cert_files(settings)
+        write_private_file(files_dir / TLS_CERT_NAME, source.cert.read_text())
+        write_private_file(files_dir / TLS_KEY_NAME, source.key.read_text())
     for name, text in texts.items():
         write_private_file(files_dir / name, text)
     write_password_file(files_dir / PASSWORD_FILE_NAME, {**users, BRIDGE_USER: ours})
 
 
-def _advise(files_dir: Path, *, written: bool) -> None:
+def _advise(files_dir: Path, *, written: bool, tls: bool) -> None:
     steps = [
         f"install {DROP_IN_NAME} as /etc/mosquitto/conf.d/{DROP_IN_NAME}",
         f"`chown -R mosquitto: {files_dir}` (the service reads the files as mosquitto)",
@@ -174,6 +189,11 @@ def _advise(files_dir: Path, *, written: bool) -> None:
         "after `outpost device add/remove`, run this again with --dir, chown again and "
         "`systemctl reload mosquitto`",
     ]
+    if tls:
+        steps.append(
+            f"the TLS listener's {TLS_CERT_NAME} and {TLS_KEY_NAME} are copies: run this again "
+            "after the gateway issues a new certificate (a new name, or a month before its end)"
+        )
     if not written:
         steps.insert(
             0, f"write the files with --dir {files_dir} (the password file is not printed)"
