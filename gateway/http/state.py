@@ -43,10 +43,6 @@ class GatewaySlot:
         """Stop serving calls (before the gateway closes); readiness turns 503."""
         self.gateway = None
 
-    @property
-    def ready(self) -> bool:
-        return self.gateway is not None
-
     def require(self) -> Gateway:
         if self.gateway is None:
             raise RequestError(503, "NotReady", "the gateway is starting; retry shortly")
