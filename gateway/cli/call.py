@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import ssl
 import sys
 import urllib.error
 import urllib.request
@@ -21,7 +22,7 @@ from typing import Any
 from gateway import admin_socket
 from gateway.admin_key import admin_key_path, read_admin_key
 from gateway.cli.common import CommandError, UsageError, settings_for
-from gateway.config_file import url_host
+from gateway.tls import api_url, client_context
 
 
 def add_parser(
@@ -43,13 +44,14 @@ def add_parser(
 
 def run_function(args: argparse.Namespace) -> int:
     settings = settings_for(args, args.app)
-    url = (args.url or f"http://{url_host(settings.host)}:{settings.port}").rstrip("/")
+    url = (args.url or api_url(settings)).rstrip("/")  # https:// with ``tls``
     body = {"path": args.function, "args": _parse_args(args.args_json)}
     timeout_s = settings.action_budget_s + 30  # an action may run this long; then give up
     data_dir = Path(settings.data_dir)
     data = json.dumps({**body, "format": "convex_encoded_json"}).encode()
     # Without --url, the local gateway's admin socket: no admin key needed.
-    reply, admin = _call(url, data_dir, data, timeout_s, via_socket=not args.url)
+    context = client_context(settings)
+    reply, admin = _call(url, data_dir, data, timeout_s, via_socket=not args.url, context=context)
     for line in reply.get("logLines") or []:
         print(line, file=sys.stderr)
     if reply.get("status") != "success":
@@ -88,7 +90,13 @@ def _admin_key(data_dir: Path) -> str | None:
 
 
 def _call(
-    url: str, data_dir: Path, data: bytes, timeout_s: float, *, via_socket: bool
+    url: str,
+    data_dir: Path,
+    data: bytes,
+    timeout_s: float,
+    *,
+    via_socket: bool,
+    context: ssl.SSLContext | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """The reply, and whether it was called as an admin: over the data directory's
     admin socket (no key needed) when ``via_socket`` and a gateway listens there, else
@@ -107,16 +115,23 @@ def _call(
                 raise CommandError(f"{error.get('message') or error} (HTTP {status})")
             return _json_object(raw), True
     admin_key = _admin_key(data_dir)
-    return _post(f"{url}/api/function", data, admin_key, timeout_s), admin_key is not None
+    reply = _post(f"{url}/api/function", data, admin_key, timeout_s, context)
+    return reply, admin_key is not None
 
 
-def _post(url: str, data: bytes, admin_key: str | None, timeout_s: float) -> dict[str, Any]:
+def _post(
+    url: str,
+    data: bytes,
+    admin_key: str | None,
+    timeout_s: float,
+    context: ssl.SSLContext | None = None,
+) -> dict[str, Any]:
     headers = {"Content-Type": "application/json"}
     if admin_key:
         headers["Authorization"] = f"Convex {admin_key}"
     request = urllib.request.Request(url, data=data, headers=headers, method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 - the user's own URL
+        with urllib.request.urlopen(request, timeout=timeout_s, context=context) as response:  # noqa: S310 - the user's own URL
             return _json_object(response.read())
     except urllib.error.HTTPError as exc:
         error = _json_object(exc.read(), fallback=exc.reason)

@@ -20,6 +20,7 @@ import functools
 import http.client
 import json
 import sqlite3
+import ssl
 import sys
 import time
 import urllib.error
@@ -32,11 +33,11 @@ from gateway import admin_socket
 from gateway.admin_key import read_admin_key
 from gateway.cli.common import CommandError, settings_for
 from gateway.cli.status_text import render
-from gateway.config_file import url_host
 from gateway.replication.edge_status import STATUS_PATH, read_backlog
 from gateway.replication.hub_status import STATUS_PATH as GATEWAYS_PATH
 from gateway.runtime.disk_status import DISK_STATUS_PATH
 from gateway.store.layout import DB_FILENAME
+from gateway.tls import api_url, client_context
 
 TIMEOUT_S = 10.0
 
@@ -64,9 +65,9 @@ def add_parser(
 
 def show_status(args: argparse.Namespace) -> int:
     settings = settings_for(args, args.app_flag or args.app)
-    url = (args.url or f"http://{url_host(settings.host)}:{settings.port}").rstrip("/")
+    url = (args.url or api_url(settings)).rstrip("/")  # https:// with ``tls``
     data_dir = Path(settings.data_dir)
-    query = _querier(url, data_dir, via_socket=not args.url)
+    query = _querier(url, data_dir, via_socket=not args.url, context=client_context(settings))
     try:
         status = query(STATUS_PATH)
         if status.get("hub"):
@@ -106,7 +107,9 @@ def offline_backlog(path: Path) -> dict[str, Any] | None:
         conn.close()
 
 
-def _querier(url: str, data_dir: Path, *, via_socket: bool) -> Callable[[str], Any]:
+def _querier(
+    url: str, data_dir: Path, *, via_socket: bool, context: ssl.SSLContext | None = None
+) -> Callable[[str], Any]:
     """How to call an admin query: over the data directory's admin socket when
     ``via_socket`` and a gateway listens there (no key needed), else over HTTP at
     ``url`` with the admin key from the data directory."""
@@ -116,7 +119,7 @@ def _querier(url: str, data_dir: Path, *, via_socket: bool) -> Callable[[str], A
         key = read_admin_key(data_dir)
     except (OSError, UnicodeDecodeError) as exc:
         raise CommandError(f"cannot read the admin key in {data_dir} ({exc})") from None
-    return functools.partial(_query, url, key=key)
+    return functools.partial(_query, url, key=key, context=context)
 
 
 def _body(path: str) -> bytes:
@@ -137,13 +140,13 @@ def _query_socket(data_dir: Path, path: str) -> Any:
     return _value(where, raw, admin=True)
 
 
-def _query(url: str, path: str, *, key: str | None) -> Any:
+def _query(url: str, path: str, *, key: str | None, context: ssl.SSLContext | None = None) -> Any:
     headers = {"Content-Type": "application/json"}
     if key:
         headers["Authorization"] = f"Convex {key}"
     request = urllib.request.Request(f"{url}/api/query", data=_body(path), headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:  # noqa: S310 - the user's own URL
+        with urllib.request.urlopen(request, timeout=TIMEOUT_S, context=context) as response:  # noqa: S310 - the user's own URL
             raw = response.read()
     except urllib.error.HTTPError as exc:
         raise CommandError(f"{url} answered HTTP {exc.code} ({exc.reason})") from None
