@@ -76,6 +76,8 @@ def _line(gateway: FoundGateway) -> str:
         parts.append(f"actions :{gateway.site_port}")
     if gateway.mqtt_port is not None:
         parts.append(f"mqtt :{gateway.mqtt_port}")
+    if gateway.mqtt_tls_port is not None:
+        parts.append(f"mqtts :{gateway.mqtt_tls_port}")
     if gateway.tls:
         parts.append("https")  # the API and actions: https:// and wss://
     return "  ".join(parts)

@@ -15,7 +15,7 @@ from zeroconf import IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
 from gateway.discovery.announce import DOMAIN, quiet_zeroconf
-from gateway.discovery.records import MQTT_TYPE, OUTPOST_TYPE, FoundGateway, found_gateway
+from gateway.discovery.records import MQTT_TYPE, OUTPOST_TYPE, FoundGateway, found_gateway, port_of
 
 OUTPOST = f"{OUTPOST_TYPE}.{DOMAIN}"
 MQTT = f"{MQTT_TYPE}.{DOMAIN}"
@@ -87,13 +87,13 @@ def gateways_from(infos: list[AsyncServiceInfo]) -> list[FoundGateway]:
     """One entry per ``_outpost._tcp`` instance, by name, with the port of the
     ``_mqtt._tcp`` instance that carries its gateway id."""
     gateways: dict[str, FoundGateway] = {}
-    brokers: dict[str, int] = {}
+    brokers: dict[str, tuple[int, int | None]] = {}  # gateway id -> (port, TLS port)
     for info in infos:
         txt = info.decoded_properties
         instance = info.name.removesuffix(f".{info.type}")
         if info.type == MQTT:
             if txt.get("gateway_id") and info.port:
-                brokers[txt["gateway_id"] or ""] = info.port
+                brokers[txt["gateway_id"] or ""] = (info.port, port_of(txt.get("tls_port")))
             continue
         addresses = tuple(info.parsed_addresses(IPVersion.V4Only))
         if info.port:
@@ -102,7 +102,7 @@ def gateways_from(infos: list[AsyncServiceInfo]) -> list[FoundGateway]:
     return [_with_broker(g, brokers.get(g.gateway_id)) for g in listed]
 
 
-def _with_broker(gateway: FoundGateway, mqtt_port: int | None) -> FoundGateway:
-    if mqtt_port is None or not gateway.gateway_id:
+def _with_broker(gateway: FoundGateway, broker: tuple[int, int | None] | None) -> FoundGateway:
+    if broker is None or not gateway.gateway_id:
         return gateway
-    return replace(gateway, mqtt_port=mqtt_port)
+    return replace(gateway, mqtt_port=broker[0], mqtt_tls_port=broker[1])

@@ -98,6 +98,7 @@ class FoundGateway:
     site_port: int | None
     mqtt_port: int | None = None
     tls: bool = False  # the API and HTTP actions speak HTTPS
+    mqtt_tls_port: int | None = None  # the managed broker's TLS listener
 
     def as_json(self) -> dict[str, object]:
         """The ``outpost discover --json`` object."""
@@ -112,6 +113,7 @@ class FoundGateway:
             "version": self.version,
             "gatewayId": self.gateway_id,
             "tls": self.tls,
+            "mqttTlsPort": self.mqtt_tls_port,
         }
 
 
@@ -127,12 +129,13 @@ def found_gateway(
         port=port,
         version=txt.get("version") or "unknown",
         gateway_id=txt.get("gateway_id") or "",
-        site_port=_port(txt.get("site_port")),
+        site_port=port_of(txt.get("site_port")),
         tls=txt.get("tls") == "1",
     )
 
 
-def _port(text: str | None) -> int | None:
+def port_of(text: str | None) -> int | None:
+    """A TXT value as a port, None when it is not one."""
     try:
         port = int(text or "")
     except ValueError:

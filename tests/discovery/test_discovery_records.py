@@ -67,6 +67,7 @@ def test_a_browse_result_reads_its_txt_record_and_tolerates_missing_keys() -> No
         "version": "0.1.0",
         "gatewayId": GATEWAY_ID,
         "tls": False,
+        "mqttTlsPort": None,
     }
     bare = found_gateway("other", (), 80, {"site_port": "not a port"})
     assert (bare.name, bare.version, bare.gateway_id, bare.site_port) == (

@@ -87,3 +87,21 @@ def test_the_mdns_record_says_tls_and_the_brokers_tls_port() -> None:
     )
     assert "tls" not in plain.txt
     assert not found_gateway("pi", (), 3210, plain.txt).tls
+
+
+def test_outpost_discover_reads_tls_and_the_brokers_tls_port() -> None:
+    from zeroconf.asyncio import AsyncServiceInfo
+
+    from gateway.discovery.browse import MQTT, OUTPOST, gateways_from
+
+    def info(kind: str, port: int, txt: dict[str, str]) -> AsyncServiceInfo:
+        return AsyncServiceInfo(
+            kind, f"barn.{kind}", port=port, properties=txt, parsed_addresses=["10.0.0.7"]
+        )
+
+    gid = {"name": "barn", "gateway_id": "a" * 32}
+    [found] = gateways_from(
+        [info(OUTPOST, 3210, {**gid, "tls": "1"}), info(MQTT, 1883, {**gid, "tls_port": "8883"})]
+    )
+    assert (found.tls, found.mqtt_port, found.mqtt_tls_port) == (True, 1883, 8883)
+    assert found.as_json()["mqttTlsPort"] == 8883
