@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from gateway.config import Settings
 from gateway.config_file import resolve_settings
 from gateway.discovery.records import found_gateway, gateway_announcements
 from gateway.errors import ConfigError
+from gateway.tls import api_url
 
 OUTPOST = Path(sys.executable).parent / "outpost"
 
@@ -50,6 +52,8 @@ def test_paths_follow_the_file_and_the_site_url_is_https(tmp_path: Path) -> None
     assert settings.tls_cert == str(tmp_path / "certs" / "gw.pem")
     assert settings.tls_key == str(tmp_path / "certs" / "gw.key")
     assert settings.site_url == "https://127.0.0.1:3210"
+    assert api_url(settings) == "https://127.0.0.1:3210"  # outpost run and status
+    assert api_url(Settings(host="::1", port=4000)) == "http://[::1]:4000"
 
 
 def test_serve_with_a_certificate_it_cannot_read_exits_2_naming_it(tmp_path: Path) -> None:
@@ -105,3 +109,28 @@ def test_outpost_discover_reads_tls_and_the_brokers_tls_port() -> None:
     )
     assert (found.tls, found.mqtt_port, found.mqtt_tls_port) == (True, 1883, 8883)
     assert found.as_json()["mqttTlsPort"] == 8883
+
+
+def test_tls_ca_refuses_a_ca_it_should_not_make(tmp_path: Path) -> None:
+    """Not with a certificate of one's own; not in another user's data directory (a CA
+    root made there is one the gateway could not read)."""
+    (tmp_path / "outpost.toml").write_text('tls_cert = "c.pem"\ntls_key = "k.pem"\n')
+    done = subprocess.run(
+        [OUTPOST, "tls", "ca", str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("outpost: tls_cert is set"), done.stderr
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give a directory to another user")
+    data = tmp_path / "data"
+    data.mkdir()
+    os.chown(data, 65534, 65534)
+    done = subprocess.run(
+        [OUTPOST, "tls", "ca", str(tmp_path / "app"), "--data-dir", str(data)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "belongs to another user" in done.stderr
+    assert not (data / "tls").exists()
