@@ -6,15 +6,18 @@ covers, their provenance and any dead letter commit together or not at all.
 - ``_replication_marks`` (a system table: ``outpost data _replication_marks``,
   ``ctx.db.system``): one row per (gateway, epoch): ``applied`` (the highest seq
   applied), ``lastSeenMs``, ``clockTrusted`` and ``schema`` of the latest batch.
-- Provenance (the SQLite table ``replication_provenance``, read with the admin query
-  ``_system/replication:provenance``): one row per replicated document: its table, and
-  the ``gateway``, ``epoch``, ``seq``, ``ts`` (the edge's commit ts), ``clockTrusted``
-  and ``receivedMs`` of the change that created it on the hub. A separate table, not a
-  field in the document, so the app's documents stay exactly the edge's (same body,
-  same ``_id``) and its schema needs no extra field. A plain SQLite table rather than
-  a system table of documents: it is written once per replicated document, and as a
+- Provenance (two plain SQLite tables, read with the admin query
+  ``_system/replication:provenance``): per replicated document its table, the ``seq``
+  and ``ts`` (the edge's commit ts) of the change that created it on the hub, and the
+  push that brought it (``replication_pushes``: ``gateway``, ``epoch``,
+  ``clockTrusted``, ``receivedMs``, one row per push that created documents). Kept
+  beside the documents, not as a field in them, so the app's documents stay exactly the
+  edge's (same body, same ``_id``) and its schema needs no extra field. Plain tables
+  rather than a system table of documents: written once per replicated document, as a
   document (an id, a JSON body, two index rows, a lookup before each insert) it took a
-  fifth of the hub's time; as a row it is one ``executemany`` per batch.
+  fifth of the hub's time; as a row it is one ``executemany`` per batch. The push's
+  fields live once in their own row rather than in every document's, which made the
+  per-document row a third of the size it was (bench/replication.py: +6% drain).
 - ``_replication_dead_letters`` (a system table): a change the hub could not apply (its
   schema refused the document, its table number clashes, ...), with the reason; the
   rest of the batch is applied and the mark moves past it, so one bad document never
@@ -34,15 +37,27 @@ MARKS_TABLE: Final = "_replication_marks"
 DEAD_LETTERS_TABLE: Final = "_replication_dead_letters"
 HUB_TABLES: Final = (MARKS_TABLE, DEAD_LETTERS_TABLE)
 MAX_DEAD_LETTERS: Final = 10_000
-# Before provenance moved to a plain table it was this system table (migrated at start).
+# Before provenance moved to plain tables it was this system table (migrated at start).
 _OLD_PROVENANCE_TABLE: Final = "_replication_provenance"
 _MOVE_CHUNK: Final = 1000
 _PROVENANCE_DDL: Final = (
-    "CREATE TABLE IF NOT EXISTS replication_provenance (doc_id TEXT PRIMARY KEY, "
-    "tbl TEXT NOT NULL, gateway TEXT NOT NULL, epoch REAL NOT NULL, seq REAL NOT NULL, "
-    "ts TEXT NOT NULL, trusted INTEGER NOT NULL, received_ms REAL NOT NULL) WITHOUT ROWID"
+    "CREATE TABLE IF NOT EXISTS replication_pushes (id INTEGER PRIMARY KEY, "
+    "gateway TEXT NOT NULL, epoch REAL NOT NULL, trusted INTEGER NOT NULL, "
+    "received_ms REAL NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS replication_origins (doc_id TEXT PRIMARY KEY, "
+    "tbl TEXT NOT NULL, push INTEGER NOT NULL, seq REAL NOT NULL, ts TEXT NOT NULL) "
+    "WITHOUT ROWID",
 )
-_PROVENANCE_COLUMNS: Final = "tbl, gateway, epoch, seq, ts, trusted, received_ms"
+# ... and before that, one table with every field in every document's row.
+_FLAT_PROVENANCE_TABLE: Final = "replication_provenance"
+_FLAT_PUSH: Final = "gateway, epoch, trusted, received_ms"
+_MOVE_FLAT: Final = (
+    f"INSERT INTO replication_pushes ({_FLAT_PUSH}) "
+    f"SELECT DISTINCT {_FLAT_PUSH} FROM {_FLAT_PROVENANCE_TABLE}",
+    "INSERT OR IGNORE INTO replication_origins SELECT f.doc_id, f.tbl, p.id, f.seq, f.ts "
+    f"FROM {_FLAT_PROVENANCE_TABLE} f JOIN replication_pushes p USING ({_FLAT_PUSH})",
+    f"DROP TABLE {_FLAT_PROVENANCE_TABLE}",
+)
 
 BY_GATEWAY_EPOCH: Final = "by_gateway_epoch"
 
@@ -54,7 +69,14 @@ def ensure_hub_tables(tx: Transaction) -> None:
         tx.create_index(MARKS_TABLE, BY_GATEWAY_EPOCH, ("gateway", "epoch"))
     if tx.catalog.table(DEAD_LETTERS_TABLE) is None:
         tx.create_table(DEAD_LETTERS_TABLE)
-    tx.conn.execute(_PROVENANCE_DDL)
+    for ddl in _PROVENANCE_DDL:
+        tx.conn.execute(ddl)
+    flat = tx.conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (_FLAT_PROVENANCE_TABLE,)
+    ).fetchone()
+    if flat is not None:  # one statement each: a few seconds at start for millions of rows
+        for sql in _MOVE_FLAT:
+            tx.conn.execute(sql)
 
 
 def move_old_provenance(tx: Transaction) -> bool:
@@ -71,11 +93,9 @@ def move_old_provenance(tx: Transaction) -> bool:
         if len(chunk) >= _MOVE_CHUNK:
             break
     for doc in chunk:
-        row = (
-            *(doc["docId"], doc["table"], doc["gateway"], doc["epoch"], doc["seq"], doc["ts"]),
-            *(int(bool(doc["clockTrusted"])), doc["receivedMs"]),
-        )
-        tx.conn.execute(f"INSERT OR IGNORE INTO replication_provenance VALUES ({_QMARKS})", row)
+        push = (doc["gateway"], doc["epoch"], int(bool(doc["clockTrusted"])), doc["receivedMs"])
+        origin = (doc["docId"], doc["table"], _push_row(tx, push), doc["seq"], doc["ts"])
+        tx.conn.execute("INSERT OR IGNORE INTO replication_origins VALUES (?, ?, ?, ?, ?)", origin)
         tx.delete(_OLD_PROVENANCE_TABLE, doc)
     return bool(chunk)
 
@@ -113,7 +133,13 @@ def save_mark(
         tx.replace(MARKS_TABLE, old, fields)
 
 
-_QMARKS: Final = ", ".join("?" * 8)
+def _push_row(tx: Transaction, push: tuple[Any, ...]) -> int:
+    """A new ``replication_pushes`` row of (gateway, epoch, trusted, received_ms); its id."""
+    cursor = tx.conn.execute(
+        f"INSERT INTO replication_pushes ({_FLAT_PUSH}) VALUES (?, ?, ?, ?)", push
+    )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
 
 
 def _seq(change: dict[str, Any]) -> float | None:
@@ -122,7 +148,7 @@ def _seq(change: dict[str, Any]) -> float | None:
 
 
 class ProvenanceWrites:
-    """One batch's provenance changes, written with two statements at its end.
+    """One batch's provenance changes, written with three statements at its end.
 
     ``created``: the documents the batch created (a document deleted and created again
     in one batch is named by its last creation); ``deleted``: those it deleted that
@@ -131,16 +157,16 @@ class ProvenanceWrites:
     def __init__(self, origin: dict[str, Any]) -> None:
         self.created: dict[str, tuple[Any, ...]] = {}
         self.deleted: set[str] = set()
-        # the columns after (doc id, table, ...) and (..., seq, ts) every row shares
-        self._gateway = (origin["gateway"], origin["epoch"])
-        self._received = (int(bool(origin["clockTrusted"])), origin["receivedMs"])
+        self._push = (
+            *(origin["gateway"], origin["epoch"]),
+            *(int(bool(origin["clockTrusted"])), origin["receivedMs"]),
+        )
 
     def create(self, table: str, doc_id: str, change: dict[str, Any]) -> None:
         """``change`` (JSON, as the edge sent it) created ``doc_id`` in ``table``."""
         if self.deleted:
             self.deleted.discard(doc_id)
-        seq_ts = (_seq(change), str(change.get("ts")))
-        self.created[doc_id] = (doc_id, table, *self._gateway, *seq_ts, *self._received)
+        self.created[doc_id] = (doc_id, table, _seq(change), str(change.get("ts")))
 
     def delete(self, doc_id: str) -> None:
         if self.created.pop(doc_id, None) is None:
@@ -149,22 +175,23 @@ class ProvenanceWrites:
     def write(self, tx: Transaction) -> None:
         if self.deleted:
             tx.conn.executemany(
-                "DELETE FROM replication_provenance WHERE doc_id = ?",
+                "DELETE FROM replication_origins WHERE doc_id = ?",
                 [(doc_id,) for doc_id in self.deleted],
             )
         if self.created:
+            push = _push_row(tx, self._push)
             tx.conn.executemany(
-                f"INSERT OR REPLACE INTO replication_provenance VALUES ({_QMARKS})",
-                self.created.values(),
+                "INSERT OR REPLACE INTO replication_origins VALUES (?, ?, ?, ?, ?)",
+                [
+                    (doc_id, table, push, seq, ts)
+                    for doc_id, table, seq, ts in self.created.values()
+                ],
             )
 
 
 def provenance(tx: Transaction, doc_id: str) -> dict[str, Any] | None:
     """Where the document ``doc_id`` came from, or None (not replicated to this hub)."""
-    row = tx.conn.execute(
-        f"SELECT {_PROVENANCE_COLUMNS} FROM replication_provenance WHERE doc_id = ?",
-        (doc_id,),
-    ).fetchone()
+    row = tx.conn.execute(PROVENANCE_SQL, (doc_id,)).fetchone()
     if row is None:
         return None
     table, gateway, epoch, seq, ts, trusted, received_ms = row
@@ -178,6 +205,13 @@ def provenance(tx: Transaction, doc_id: str) -> dict[str, Any] | None:
         "clockTrusted": bool(trusted),
         "receivedMs": received_ms,
     }
+
+
+PROVENANCE_SQL: Final = (
+    "SELECT o.tbl, p.gateway, p.epoch, o.seq, o.ts, p.trusted, p.received_ms "
+    "FROM replication_origins o JOIN replication_pushes p ON p.id = o.push WHERE o.doc_id = ?"
+)
+"""A document's provenance row: (table, gateway, epoch, seq, ts, trusted, received_ms)."""
 
 
 def dead_letter(

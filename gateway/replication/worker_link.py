@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from gateway.replication.batch import MAX_BATCH_BYTES
+from gateway.replication.batch import MAX_BATCH_BYTES, MAX_BATCH_CHANGES
 from gateway.replication.client import (
     Refused,
     ReplicationGap,
@@ -26,7 +26,7 @@ from gateway.replication.client import (
     UplinkError,
     UpstreamUnavailable,
 )
-from gateway.replication.outbox import CUT_CHANGES, Cut
+from gateway.replication.outbox import Cut
 
 log = logging.getLogger("gateway.replication")
 
@@ -57,7 +57,7 @@ class WorkerSender:
         connect_timeout_s: float,
         request_timeout_s: float,
         replicated: Callable[[], Mapping[str, str]],
-        max_changes: int = CUT_CHANGES,
+        max_changes: int = MAX_BATCH_CHANGES,
         max_bytes: int = MAX_BATCH_BYTES,
     ) -> None:
         self._replicated = replicated

@@ -51,8 +51,8 @@ def provenance_rows(hub_data: Path) -> list[dict[str, Any]]:
     admin query ``_system/replication:provenance`` answers them."""
     rows = store_rows(
         hub_data,
-        "SELECT doc_id, tbl, gateway, epoch, seq, ts, trusted, received_ms "
-        "FROM replication_provenance",
+        "SELECT o.doc_id, o.tbl, p.gateway, p.epoch, o.seq, o.ts, p.trusted, p.received_ms "
+        "FROM replication_origins o JOIN replication_pushes p ON p.id = o.push",
     )
     keys = ("docId", "table", "gateway", "epoch", "seq", "ts", "clockTrusted", "receivedMs")
     return [{**dict(zip(keys, row, strict=True)), "clockTrusted": bool(row[6])} for row in rows]

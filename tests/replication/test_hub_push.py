@@ -272,6 +272,57 @@ async def test_provenance_of_the_old_system_table_is_moved_at_start(
         assert await documents(gw, "_replication_provenance") == []
 
 
+async def test_provenance_of_the_flat_table_is_moved_at_start(tmp_path: Path) -> None:
+    """A hub that kept every field in every document's row (``replication_provenance``)
+    moves its rows to the push and origin tables at start, one push row per push."""
+    pushes = [(EDGE, 1.0, 1, 5.0), (EDGE, 1.0, 0, 6.0), ("other", 2.0, 1, 6.0)]
+    rows = [
+        {
+            "docId": f"{n}" * 31,
+            "table": "readings",
+            "gateway": pushes[n % 3][0],
+            "epoch": pushes[n % 3][1],
+            "seq": float(n),
+            "ts": f"{n}42",
+            "clockTrusted": bool(pushes[n % 3][2]),
+            "receivedMs": pushes[n % 3][3],
+        }
+        for n in range(1, 8)
+    ]
+    async with hub(tmp_path) as gw:
+
+        def flat_layout(tx: Any) -> None:
+            tx.conn.execute(
+                "CREATE TABLE replication_provenance (doc_id TEXT PRIMARY KEY, tbl TEXT NOT "
+                "NULL, gateway TEXT NOT NULL, epoch REAL NOT NULL, seq REAL NOT NULL, ts TEXT "
+                "NOT NULL, trusted INTEGER NOT NULL, received_ms REAL NOT NULL) WITHOUT ROWID"
+            )
+            for r in rows:
+                tx.conn.execute(
+                    "INSERT INTO replication_provenance VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (r["docId"], r["table"], r["gateway"], r["epoch"], r["seq"], r["ts"])
+                    + (int(r["clockTrusted"]), r["receivedMs"]),
+                )
+
+        await gw.store.write(flat_layout)
+    app, data = tmp_path / "hubapp", tmp_path / "hubdata"
+    async with Gateway.open(app, data, Settings(hub=True)) as gw:
+        for row in rows:
+            assert await gw.run_query(PROVENANCE_PATH, {"id": row["docId"]}) == row
+
+        def tables(tx: Any) -> tuple[list[str], int]:
+            names = tx.conn.execute(
+                "SELECT name FROM sqlite_master WHERE name LIKE 'replication_%' "
+                "AND type = 'table' ORDER BY name"
+            ).fetchall()
+            (count,) = tx.conn.execute("SELECT count(*) FROM replication_pushes").fetchone()
+            return [n for (n,) in names], count
+
+        names, count = (await gw.store.read(tables))[0]
+        assert names == ["replication_origins", "replication_pushes"]
+        assert count == len(pushes)
+
+
 async def test_a_hub_without_an_upstream_keeps_no_outbox_of_what_it_receives(
     tmp_path: Path,
 ) -> None:
