@@ -43,6 +43,10 @@ http actions    ``convex/http.py``'s routes on              close the site: stop
                 the app has routes (at start or at a        actions; unregister the reload
                 ``dev`` reload)                             listener
 reload watcher  ``outpost dev``'s file watcher task         cancel, await
+tls renewal     with TLS: a daily look for a renewed        cancel, await
+                certificate, loaded for new handshakes
+                and given to the managed broker
+                (``gateway.tls.renewal``)
 discovery       ``discovery`` on, ``host`` on the LAN:      stop following; remove the
                 the gateway (and the managed broker)        Avahi service file, or stop
                 announced over mDNS (``gateway.discovery``) probing, send the goodbyes,
@@ -67,12 +71,9 @@ bounded by ``settings.shutdown_timeout_s`` as a whole (``gateway.lifecycle``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-import gc
 import logging
 import os
-import resource
 import socket
 import ssl
 import sys
@@ -97,12 +98,19 @@ from gateway.metrics import bridge_metrics
 from gateway.mqtt.bridge import Bridge
 from gateway.mqtt.endpoint import BrokerEndpoint, endpoint_from_url
 from gateway.mqtt.supervisor import ManagedBroker, broker_tls, current_user
+from gateway.process_tuning import (
+    freeze_startup_objects,
+    raise_open_files_limit,
+    restore_open_files_limit,
+    shorten_switch_interval,
+)
 from gateway.replication.downlink import Downlink
 from gateway.replication.edge import Links, start_replication, stop_replication
 from gateway.replication.uplink import Uplink
 from gateway.runtime.loader import App
 from gateway.sdnotify import Notifier, feed_watchdog, stop_feeding, watchdog_interval_s
 from gateway.tls import ServerTls, server_tls
+from gateway.tls.renewal import keep_renewed
 
 if TYPE_CHECKING:
     from gateway.discovery import Discovery, Plan, Unannounced
@@ -158,8 +166,8 @@ class Service:
     async def start(self) -> None:
         """Run every step; a failure raises ``StartError`` with all earlier steps stopped."""
         life = self._life
-        await life.start("open files", _raise_open_files_limit, _restore_open_files_limit)
-        await life.start("gil switching", _shorten_switch_interval, sys.setswitchinterval)
+        await life.start("open files", raise_open_files_limit, restore_open_files_limit)
+        await life.start("gil switching", shorten_switch_interval, sys.setswitchinterval)
         await life.start("http", self._listen, lambda _: self.server.close())  # no-op once closed
         await life.start("gateway", self._start_gateway, Gateway.close)
         await life.start("admin socket", self._listen_admin_socket, lambda _: self.server.close())
@@ -169,6 +177,7 @@ class Service:
         await life.start("attach", self._attach, lambda _: self.server.close())
         await life.start("http actions", self._start_site, _stop_site)
         await life.start("reload watcher", self._start_watcher, cancel_task)
+        await life.start("tls renewal", self._start_renewal, cancel_task)
         await life.start("discovery", self._start_discovery, _stop_discovery)
         await life.start("ready", self._ready)
         await life.start("systemd", self._notify_ready, _notify_stopping)
@@ -338,6 +347,18 @@ class Service:
             return None
         return asyncio.create_task(self._while_serving(self.gateway), name="outpost-watcher")
 
+    async def _start_renewal(self) -> asyncio.Task[None] | None:
+        if self.tls is None:
+            return None
+        broker = self._broker
+
+        async def renewed() -> None:
+            if broker is not None:  # Mosquitto rereads its certificate on a SIGHUP
+                await broker.reload()
+
+        renewal = keep_renewed(self.settings, self.tls, renewed)
+        return asyncio.create_task(renewal, name="outpost-tls-renewal")
+
     async def _start_discovery(self) -> tuple[Discovery, Callable[[], None]] | None:
         """The gateway announced on the LAN, kept in step with its addresses and with the
         HTTP actions' port an ``outpost dev`` reload opens; None when ``discovery`` is
@@ -385,7 +406,7 @@ class Service:
 
     async def _ready(self) -> None:
         if self._freeze:
-            _freeze_startup_objects()
+            freeze_startup_objects()
         if self._on_ready is not None:
             self._on_ready(self)
 
@@ -441,49 +462,3 @@ async def _stop_broker(started: tuple[ManagedBroker, Callable[[], None]] | None)
         broker, unregister = started
         unregister()
         await broker.stop()
-
-
-# How long a thread waiting for the GIL lets the holder run before asking it to let go
-# (CPython's default is 5 ms). The writer and the event loop hand the GIL back and forth
-# on every SQLite call of a local write; while a backlog drains, the uplink's reader and
-# encoder threads are also in the game, and each handoff could cost the writer up to a
-# whole interval. bench/replication.py, 3 rounds of 300,000: ingest p99 while draining
-# 9.2 ms at 5 ms, 7.2 ms at 1 ms, the drain rate unchanged.
-SWITCH_INTERVAL_S = 0.001
-
-
-async def _shorten_switch_interval() -> float:
-    """Set ``SWITCH_INTERVAL_S``; returns the interval found (restored at stop)."""
-    found = sys.getswitchinterval()
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
-    return found
-
-
-async def _raise_open_files_limit() -> tuple[int, int]:
-    """Soft open-file limit up to the hard one (systemd's default soft limit is 1024,
-    too few for a gateway holding many sockets); returns the limits found."""
-    found = resource.getrlimit(resource.RLIMIT_NOFILE)
-    soft, hard = found
-    if soft == hard:
-        return found
-    try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    except (ValueError, OSError) as exc:  # e.g. an unlimited hard limit the kernel caps
-        log.warning("cannot raise the open-file limit from %d to %d (%s)", soft, hard, exc)
-        return found
-    log.debug("open-file limit raised from %d to %d", soft, hard)
-    return found
-
-
-async def _restore_open_files_limit(found: tuple[int, int]) -> None:
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_NOFILE, found)
-
-
-def _freeze_startup_objects() -> None:
-    """Keep what startup built (modules, the app, the store) out of every later garbage
-    collection: a full collection scans every tracked object, and these ~100k never
-    become garbage. With a thousand sockets open (bench/fanout.py) a full collection
-    took ~250 ms before and ~125 ms after."""
-    gc.collect()
-    gc.freeze()

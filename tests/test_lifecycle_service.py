@@ -19,7 +19,8 @@ from lifecycle_kit import GATEWAY_STEPS
 from gateway import Gateway, Settings
 from gateway.errors import StartError
 from gateway.lifecycle import Phase
-from gateway.service import SWITCH_INTERVAL_S, Service
+from gateway.process_tuning import SWITCH_INTERVAL_S
+from gateway.service import Service
 
 GREENHOUSE = Path(__file__).resolve().parent.parent / "examples" / "greenhouse"
 BEFORE = [
@@ -36,6 +37,7 @@ AFTER = [
     "attach",
     "http actions",
     "reload watcher",
+    "tls renewal",
     "discovery",
     "ready",
     "systemd",

@@ -3,9 +3,11 @@ against aiohttp clients that verify (or do not have) the CA; the CA kept across 
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from gateway import Settings
 from gateway.errors import StartError
 from gateway.service import Service
 from gateway.tls.local_ca import certificate_names
+from gateway.tls.renewal import keep_renewed
 
 FNS = """
 from gateway import mutation, query, v
@@ -157,3 +160,37 @@ def _connect_message() -> dict[str, Any]:
         "connectionCount": 0,
         "lastCloseReason": None,
     }
+
+
+async def test_a_renewed_certificate_is_served_without_a_restart(app: Path, tmp_path: Path) -> None:
+    """The daily look (``keep_renewed``, here every 50 ms) finds a certificate issued for a
+    new name: new handshakes present it, and the broker is told."""
+    data = tmp_path / "data"
+    async with serving(app, data, allowed_hosts="first.farm.lan") as service:
+        assert service.tls is not None
+        told: list[int] = []
+
+        async def renewed() -> None:
+            told.append(1)
+
+        wanted = replace(service.settings, allowed_hosts="second.farm.lan")
+        renewal = asyncio.create_task(keep_renewed(wanted, service.tls, renewed, interval_s=0.05))
+        try:
+            deadline = asyncio.get_running_loop().time() + 10
+            while "second.farm.lan" not in await _served_names(data, service.port):
+                assert asyncio.get_running_loop().time() < deadline, "not renewed"
+                await asyncio.sleep(0.05)
+        finally:
+            renewal.cancel()
+        assert told == [1]  # once: the next looks found the same certificate
+
+
+async def _served_names(data: Path, port: int) -> set[str]:
+    """The names on the certificate the server presents to a new handshake."""
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", port, ssl=trusting(data), server_hostname="localhost"
+    )
+    der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    writer.close()
+    await writer.wait_closed()
+    return certificate_names(x509.load_der_x509_certificate(der))
