@@ -46,7 +46,10 @@ def test_the_unit_says_what_the_appliance_needs() -> None:
     assert s["Type"] == ["notify"] and s["NotifyAccess"] == ["main"]
     assert s["WatchdogSec"] and s["Restart"] == ["on-failure"]
     assert " serve " in s["ExecStart"][0] and "--data-dir /var/lib/outpost" in s["ExecStart"][0]
-    assert s["ProtectSystem"] == ["strict"] and s["ReadWritePaths"] == ["/var/lib/outpost"]
+    assert s["ProtectSystem"] == ["strict"]
+    # The data directory, and Avahi's service files where they exist (LAN discovery).
+    assert s["ReadWritePaths"] == ["/var/lib/outpost", "-/etc/avahi/services"]
+    assert "avahi-daemon.service" in s["After"][0].split()  # it runs before we decide
     for key in ("NoNewPrivileges", "PrivateTmp", "ProtectHome"):
         assert s[key] == ["yes"], key
     assert s["CapabilityBoundingSet"] == [""]  # no capability at all
