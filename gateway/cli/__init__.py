@@ -23,6 +23,7 @@ from gateway.cli import (
     call,
     check,
     config_cmd,
+    dashboard_cmd,
     data,
     dev,
     device,
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_parser(commands, common)
     call.add_parser(commands, common)
     data.add_parser(commands, common)
+    dashboard_cmd.add_parser(commands, common)
     check.add_parser(commands)
     config_cmd.add_parser(commands, common)
     snapshot_cmd.add_parser(commands, common)

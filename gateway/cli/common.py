@@ -53,6 +53,14 @@ def settings_for(args: argparse.Namespace, app_dir: Path) -> Settings:
     return resolve_for(args, app_dir).settings
 
 
+def has_display() -> bool:
+    """Whether a browser could open a window here: not on a headless Pi over SSH,
+    where ``webbrowser`` would start a text browser in the terminal instead."""
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def setup_logging(level: str) -> None:
     """Readable lines on stderr (the journal under systemd): repeated warnings and
     errors rate-limited, admin keys redacted from every line."""

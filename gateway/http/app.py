@@ -13,6 +13,7 @@ from gateway.gateway import Gateway
 from gateway.http import functions
 from gateway.http.admin import caller_of
 from gateway.http.cors import add_cors_headers, preflight_middleware
+from gateway.http.dashboard import add_dashboard_routes
 from gateway.http.errors import MAX_BODY_BYTES, RequestError, error_middleware
 from gateway.http.hosts import HostPolicy, host_middleware
 from gateway.http.routing import fold_repeated_slashes
@@ -55,6 +56,7 @@ def build_app(
     )
     app.on_response_prepare.append(add_cors_headers)
     _add_routes(app.router)
+    add_dashboard_routes(app)
     add_sync_routes(app, shutdown_timeout_s=settings.shutdown_timeout_s)  # before the fold
     fold_repeated_slashes(app.router)  # last: it re-resolves against everything above
     return app

@@ -45,9 +45,10 @@ def _under_api(path: str) -> bool:
 async def add_cors_headers(request: web.Request, response: web.StreamResponse) -> None:
     """``on_response_prepare``: every answer (errors, WebSockets too) carries CORS, but
     ``/metrics``: this machine reads it without a key, and a page in a browser on this
-    machine must not (CORS would let any site's script read it)."""
+    machine must not (CORS would let any site's script read it); and ``/dashboard``: its
+    login answers the admin key to a same-origin page only."""
     origin = request.headers.get(hdrs.ORIGIN)
-    if origin is None or request.path == "/metrics":
+    if origin is None or request.path == "/metrics" or request.path.startswith("/dashboard"):
         return
     response.headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = origin
     response.headers[hdrs.ACCESS_CONTROL_ALLOW_CREDENTIALS] = "true"

@@ -1,0 +1,276 @@
+// Data: tables with their counts, a live page of documents, filters on an index, a
+// document's JSON, and edit / insert / delete with the gateway's own error words.
+
+import { FN } from "./backend.js";
+import { cellText, fill, h, pretty, say } from "./dom.js";
+
+const PAGE_SIZES = [25, 50, 100];
+
+export function mount(view, { api, sync }) {
+  const state = { table: null, order: "desc", size: 25, cursors: [null], filter: null };
+  let stopPage = () => {};
+  let stopTables = () => {};
+  let seen = null; // ids shown last time: new ones flash
+
+  const tables = h("ul", { class: "list", id: "tables" });
+  const typed = h("input", { placeholder: "table name", id: "table-name", "aria-label": "table" });
+  const rows = h("div", { id: "rows" });
+  const status = h("p", { class: "message", id: "data-message", role: "status" });
+  const pager = h("span", { class: "muted", id: "pager" });
+  const order = select(["desc", "asc"], state.order, (v) => restart({ order: v }));
+  const size = select(PAGE_SIZES, state.size, (v) => restart({ size: Number(v) }));
+  const filterBox = h("div", { id: "filter" });
+
+  fill(
+    view,
+    h(
+      "div",
+      { class: "split" },
+      h(
+        "div",
+        { class: "card" },
+        h("h2", {}, "Tables"),
+        tables,
+        h(
+          "form",
+          { onsubmit: (e) => (e.preventDefault(), choose(typed.value.trim())) },
+          typed,
+        ),
+      ),
+      h(
+        "div",
+        { class: "card" },
+        h(
+          "div",
+          { class: "toolbar" },
+          h("strong", { id: "table-title" }, "Choose a table"),
+          order,
+          size,
+          h("button", { class: "plain", type: "button", onclick: prev }, "Prev"),
+          h("button", { class: "plain", type: "button", onclick: next }, "Next"),
+          pager,
+          h("button", { type: "button", id: "insert", onclick: () => edit(null) }, "Insert"),
+        ),
+        filterBox,
+        status,
+        rows,
+      ),
+    ),
+  );
+
+  stopTables = sync.subscribe(FN.tables, {}, (result) => {
+    if (result.error) return say(status, result.error, "error");
+    showTables(result.value);
+  });
+
+  function showTables(list) {
+    fill(
+      tables,
+      list.map((t) =>
+        h(
+          "li",
+          {
+            "aria-selected": String(t.name === state.table),
+            dataset: { table: t.name },
+            onclick: () => choose(t.name),
+          },
+          h("span", {}, t.name),
+          h("span", { class: "count" }, t.count ?? ""),
+        ),
+      ),
+    );
+    if (!state.table && list.length) choose(list.find((t) => !t.name.startsWith("_"))?.name);
+    state.indexes = Object.fromEntries(list.map((t) => [t.name, t.indexes || []]));
+    showFilter();
+  }
+
+  function choose(name) {
+    if (!name) return;
+    state.table = name;
+    state.filter = null;
+    for (const li of tables.children) li.setAttribute("aria-selected", li.dataset.table === name);
+    fill(view.querySelector("#table-title"), name);
+    showFilter();
+    restart({ cursors: [null] });
+  }
+
+  function restart(changes) {
+    Object.assign(state, changes);
+    if (!("cursors" in changes)) state.cursors = [null];
+    subscribePage();
+  }
+
+  function subscribePage() {
+    stopPage();
+    seen = null;
+    if (!state.table) return;
+    const cursor = state.cursors[state.cursors.length - 1];
+    const paginationOpts = { numItems: state.size, cursor };
+    const [path, args] = state.filter
+      ? [FN.indexRange, { table: state.table, order: state.order, paginationOpts, ...state.filter }]
+      : [FN.tableData, { table: state.table, order: state.order, paginationOpts }];
+    stopPage = sync.subscribe(path, args, (result) => {
+      if (result.error) {
+        fill(rows);
+        return say(status, result.error, "error");
+      }
+      say(status, "");
+      state.page = result.value;
+      showRows(result.value.page);
+      fill(pager, `page ${state.cursors.length}${result.value.isDone ? " (last)" : ""}`);
+    });
+  }
+
+  function next() {
+    if (state.page && !state.page.isDone) {
+      state.cursors.push(state.page.continueCursor);
+      subscribePage();
+    }
+  }
+
+  function prev() {
+    if (state.cursors.length > 1) {
+      state.cursors.pop();
+      subscribePage();
+    }
+  }
+
+  function showRows(docs) {
+    const columns = ["_id", "_creationTime"];
+    for (const doc of docs) for (const k of Object.keys(doc)) if (!columns.includes(k)) columns.push(k);
+    const before = seen;
+    seen = new Set(docs.map((d) => d._id));
+    const body = docs.map((doc) =>
+      h(
+        "tr",
+        {
+          class: before && !before.has(doc._id) ? "fresh" : null,
+          dataset: { id: doc._id },
+          onclick: () => edit(doc),
+        },
+        columns.map((c) =>
+          h("td", { title: cellText(doc[c]) }, c === "_creationTime" ? time(doc[c]) : cellText(doc[c])),
+        ),
+      ),
+    );
+    fill(
+      rows,
+      docs.length
+        ? h("table", {}, h("thead", {}, h("tr", {}, columns.map((c) => h("th", {}, c)))), h("tbody", {}, body))
+        : h("p", { class: "muted" }, "No documents."),
+    );
+  }
+
+  // The index filter: an index of the table, then bounds on its fields in order.
+  function showFilter() {
+    const indexes = (state.indexes || {})[state.table] || [];
+    if (!indexes.length || !FN.indexRange) return fill(filterBox);
+    const chosen = select(["(no filter)", ...indexes.map((i) => i.name)], "(no filter)", () => draw());
+    const fields = h("span", { class: "toolbar" });
+    const draw = () => {
+      const index = indexes.find((i) => i.name === chosen.value);
+      fill(fields, index ? index.fields.map((f) => h("input", { placeholder: `${f} = (JSON)`, dataset: { field: f } })) : []);
+      if (index) {
+        fields.append(h("input", { placeholder: "or last field >= (JSON)", dataset: { bound: "gte" } }));
+        fields.append(h("input", { placeholder: "last field < (JSON)", dataset: { bound: "lt" } }));
+      }
+    };
+    const apply = (e) => {
+      e.preventDefault();
+      const index = indexes.find((i) => i.name === chosen.value);
+      if (!index) return restart({ filter: null });
+      try {
+        restart({ filter: filterArgs(index, fields) });
+      } catch (err) {
+        say(status, `Filter values must be JSON: ${err.message}`, "error");
+      }
+    };
+    fill(filterBox, h("form", { class: "toolbar", onsubmit: apply }, h("span", {}, "Index"), chosen, fields,
+      h("button", { class: "plain" }, "Filter")));
+  }
+
+  // A document's JSON in a dialog: save (replace), delete, or insert a new one.
+  function edit(doc) {
+    if (!state.table) return;
+    const text = h("textarea", { id: "doc-json", spellcheck: "false" });
+    text.value = doc ? pretty(doc) : "{\n  \n}";
+    const message = h("p", { class: "message", id: "doc-message", role: "alert" });
+    const dialog = h("dialog", { id: "doc-dialog" });
+    const close = () => (dialog.close(), dialog.remove());
+    const run = async (path, args, done) => {
+      say(message, "Saving...");
+      try {
+        await api.value("mutation", path, args);
+        close();
+        say(status, done, "ok");
+      } catch (err) {
+        say(message, err.message, "error");
+      }
+    };
+    const save = () => {
+      let value;
+      try {
+        value = JSON.parse(text.value);
+      } catch (err) {
+        return say(message, `Not JSON: ${err.message}`, "error");
+      }
+      const fields = Object.fromEntries(Object.entries(value).filter(([k]) => !k.startsWith("_")));
+      if (doc) run(FN.replace, { table: state.table, id: doc._id, value: fields }, `Saved ${doc._id}.`);
+      else run(FN.insert, { table: state.table, value: fields }, "Inserted.");
+    };
+    fill(
+      dialog,
+      h("h2", {}, doc ? `${state.table} ${doc._id}` : `New document in ${state.table}`),
+      text,
+      message,
+      h(
+        "div",
+        { class: "toolbar" },
+        h("button", { type: "button", id: "doc-save", onclick: save }, doc ? "Save" : "Insert"),
+        doc &&
+          h(
+            "button",
+            {
+              type: "button",
+              class: "danger",
+              id: "doc-delete",
+              onclick: () => run(FN.delete, { table: state.table, id: doc._id }, `Deleted ${doc._id}.`),
+            },
+            "Delete",
+          ),
+        h("button", { type: "button", class: "plain", onclick: close }, "Close"),
+      ),
+    );
+    view.append(dialog);
+    dialog.showModal();
+  }
+
+  return () => {
+    stopPage();
+    stopTables();
+  };
+}
+
+function filterArgs(index, fields) {
+  const eq = [];
+  let gte;
+  let lt;
+  for (const input of fields.querySelectorAll("input")) {
+    if (!input.value.trim()) continue;
+    const value = JSON.parse(input.value);
+    if (input.dataset.field) eq.push([input.dataset.field, value]);
+    else if (input.dataset.bound === "gte") gte = value;
+    else lt = value;
+  }
+  return { index: index.name, eq, ...(gte === undefined ? {} : { gte }), ...(lt === undefined ? {} : { lt }) };
+}
+
+function select(options, value, onchange) {
+  const el = h("select", { onchange: () => onchange(el.value) }, options.map((o) => h("option", { value: o }, o)));
+  el.value = String(value);
+  return el;
+}
+
+function time(ms) {
+  return typeof ms === "number" ? new Date(ms).toLocaleString() : cellText(ms);
+}
