@@ -24,6 +24,8 @@ stored files       sweep of files no ``_storage`` document names   -
 scheduler          due jobs and crons (its loop task)              cancel, await
 live queries       the sync subscription engine                    close its sessions
 retention          the retention task (when a table has a policy)  cancel, await
+dashboard          ``_system/dashboard/...`` functions, the log    remove the log handler,
+                   ring's handler, the table counts' task          cancel the counting
 =================  ==============================================  ====================
 
 ``close`` runs the stops, bounded by ``settings.shutdown_timeout_s``; closing twice is
@@ -46,6 +48,7 @@ from typing import Any
 
 from gateway.auth import Authenticator
 from gateway.config import Settings
+from gateway.dashboard_api import Dashboard
 from gateway.errors import (
     AppLoadError,
     SchemaDefinitionError,
@@ -97,6 +100,7 @@ class Gateway:
     cron_clock: CronClock | None = None  # the crons' clock: a seam for tests
     sync: SubscriptionEngine  # live queries: sync sessions' subscriptions
     auth: Authenticator  # the app's auth providers and their cached keys
+    dashboard: Dashboard  # the LAN dashboard's functions and their state
 
     def __init__(
         self,
@@ -230,6 +234,7 @@ class Gateway:
         await life.start("scheduler", self._start_scheduler, self._stop_scheduler)
         await life.start("live queries", self._start_sync, SubscriptionEngine.close)
         await life.start("retention", self._start_retention, cancel_task)
+        await life.start("dashboard", self._start_dashboard, Dashboard.close)
 
     # --- the start steps, in order ------------------------------------------------------
 
@@ -389,6 +394,12 @@ class Gateway:
             return None
         self._retention = asyncio.create_task(self._retention_loop(), name="retention")
         return self._retention
+
+    async def _start_dashboard(self) -> Dashboard:
+        """The dashboard's ``_system/dashboard/...`` functions (``gateway.dashboard_api``)."""
+        dashboard = Dashboard(self.runtime, self.settings, self.data_dir, lambda: self.app_error)
+        self.dashboard = dashboard.start(on_counted=self.sync.invalidate_all)
+        return dashboard
 
     async def reload_app(self) -> App:
         """Load the app again and swap it in atomically (what ``outpost dev`` does on save).

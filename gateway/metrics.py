@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Literal
 
 from gateway.gateway import Gateway
 from gateway.histogram import Histogram
+from gateway.proc_stats import proc_field
 
 if TYPE_CHECKING:
     from gateway.http.protocol import ConnectionGuard
@@ -137,7 +138,7 @@ def collect(gateway: Gateway, proc: Path = Path("/proc/self")) -> list[Family]:
             store.disk.free_bytes(),
         ),
     ]
-    written = _proc_field(proc / "io", "write_bytes:")
+    written = proc_field(proc / "io", "write_bytes:")
     if written is not None:
         metrics.append(
             Metric(
@@ -147,7 +148,7 @@ def collect(gateway: Gateway, proc: Path = Path("/proc/self")) -> list[Family]:
                 written,
             )
         )
-    rss = _proc_field(proc / "status", "VmRSS:")
+    rss = proc_field(proc / "status", "VmRSS:")
     if rss is not None:
         metrics.append(
             Metric("outpost_process_resident_bytes", "gauge", "resident memory", rss * 1024)
@@ -304,14 +305,3 @@ def bridge_metrics(bridge: Bridge) -> list[Family]:
             1.0 if bridge.connected else 0.0,
         ),
     ]
-
-
-def _proc_field(path: Path, name: str) -> float | None:
-    """The first number after ``name`` in a /proc file (None where there is none)."""
-    try:
-        for line in path.read_text().splitlines():
-            if line.startswith(name):
-                return float(line.split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
-    return None

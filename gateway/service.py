@@ -290,6 +290,7 @@ class Service:
         on_subscribed = broker.save if broker is not None else None
         self.bridge = Bridge(self.gateway, self.mqtt_endpoint, on_subscribed=on_subscribed)
         await self.bridge.start()
+        self.gateway.dashboard.bridge = self.bridge  # devices and publish rules
         self.server.add_metrics(functools.partial(bridge_metrics, self.bridge))
         return self.bridge
 

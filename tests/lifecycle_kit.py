@@ -16,4 +16,5 @@ GATEWAY_STEPS = [
     "scheduler",
     "live queries",
     "retention",
+    "dashboard",
 ]

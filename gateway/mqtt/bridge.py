@@ -48,6 +48,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from gateway.errors import DiskFullError, OutpostError
 from gateway.mqtt import dead_letters, marks, rpc, topics
+from gateway.mqtt.activity import DeviceActivity
 from gateway.mqtt.endpoint import BrokerEndpoint
 from gateway.mqtt.ingest import Delivery, Outcome, apply_messages, device_identity
 from gateway.mqtt.publisher import Publisher
@@ -153,6 +154,7 @@ class Bridge:
         self._acker: asyncio.Task[None] | None = None
         self._unlisten: Any = None
         self.stats = BridgeStats()
+        self.activity = DeviceActivity()  # per device: last message, rate (the dashboard)
         self.client = self._make_client(gateway.store.gateway_id)
         self.publisher = Publisher(gateway.sync, self._publish_retained, gateway.data_dir)
 
@@ -354,6 +356,7 @@ class Bridge:
             elif rpc.is_call(msg.topic):
                 work, group = self._start_call(msg, delivery), None
             else:
+                self._note(delivery)
                 if group is None or len(group.deliveries) >= GROUP_MAX:
                     group = _Work([])
                     groups.append(group)
@@ -365,6 +368,14 @@ class Bridge:
             work.task = self._loop.create_task(self._write(work.deliveries))
         self.stats.peak_held = max(self.stats.peak_held, len(self._held))
         self._wake.set()
+
+    def _note(self, delivery: Delivery) -> None:
+        """Count the message for its device (a topic no route matches has none)."""
+        matched = self._router.match(delivery.topic)
+        device = None if matched is None else matched[1].get("device")
+        if device is not None:
+            topic, size = delivery.topic, len(delivery.payload)
+            self.activity.record(device, topic, size, delivery.received_ms)
 
     def _start_call(self, msg: MQTTMessage, delivery: Delivery) -> _Work | None:
         props = msg.properties
@@ -381,6 +392,9 @@ class Bridge:
                 delivery.topic[:200],
             )
             return None
+        self.activity.record(
+            call.device, delivery.topic, len(delivery.payload), delivery.received_ms
+        )
         work = _Work([delivery], retryable=False)
         work.task = self._loop.create_task(self._answer(call))
         return work

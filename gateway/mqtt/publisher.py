@@ -20,6 +20,7 @@ import json
 import logging
 import math
 import secrets
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -69,6 +70,8 @@ class Publisher:
         self._by_route: dict[int, set[str]] = {}  # query id -> topics it holds now
         self._previous = _read_topics(self._file)  # to reconcile after a restart
         self._reconciled = not self._previous
+        # Route index -> (wall ms, topic, payload) of its latest publish (the dashboard).
+        self._last: dict[int, tuple[float, str, bytes]] = {}
 
     async def start(self, router: MqttRouter) -> None:
         """Subscribe to every publish route's query (as admin: routes may name internal
@@ -100,6 +103,7 @@ class Publisher:
         self._previous = set(self._sent) | self._previous
         self._reconciled = not self._previous
         self._by_route = {}
+        self._last = {}
         await self.start(router)
 
     # --- results -----------------------------------------------------------------------
@@ -133,6 +137,7 @@ class Publisher:
             if self._sent.get(topic) != payload:
                 self._publish(topic, payload)
                 self._sent[topic] = payload
+                self._last[query_id] = (time.time() * 1000, topic, payload)
         for topic in before - wanted.keys():
             self._clear(topic)
         self._by_route[query_id] = set(wanted)
@@ -203,6 +208,26 @@ class Publisher:
         except OSError as exc:
             log.warning("cannot save the list of published topics to %s: %s", self._file, exc)
 
+    def rules(self) -> list[dict[str, Any]]:
+        """Each publish route, the topics it holds now and what it sent last."""
+        rows = []
+        for i, route in enumerate(self._routes):
+            when, topic, payload = self._last.get(i, (None, None, None))
+            rows.append(
+                {
+                    "pattern": route.pattern,
+                    "query": route.query,
+                    "args": route.args,
+                    "each": route.each,
+                    "payload": route.payload,
+                    "topics": float(len(self._by_route.get(i, ()))),
+                    "lastSentMs": when,
+                    "lastTopic": topic,
+                    "lastPayload": None if payload is None else _as_text(payload),
+                }
+            )
+        return rows
+
     @property
     def topics(self) -> set[str]:
         """The topics holding a retained value of ours now."""
@@ -242,6 +267,14 @@ def _plain(value: Any, *, text_bytes: bool) -> Any:
     if isinstance(value, list):
         return [_plain(v, text_bytes=text_bytes) for v in value]
     return value
+
+
+def _as_text(payload: bytes, limit: int = 1024) -> str | None:
+    """The payload as UTF-8 text (its first ``limit`` characters); None for binary (CBOR)."""
+    try:
+        return payload.decode("utf-8")[:limit]
+    except UnicodeDecodeError:
+        return None
 
 
 def _read_topics(path: Path) -> set[str]:

@@ -153,6 +153,9 @@ class Runtime:
             kind: Histogram(LATENCY_BOUNDS_S) for kind in ("query", "mutation", "action")
         }
         self.failures: dict[Kind, int] = dict.fromkeys(self.durations, 0)
+        # Told ``(path, lines)`` of every top-level call's log lines (the dashboard's log
+        # ring); called from the event loop and from the writer thread.
+        self.log_sink: Callable[[str, list[str]], None] | None = None
 
     def close(self) -> None:
         self.watchdog.stop()
@@ -195,6 +198,9 @@ class Runtime:
         self.durations[fn.kind].observe(time.perf_counter() - started)
         if result.error is not None:
             self.failures[fn.kind] += 1
+        # Lines of a call made by an action join the action's own: told once, with it.
+        if result.log_lines and self.log_sink is not None and _current.get() is None:
+            self.log_sink(fn.path, result.log_lines)
         return result
 
     async def run_queries(self, calls: Sequence[QueryCall]) -> tuple[list[CallResult], int]:
@@ -405,9 +411,9 @@ class Runtime:
             with tx.savepoint():
                 done = self._execute(fn, args, None, tx, now_ms=time.time() * 1000)
         except _Failed as failed:
-            _log_lines(path, failed.lines)
+            self._log_lines(path, failed.lines)
             return {"kind": "failed", "error": _message(failed.error, fn)}
-        _log_lines(path, done.lines)
+        self._log_lines(path, done.lines)
         return {"kind": "success"}
 
     def execute_ingest(
@@ -432,10 +438,17 @@ class Runtime:
             with tx.savepoint():
                 done = self._execute(fn, args, identity, tx, now_ms=mqtt.received_ms, mqtt=mqtt)
         except _Failed as failed:
-            _log_lines(path, failed.lines)
+            self._log_lines(path, failed.lines)
             return _message(failed.error, fn)
-        _log_lines(path, done.lines)
+        self._log_lines(path, done.lines)
         return None
+
+    def _log_lines(self, path: str, lines: list[str]) -> None:
+        """A scheduled or MQTT call's lines: to the log (no caller sees them) and the sink."""
+        for line in lines:
+            log.info("%s: %s", path, line, extra={"outpost_function": path})
+        if lines and self.log_sink is not None:
+            self.log_sink(path, lines)
 
     async def nested(self, ctx: QueryCtx, kind: Kind, ref: Any, args: Any) -> Any:
         """``ctx.run_query`` / ``ctx.run_mutation`` inside a query or mutation."""
@@ -487,11 +500,6 @@ class _CatalogIds:
 
     def table_name(self, table_number: int) -> str | None:
         return self._store.catalog.table_name(table_number)
-
-
-def _log_lines(path: str, lines: list[str]) -> None:
-    for line in lines:
-        log.info("%s: %s", path, line)
 
 
 def _normalise_args(args: Any) -> dict[str, Any]:

@@ -1,0 +1,87 @@
+"""The LAN dashboard's backend: admin-only system functions under ``_system/dashboard/``.
+
+The page (``gateway/dashboard/``) talks to the gateway only through its public
+protocols; everything it shows beyond the app's own functions comes from these internal
+functions, installed in the runtime like ``_system/replication:status`` (found only by
+admin callers). Queries that read tables are live through the sync protocol; those that
+answer from memory are polled. ``docs/dashboard.md`` ("The page's functions") is their
+contract.
+
+``Dashboard`` owns what they need beyond the store: the table counts, the log ring, the
+write meter. The gateway starts it in its "dashboard" step and stops it first; the
+service hands it the MQTT bridge once that runs (``bridge``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from gateway.config import Settings
+from gateway.dashboard_api import (
+    app_functions,
+    data,
+    edits,
+    health,
+    logs,
+    mqtt,
+    readings,
+    scheduler,
+)
+from gateway.dashboard_api.counts import TableCounts
+from gateway.runtime.runtime import Runtime
+
+__all__ = ["Dashboard"]
+
+LOG_LEVEL = logging.INFO  # gateway records below this stay out of the ring
+
+
+class Dashboard:
+    """The dashboard's functions and the state they read; ``close`` is idempotent."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        settings: Settings,
+        data_dir: Path,
+        app_error: Callable[[], str | None],
+    ) -> None:
+        self._runtime = runtime
+        self.counts = TableCounts(runtime.store)
+        self.logs = logs.LogRing()
+        self.logs.handler.setLevel(LOG_LEVEL)
+        self.wear = health.WearMeter(health.proc_written())
+        self.bridge: Any | None = None  # gateway.mqtt.bridge.Bridge, set by the service
+        self._functions = [
+            *data.functions(self.counts),
+            *edits.functions(),
+            *app_functions.functions(lambda: runtime.app),
+            *logs.functions(self.logs),
+            *mqtt.functions(settings, data_dir, lambda: self.bridge),
+            *scheduler.functions(),
+            *health.functions(runtime.store, self.wear, app_error),
+            *readings.functions(),
+        ]
+        self._started = False
+
+    def start(self, on_counted: Callable[[], None] | None = None) -> Dashboard:
+        """Install the functions, take log records and lines, start counting tables;
+        ``on_counted`` is called once the first count is in (live queries rerun)."""
+        for fn in self._functions:
+            self._runtime.install(fn)
+        self._runtime.log_sink = self.logs.add_lines
+        logging.getLogger().addHandler(self.logs.handler)
+        self.counts.start(on_counted)
+        self._started = True
+        return self
+
+    async def close(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        logging.getLogger().removeHandler(self.logs.handler)
+        if self._runtime.log_sink == self.logs.add_lines:
+            self._runtime.log_sink = None
+        await self.counts.close()
