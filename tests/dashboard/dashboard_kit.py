@@ -77,3 +77,25 @@ async def serving(app: Path, data: Path, settings: Settings | None = None) -> As
         port = await http.start("127.0.0.1", 0)
         await http.listen_unix(admin_socket_path(data))
         yield Served(gw, f"http://127.0.0.1:{port}", load_or_create_admin_key(data), data)
+
+
+READY = "document.body.dataset.state === 'ready'"
+LIVE = "document.querySelector('#link').textContent === 'live'"
+
+
+async def log_in(tab: Any, admin_key: str) -> None:
+    """Type the key into the login form; wait for the live link."""
+    await tab.until("document.body.dataset.state === 'login'", "the login form")
+    await tab.type("#key", admin_key)
+    await tab.click("#login button")
+    await tab.until(READY, "the dashboard")
+    await tab.until(LIVE, "the live link")
+
+
+def rows_of(device: str) -> str:
+    """An expression: how many rows of the documents table have a cell reading ``device``."""
+    return (
+        "[...document.querySelectorAll('#rows tbody tr')]"
+        f".filter((tr) => [...tr.cells].some((td) => td.textContent === {json.dumps(device)}))"
+        ".length"
+    )

@@ -79,9 +79,10 @@ export function mount(view, { api, sync }) {
         ),
       ),
     );
-    if (!state.table && list.length) choose(list.find((t) => !t.name.startsWith("_"))?.name);
+    const first = !state.indexes;
     state.indexes = Object.fromEntries(list.map((t) => [t.name, t.indexes || []]));
-    showFilter();
+    if (!state.table && list.length) choose(list.find((t) => !t.system)?.name || list[0].name);
+    else if (first) showFilter();
   }
 
   function choose(name) {
@@ -106,10 +107,8 @@ export function mount(view, { api, sync }) {
     if (!state.table) return;
     const cursor = state.cursors[state.cursors.length - 1];
     const paginationOpts = { numItems: state.size, cursor };
-    const [path, args] = state.filter
-      ? [FN.indexRange, { table: state.table, order: state.order, paginationOpts, ...state.filter }]
-      : [FN.tableData, { table: state.table, order: state.order, paginationOpts }];
-    stopPage = sync.subscribe(path, args, (result) => {
+    const args = { table: state.table, order: state.order, paginationOpts, ...(state.filter || {}) };
+    stopPage = sync.subscribe(FN.page, args, (result) => {
       if (result.error) {
         fill(rows);
         return say(status, result.error, "error");
@@ -161,32 +160,25 @@ export function mount(view, { api, sync }) {
     );
   }
 
-  // The index filter: an index of the table, then bounds on its fields in order.
+  // The index filter: an index of the table, then bounds on its fields in order
+  // (equalities first, then one range), as with_index takes them.
   function showFilter() {
     const indexes = (state.indexes || {})[state.table] || [];
-    if (!indexes.length || !FN.indexRange) return fill(filterBox);
-    const chosen = select(["(no filter)", ...indexes.map((i) => i.name)], "(no filter)", () => draw());
+    if (!indexes.length) return fill(filterBox);
+    const chosen = select(["(all)", ...indexes.map((i) => i.name)], state.filter?.index || "(all)", () => draw());
     const fields = h("span", { class: "toolbar" });
     const draw = () => {
       const index = indexes.find((i) => i.name === chosen.value);
-      fill(fields, index ? index.fields.map((f) => h("input", { placeholder: `${f} = (JSON)`, dataset: { field: f } })) : []);
-      if (index) {
-        fields.append(h("input", { placeholder: "or last field >= (JSON)", dataset: { bound: "gte" } }));
-        fields.append(h("input", { placeholder: "last field < (JSON)", dataset: { bound: "lt" } }));
-      }
+      fill(fields, index ? index.fields.filter((f) => f !== "_id").map(boundInputs) : []);
     };
     const apply = (e) => {
       e.preventDefault();
       const index = indexes.find((i) => i.name === chosen.value);
-      if (!index) return restart({ filter: null });
-      try {
-        restart({ filter: filterArgs(index, fields) });
-      } catch (err) {
-        say(status, `Filter values must be JSON: ${err.message}`, "error");
-      }
+      restart({ filter: index ? { index: index.name, range: rangeOf(fields) } : null });
     };
-    fill(filterBox, h("form", { class: "toolbar", onsubmit: apply }, h("span", {}, "Index"), chosen, fields,
-      h("button", { class: "plain" }, "Filter")));
+    draw();
+    fill(filterBox, h("form", { class: "toolbar", id: "filter-form", onsubmit: apply },
+      h("span", { class: "muted" }, "Index"), chosen, fields, h("button", { class: "plain" }, "Filter")));
   }
 
   // A document's JSON in a dialog: save (replace), delete, or insert a new one.
@@ -215,8 +207,8 @@ export function mount(view, { api, sync }) {
         return say(message, `Not JSON: ${err.message}`, "error");
       }
       const fields = Object.fromEntries(Object.entries(value).filter(([k]) => !k.startsWith("_")));
-      if (doc) run(FN.replace, { table: state.table, id: doc._id, value: fields }, `Saved ${doc._id}.`);
-      else run(FN.insert, { table: state.table, value: fields }, "Inserted.");
+      if (doc) run(FN.replace, { id: doc._id, document: fields }, `Saved ${doc._id}.`);
+      else run(FN.insert, { table: state.table, document: fields }, "Inserted.");
     };
     fill(
       dialog,
@@ -234,7 +226,12 @@ export function mount(view, { api, sync }) {
               type: "button",
               class: "danger",
               id: "doc-delete",
-              onclick: () => run(FN.delete, { table: state.table, id: doc._id }, `Deleted ${doc._id}.`),
+              onclick: (e) => {
+                // Two clicks: the first one asks.
+                if (e.target.dataset.armed) return run(FN.delete, { ids: [doc._id] }, `Deleted ${doc._id}.`);
+                e.target.dataset.armed = "1";
+                e.target.textContent = "Delete: sure?";
+              },
             },
             "Delete",
           ),
@@ -251,18 +248,34 @@ export function mount(view, { api, sync }) {
   };
 }
 
-function filterArgs(index, fields) {
-  const eq = [];
-  let gte;
-  let lt;
-  for (const input of fields.querySelectorAll("input")) {
-    if (!input.value.trim()) continue;
-    const value = JSON.parse(input.value);
-    if (input.dataset.field) eq.push([input.dataset.field, value]);
-    else if (input.dataset.bound === "gte") gte = value;
-    else lt = value;
+// One field's bounds: [op value] [op value]; a value that is not JSON is a string.
+function boundInputs(field) {
+  const low = select(["", "eq", "gt", "gte"], "", () => {});
+  const high = select(["", "lt", "lte"], "", () => {});
+  low.dataset.field = field;
+  high.dataset.field = field;
+  return h("span", { class: "bound" }, h("span", {}, field), low,
+    h("input", { size: 8, "aria-label": `${field} from`, dataset: { for: "low" } }), high,
+    h("input", { size: 8, "aria-label": `${field} to`, dataset: { for: "high" } }));
+}
+
+function rangeOf(fields) {
+  const range = [];
+  for (const bound of fields.querySelectorAll(".bound")) {
+    const [low, high] = bound.querySelectorAll("select");
+    const [lowValue, highValue] = bound.querySelectorAll("input");
+    if (low.value) range.push({ op: low.value, field: low.dataset.field, value: jsonOrText(lowValue.value) });
+    if (high.value) range.push({ op: high.value, field: high.dataset.field, value: jsonOrText(highValue.value) });
   }
-  return { index: index.name, eq, ...(gte === undefined ? {} : { gte }), ...(lt === undefined ? {} : { lt }) };
+  return range;
+}
+
+function jsonOrText(text) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
 }
 
 function select(options, value, onchange) {

@@ -69,3 +69,44 @@ export function say(el, text, kind = "") {
   fill(el, text);
   el.className = `message ${kind}`;
 }
+
+// An object's fields, nested ones flattened to dotted names, as a definition list;
+// byte counts and durations in words a person reads.
+export function kv(obj, id) {
+  const rows = [];
+  const walk = (value, prefix) => {
+    if (value && typeof value === "object" && !Array.isArray(value) && !isSpecial(value)) {
+      for (const [k, v] of Object.entries(value)) walk(v, prefix ? `${prefix}.${k}` : k);
+    } else rows.push([prefix, value]);
+  };
+  walk(obj, "");
+  return h("dl", { class: "kv", id }, rows.map(([k, v]) => [h("dt", {}, k), h("dd", { dataset: { key: k } }, human(k, v))]));
+}
+
+function isSpecial(value) {
+  const keys = Object.keys(value);
+  return keys.length === 1 && keys[0].startsWith("$");
+}
+
+function human(key, value) {
+  if (typeof value === "number" && /bytes|Bytes$/.test(key)) return bytes(value);
+  if (typeof value === "number" && /perHour$/.test(key)) return `${bytes(value)}/h`;
+  if (typeof value === "number" && /(^|\.)uptimeS$|AgeS$|LagS$/.test(key)) return seconds(value);
+  if (typeof value === "number" && /Ms$/.test(key) && value > 1e12) return when(value);
+  if (Array.isArray(value)) return value.length ? JSON.stringify(value) : "none";
+  return cellText(value);
+}
+
+export function bytes(n) {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (Math.abs(n) >= 1024 && i < units.length - 1) (n /= 1024), i++;
+  return `${i ? n.toFixed(1) : n} ${units[i]}`;
+}
+
+export function seconds(s) {
+  if (s < 120) return `${s.toFixed(1)} s`;
+  if (s < 7200) return `${(s / 60).toFixed(1)} min`;
+  if (s < 172800) return `${(s / 3600).toFixed(1)} h`;
+  return `${(s / 86400).toFixed(1)} d`;
+}
