@@ -30,6 +30,8 @@ ENABLED_UNITS="mosquitto.service outpost.service outpost-mosquitto.path"
 DROP_IN_DIR=$UNITS/outpost.service.d
 MOSQUITTO_FILES=/etc/mosquitto/outpost
 MOSQUITTO_DROP_IN=/etc/mosquitto/conf.d/outpost.conf
+AVAHI_SERVICES=/etc/avahi/services
+AVAHI_OVERRIDE="root $ACCOUNT 1775 $AVAHI_SERVICES"  # dpkg-statoverride --list's line
 PACKAGES="python3-venv mosquitto"
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -107,6 +109,43 @@ ensure_directories() {
     # The store, stored files, the admin key and the device registry: the service's only.
     directory "$DATA" "$ACCOUNT:$ACCOUNT" 0700
     directory "$BACKUPS" "$ACCOUNT:$ACCOUNT" 0700
+}
+
+# --- LAN discovery through avahi-daemon ------------------------------------------------
+
+# When avahi-daemon runs, the gateway hands it the announcement: it writes its own
+# outpost-<id>.service into $AVAHI_SERVICES while it runs (docs/discovery.md). The
+# directory is root's, so the outpost group may add files there: through a dpkg stat
+# override, which avahi-daemon's upgrades (and a purge and reinstall) keep, not a chmod
+# alone. Sticky (1775): the group removes or replaces only its own files, never the
+# admin's. Without Avahi there is nothing to do; installed later, a run of this script
+# sets it up and restarts the gateway, which decides who answers at its start.
+avahi_services() {
+    installed avahi-daemon || [ -d "$AVAHI_SERVICES" ] || return 0
+    listed=$(dpkg-statoverride --list "$AVAHI_SERVICES" || true)
+    if [ -n "$listed" ] && [ "$listed" != "$AVAHI_OVERRIDE" ]; then
+        say "$AVAHI_SERVICES has a stat override of someone else's ($listed): left alone"
+        return 0
+    fi
+    if [ -z "$listed" ]; then
+        # shellcheck disable=SC2086  # user, group, mode, path
+        dpkg-statoverride --add $AVAHI_OVERRIDE
+    fi
+    now=$(stat -c '%U:%G %a' "$AVAHI_SERVICES" 2>/dev/null || true)
+    [ "$now" = "root:$ACCOUNT 1775" ] && return 0
+    say "$AVAHI_SERVICES: the $ACCOUNT group may add its own files (LAN discovery through avahi-daemon)"
+    directory "$AVAHI_SERVICES" "root:$ACCOUNT" 1775
+    RESTART=1 # a running gateway found it read-only at its start and answers by itself
+}
+
+# Back to Debian's root:root 0755, without the files a killed gateway left behind.
+avahi_services_undo() {
+    if [ "$(dpkg-statoverride --list "$AVAHI_SERVICES" || true)" = "$AVAHI_OVERRIDE" ]; then
+        dpkg-statoverride --remove "$AVAHI_SERVICES"
+        if [ -d "$AVAHI_SERVICES" ]; then directory "$AVAHI_SERVICES" root:root 0755; fi
+    fi
+    # outpost-<first 12 of the gateway id>.service, and a write cut short.
+    rm -f "$AVAHI_SERVICES"/outpost-????????????.service "$AVAHI_SERVICES"/.outpost-*.partial
 }
 
 # --- the package: one virtualenv per release --------------------------------------------
@@ -314,6 +353,7 @@ install_or_upgrade() {
     install_packages
     ensure_account
     ensure_directories
+    avahi_services
     write_config
     id=$(source_id "$FROM")
     new=$RELEASES/$id
@@ -403,6 +443,7 @@ uninstall() {
     # Mosquitto stays installed (other programs may use it); Outpost's part of it goes.
     rm -f "$MOSQUITTO_DROP_IN"
     rm -rf "$MOSQUITTO_FILES"
+    avahi_services_undo
     if systemd_running; then
         systemctl daemon-reload
         systemctl try-restart mosquitto.service || true

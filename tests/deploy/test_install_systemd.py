@@ -9,12 +9,21 @@ Mosquitto through ``outpost-mosquitto.path`` (the device logs in), a new app res
 the gateway and its MQTT readings reach the store through Debian's Mosquitto, an upgrade
 to the release that cannot serve is backed up, tried and rolled back, an event loop
 blocked for real is killed by systemd's watchdog and restarted (``watchdog_kit``, the
-figures printed), and ``--uninstall`` stops everything it started.
+figures printed), the LAN announcement is handed to Debian's ``avahi-daemon``, and
+``--uninstall`` stops everything it started and gives Avahi its directory back.
+
+Avahi is the real one, installed after Outpost (as on a machine that gets it later): its
+packages are about 3 MB and seconds to install, and only the real daemon shows that the
+service file the sandboxed gateway writes is one Avahi publishes (``avahi-browse``
+resolves it). The container's network has only a loopback, which a gateway on
+``0.0.0.0`` does not announce, so the script gives it a LAN address on a veth pair of
+its own.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +33,43 @@ from install_kit import DEVICE, DEVICE_FILE, INSTALL, SOURCE, copy_checkout
 from watchdog_kit import booted_watchdog, stage_stall_app
 
 BROKEN = "/opt/src-broken"  # a checkout whose release cannot serve
+SERVICES = "/etc/avahi/services"
+AVAHI_PACKAGES = "avahi-daemon avahi-utils iproute2"  # the daemon, avahi-browse, ip
+AVAHI_INSTALL = (
+    "apt-get -q update >/dev/null && "
+    f"apt-get -q -y --no-install-recommends install {AVAHI_PACKAGES} >/dev/null"
+)
+LEFTOVER = f"{SERVICES}/outpost-0123456789ab.service"  # as a gateway killed with -9 leaves
+# The gateway serves the LAN, announced through avahi-daemon: its service file is
+# written by the sandboxed service, resolved by Avahi, removed at the stop.
+AVAHI_BOOTED = f"""
+wait_for '[ "$(state avahi-daemon.service)" = active ]'
+ip link add lan0 type veth peer name lan1
+ip address add 192.0.2.10/24 dev lan0
+ip link set lan1 up && ip link set lan0 up
+printf '\\nhost = "0.0.0.0"\\ndiscovery = true\\n' >>/etc/outpost/outpost.toml
+systemctl restart outpost.service
+wait_for 'ls {SERVICES}/outpost-*.service >/dev/null 2>&1'
+announced=$(ls {SERVICES}/outpost-*.service)
+grep -q "<type>_outpost._tcp</type>" "$announced" || fail "no _outpost._tcp in $announced"
+[ "$(stat -c %U "$announced")" = outpost ] || fail "$announced is not the gateway's"
+journalctl -u outpost.service -o cat | grep "through avahi-daemon" || fail "not handed over"
+if journalctl -u outpost.service -o cat | grep "responder beside it"; then
+    fail "the gateway's own responder answered beside Avahi"
+fi
+browse() {{ avahi-browse --resolve --parsable --terminate _outpost._tcp 2>/dev/null; }}
+wait_for 'browse | grep -q "^=;lan0;IPv4;.*;192.0.2.10;3210;.*gateway_id="'
+browse | grep "^=;lan0"
+echo "ok: avahi-daemon announces the gateway from $announced"
+systemctl stop outpost.service
+[ ! -e "$announced" ] || fail "$announced outlived the stop"
+wait_for '[ -z "$(browse)" ]'
+echo "ok: the stop removed it and Avahi withdrew the announcement"
+runuser -u outpost -- sh -c 'echo "<service-group/>" >{LEFTOVER}'
+touch {SERVICES}/admin-notes
+runuser -u outpost -- rm -f {SERVICES}/admin-notes 2>/dev/null || true
+[ -e {SERVICES}/admin-notes ] || fail "the outpost user removed the admin's file (sticky)"
+"""
 BOOTED = f"""
 set -eu
 fail() {{ echo "FAILED: $*"; journalctl --no-pager -n 80; exit 1; }}
@@ -73,11 +119,16 @@ wait_for '[ "$(state outpost.service)" = active ]'
 ls /var/lib/outpost/backups/pre-upgrade-*.tar >/dev/null || fail "no backup before the upgrade"
 echo "ok: the failed upgrade was backed up first and rolled back"
 {booted_watchdog(INSTALL)}
-
+{AVAHI_BOOTED}
 {INSTALL} --uninstall
 [ "$(state outpost.service)" != active ] || fail "outpost still runs after --uninstall"
 wait_for '[ "$(state mosquitto.service)" = active ]'
 echo "ok: uninstalled; mosquitto runs on without Outpost's drop-in"
+[ -z "$(dpkg-statoverride --list {SERVICES})" ] || fail "the stat override is left"
+[ "$(stat -c '%U:%G %a' {SERVICES})" = "root:root 755" ] || fail "{SERVICES} not given back"
+[ ! -e {LEFTOVER} ] || fail "--uninstall left {LEFTOVER}"
+[ -e {SERVICES}/admin-notes ] || fail "--uninstall removed the admin's file"
+echo "ok: uninstalled; {SERVICES} is root's again, without Outpost's files"
 """
 
 
@@ -102,9 +153,15 @@ def test_under_systemd_units_start_devices_reload_a_bad_upgrade_rolls_back(
     root: DebianRoot,
 ) -> None:
     root.ok(INSTALL)
+    assert not root.file(SERVICES).exists()  # no Avahi: nothing of it touched
     good = os.readlink(root.file("/opt/outpost/venv"))
+    root.ok(AVAHI_INSTALL)  # Avahi comes after Outpost: the next install.sh run sets it up
     # No systemd in the chroot: the broken release passes its checks and is not started.
     root.ok(f"{INSTALL} --from {BROKEN}")
+    services = root.file(SERVICES).stat()
+    assert (services.st_uid, services.st_gid) == (0, root.ids("outpost", "group"))
+    assert stat.S_IMODE(services.st_mode) == 0o1775
+    assert f"root outpost 1775 {SERVICES}" in root.file("/var/lib/dpkg/statoverride").read_text()
     root.ok(f"{INSTALL} --rollback")
     assert os.readlink(root.file("/opt/outpost/venv")) == good
     root.file("/root/device.py").write_text(DEVICE)
@@ -118,9 +175,13 @@ def test_under_systemd_units_start_devices_reload_a_bad_upgrade_rolls_back(
         "came through mosquitto.service",
         "rolled back",
         "ok: watchdog",
+        "avahi-daemon announces the gateway",
+        "Avahi withdrew",
         "uninstalled",
+        "root's again",
     ):
         assert step in booted.output, booted.output
     assert "did not start on /opt/outpost/releases/" in booted.output, booted.output
     figures = booted.output.index("watchdog figures:")
     print(booted.output[figures : booted.output.index("ok: watchdog")])
+    print(*(line for line in booted.output.splitlines() if line.startswith("=;lan0")), sep="\n")
