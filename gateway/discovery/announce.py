@@ -100,7 +100,8 @@ def _hand_to_avahi(plan: Plan, services_dir: Path) -> avahi.AvahiServiceFile | N
     except OSError as exc:
         log.warning(
             "avahi-daemon runs but %s is not writable (%s); announcing with Outpost's own "
-            "responder beside it. Let this user write there to hand the announcement to Avahi",
+            "responder beside it. Let this user write there to hand the announcement to Avahi "
+            "(deploy/install.sh does: run it again after installing avahi-daemon)",
             services_dir,
             exc.strerror or exc,
         )
