@@ -24,24 +24,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 from pathlib import Path
 
 from gateway.cli.common import CommandError, RegistryItem, add_registry_commands, settings_for
 from gateway.cli.mqtt_cmd import DROP_IN_NAME
 from gateway.config import Settings
-from gateway.mqtt.broker_files import BRIDGE_USER, PASSWORD_FILE_NAME
-from gateway.mqtt.broker_pid import broker_directory, signal_broker
-from gateway.mqtt.passwords import (
-    check_username,
-    generate_password,
-    hash_password,
-    read_password_file,
-    write_password_file,
-)
-from gateway.private_files import files_lock
-from gateway.store.datadir import make_private_dir
+from gateway.mqtt import registry
+from gateway.mqtt.registry import Registry, RegistryError, checked_id, registry_of
 
 _RELOADS = "A running managed broker is reloaded and sees the change at once."
 # Where Debian's mosquitto.service reads Outpost's drop-in (mosquitto.conf's include_dir).
@@ -67,32 +57,30 @@ def add_parser(
 
 def add_device(args: argparse.Namespace) -> int:
     settings = settings_for(args, args.app_dir)
-    device_id = _checked_id(args.device_id)
-    if not _registers_devices(settings):
+    data_dir = Path(settings.data_dir)
+    kind = registry_of(settings.mqtt_broker, SYSTEM_DROP_IN)
+    if kind == "none":
         raise CommandError(
             f"mqtt_broker is {settings.mqtt_broker!r}: devices are registered here only for "
             "the managed broker (mqtt_broker = managed) or Debian's mosquitto service with "
             f"Outpost's drop-in ({SYSTEM_DROP_IN}, see docs/install.md)"
         )
-    path = _password_path(settings, create=True)
-    password = generate_password()
-    with files_lock(path.parent):
-        entries = _read(path)
-        if device_id in entries:
-            raise CommandError(
-                f"device {device_id!r} already exists; to give it a new password, "
-                f"`outpost device remove {device_id}` first"
-            )
-        write_password_file(path, {**entries, device_id: hash_password(password)})
+    try:
+        device_id = checked_id(args.device_id)
+        password = registry.add_device(data_dir, device_id)
+    except RegistryError as exc:
+        raise CommandError(_for_the_cli(str(exc), args.device_id)) from None
     _print_credentials(device_id, password, settings, as_json=args.json)
-    _reload_broker(settings)
+    _say_reloaded(settings, kind)
     return 0
 
 
 def list_devices(args: argparse.Namespace) -> int:
     settings = settings_for(args, args.app_dir)
-    path = _password_path(settings, create=False)
-    devices = sorted(name for name in _read(path) if name != BRIDGE_USER)
+    try:
+        devices = registry.list_devices(Path(settings.data_dir))
+    except RegistryError as exc:
+        raise CommandError(str(exc)) from None
     if not devices:
         print("no devices yet; add one with `outpost device add ID`", file=sys.stderr)
     for name in devices:
@@ -102,69 +90,42 @@ def list_devices(args: argparse.Namespace) -> int:
 
 def remove_device(args: argparse.Namespace) -> int:
     settings = settings_for(args, args.app_dir)
-    device_id = _checked_id(args.device_id)
-    path = _password_path(settings, create=False)
-    if not path.exists():
-        raise CommandError(f"no device {device_id!r} (see `outpost device list`)")
-    with files_lock(path.parent):
-        entries = _read(path)
-        if device_id not in entries:
-            raise CommandError(f"no device {device_id!r} (see `outpost device list`)")
-        del entries[device_id]
-        write_password_file(path, entries)
+    try:
+        device_id = checked_id(args.device_id)
+        registry.remove_device(Path(settings.data_dir), device_id)
+    except RegistryError as exc:
+        raise CommandError(_for_the_cli(str(exc), args.device_id)) from None
     print(f"removed device {device_id!r}", file=sys.stderr)
-    _reload_broker(settings)
+    _say_reloaded(settings, registry_of(settings.mqtt_broker, SYSTEM_DROP_IN))
     return 0
 
 
-def _registers_devices(settings: Settings) -> bool:
-    """Whether this machine's broker takes its devices from this registry."""
-    if settings.mqtt_broker == "external":
-        return SYSTEM_DROP_IN.exists()
-    return settings.mqtt_broker == "managed"
+def _for_the_cli(message: str, device_id: str) -> str:
+    """The registry's words, with the command that helps."""
+    if message.startswith("no device"):
+        return f"{message} (see `outpost device list`)"
+    if "already exists" in message:
+        return (
+            f"device {device_id!r} already exists; to give it a new password, "
+            f"`outpost device remove {device_id}` first"
+        )
+    return message
 
 
-def _reload_broker(settings: Settings) -> None:
+def _say_reloaded(settings: Settings, kind: Registry) -> None:
     """SIGHUP the running managed broker of this data directory, and say which happened."""
-    if settings.mqtt_broker == "external":  # Debian's mosquitto.service, as root only
+    reloaded = registry.reload_broker(Path(settings.data_dir), kind)
+    if reloaded == "system":  # Debian's mosquitto.service, as root only
         print(
             "mosquitto.service: outpost-mosquitto.path (deploy/install.sh) updates its files "
             "and reloads it; set up by hand, run `outpost mqtt config --dir` again "
             "(docs/mqtt.md)",
             file=sys.stderr,
         )
-    elif signal_broker(Path(settings.data_dir), signal.SIGHUP) is not None:
+    elif reloaded == "broker":
         print("the running broker was reloaded", file=sys.stderr)
     else:
         print("no broker is running; it sees the change when it starts", file=sys.stderr)
-
-
-def _checked_id(device_id: str) -> str:
-    """A device ID usable as username and topic segment, and not the bridge's name."""
-    try:
-        check_username(device_id)
-    except ValueError as exc:
-        raise CommandError(str(exc)) from None
-    if device_id == BRIDGE_USER:
-        raise CommandError(f"{BRIDGE_USER!r} is the gateway's own MQTT user, not a device ID")
-    return device_id
-
-
-def _password_path(settings: Settings, *, create: bool) -> Path:
-    """The managed broker's password file; its directories made 0700 when ``create``."""
-    data_dir = Path(settings.data_dir)
-    directory = broker_directory(data_dir)
-    if create:
-        make_private_dir(data_dir)
-        make_private_dir(directory)
-    return directory / PASSWORD_FILE_NAME
-
-
-def _read(path: Path) -> dict[str, str]:
-    try:
-        return read_password_file(path)
-    except ValueError as exc:
-        raise CommandError(f"{exc} (fix or move the file)") from None
 
 
 def _print_credentials(device_id: str, password: str, settings: Settings, *, as_json: bool) -> None:
