@@ -42,6 +42,10 @@ READINGS = """
     async def refuse(ctx, args):
         raise ConvexError({"code": "NOPE"})
 
+    @mutation(args={"device": v.string()})
+    async def later(ctx, args):
+        return await ctx.scheduler.run_after(3_600_000, "readings:add", {"device": args["device"], "celsius": 1.0})
+
     @internal_mutation(args={"n": v.float64()})
     async def double(ctx, args):
         print("doubling", args["n"])
