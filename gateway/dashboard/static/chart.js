@@ -20,12 +20,13 @@ export function drawChart(canvas, series) {
     g.fillText(points.length ? "one reading so far" : "no readings", 8, height / 2);
     return;
   }
+  const fields = moving(series.fields, points);
   const pad = { left: 40, right: 8, top: 8, bottom: 18 };
   const t0 = points[0].t;
   const t1 = points[points.length - 1].t;
   let lo = Infinity;
   let hi = -Infinity;
-  for (const p of points) for (const v of Object.values(p.values)) (lo = Math.min(lo, v)), (hi = Math.max(hi, v));
+  for (const p of points) for (const f of fields) if (f in p.values) (lo = Math.min(lo, p.values[f])), (hi = Math.max(hi, p.values[f]));
   if (lo === hi) (lo -= 1), (hi += 1);
   const x = (t) => pad.left + ((t - t0) / (t1 - t0 || 1)) * (width - pad.left - pad.right);
   const y = (v) => pad.top + (1 - (v - lo) / (hi - lo)) * (height - pad.top - pad.bottom);
@@ -38,7 +39,7 @@ export function drawChart(canvas, series) {
   g.fillText(new Date(t0).toLocaleTimeString(), pad.left, height - 4);
   const end = new Date(t1).toLocaleTimeString();
   g.fillText(end, width - pad.right - g.measureText(end).width, height - 4);
-  series.fields.forEach((field, i) => {
+  fields.forEach((field, i) => {
     g.strokeStyle = COLORS[i % COLORS.length];
     g.lineWidth = 1.5;
     g.beginPath();
@@ -53,6 +54,12 @@ export function drawChart(canvas, series) {
     g.fillStyle = g.strokeStyle;
     g.fillText(field, pad.left + 4 + i * 70, pad.top + 10);
   });
+}
+
+// The fields whose value changes (a constant qos or boot says nothing), or all of them.
+function moving(fields, points) {
+  const changing = fields.filter((f) => new Set(points.map((p) => p.values[f])).size > 1);
+  return changing.length ? changing : fields;
 }
 
 function short(v) {
