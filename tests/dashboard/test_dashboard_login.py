@@ -5,12 +5,15 @@ one-time link."""
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 from dashboard.browser_kit import browser
 from dashboard.dashboard_kit import Served
+
+from gateway.admin_socket import post as post_over_socket
 
 REPO = Path(__file__).resolve().parents[2]
 READY = "document.body.dataset.state === 'ready'"
@@ -80,6 +83,16 @@ async def test_outpost_dashboard_link_logs_in_once(
         tab = await chrome.tab(url)
         await tab.until(READY, "the dashboard opened by the link")
         assert await tab.eval("location.hash") == ""  # the token left the address bar
+        # A second link pasted into the open tab: only the fragment changes.
+        answer = await asyncio.to_thread(
+            post_over_socket, served.data_dir, "/dashboard/login-token", b"{}", 10
+        )
+        assert answer is not None and answer[0] == 200
+        token = json.loads(answer[1])["token"]
+        await tab.eval(f"location.hash = {json.dumps('#login=' + token)}")
+        await tab.until(
+            "location.hash === '' && document.body.dataset.state === 'ready'", "relogin"
+        )
         again = await chrome.tab(url)
         await again.until(LOGIN, "the login form for a used link")
         message = await again.text("#login-message")

@@ -22,7 +22,9 @@ async def test_page_served_without_key_with_strict_headers(served: Served) -> No
         ) as r:
             assert r.status == 200
             assert r.headers["Content-Type"].startswith("text/html")
-            assert "script-src 'self'" in r.headers["Content-Security-Policy"]
+            policy = r.headers["Content-Security-Policy"]
+            assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+            assert f"ws://{served.url.removeprefix('http://')}" in policy
             assert r.headers["Cache-Control"] == "no-cache"
             assert "Access-Control-Allow-Origin" not in r.headers  # no CORS on the page
             etag = r.headers["ETag"]

@@ -15,19 +15,27 @@ let shown = null; // {name, unmount}
 async function start() {
   $("login").addEventListener("submit", onLogin);
   $("logout").addEventListener("click", () => logout(""));
-  window.addEventListener("hashchange", route);
-  const token = new URLSearchParams(location.hash.slice(1)).get("login");
-  if (token) {
-    history.replaceState(null, "", location.pathname + location.search); // drop it at once
-    try {
-      return await enter(await redeemLoginToken(token));
-    } catch (err) {
-      return showLogin(err.message);
-    }
-  }
+  window.addEventListener("hashchange", () => (loginToken() ? logInWithToken() : route()));
+  if (loginToken()) return logInWithToken();
   const saved = sessionStorage.getItem(KEY);
   if (saved) return enter(saved).catch((err) => showLogin(err.message));
   showLogin("");
+}
+
+// The one-time token of `outpost dashboard`'s link (#login=...), if the address has one.
+function loginToken() {
+  return new URLSearchParams(location.hash.slice(1)).get("login");
+}
+
+async function logInWithToken() {
+  const token = loginToken();
+  history.replaceState(null, "", location.pathname + location.search); // drop it at once
+  if (session) logout("");
+  try {
+    await enter(await redeemLoginToken(token));
+  } catch (err) {
+    showLogin(err.message);
+  }
 }
 
 async function onLogin(event) {
