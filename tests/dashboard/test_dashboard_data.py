@@ -29,6 +29,8 @@ async def test_rows_arrive_live_and_edits_show_the_gateways_words(
 
         # Insert: a document the schema refuses, in the gateway's words; then a good one.
         await tab.click("#insert")
+        template = await tab.eval("JSON.parse(document.querySelector('#doc-json').value)")
+        assert template == {"device": "", "celsius": 0}  # from the table's schema
         await tab.type("#doc-json", '{"device": 5, "celsius": 1}')
         await tab.click("#doc-save")
         message = await tab.until(

@@ -97,3 +97,26 @@ async def test_outpost_dashboard_link_logs_in_once(
         await again.until(LOGIN, "the login form for a used link")
         message = await again.text("#login-message")
         assert "used already" in message, message
+
+
+def test_outpost_dashboard_without_a_gateway_says_so(tmp_path: Path) -> None:
+    cmd = [
+        sys.executable,
+        "-m",
+        "gateway.cli",
+        "dashboard",
+        str(tmp_path),
+        "--no-open",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--port",
+        "9",
+    ]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and done.stdout == "", done
+    assert "no admin key" in done.stderr, done.stderr
+    (tmp_path / "data").mkdir(mode=0o700)
+    (tmp_path / "data" / "admin_key").write_text("outpost-" + "1" * 64)
+    (tmp_path / "data" / "admin_key").chmod(0o600)
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "no gateway answers at http://127.0.0.1:9" in done.stderr, done

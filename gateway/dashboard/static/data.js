@@ -20,6 +20,8 @@ export function mount(view, { api, sync }) {
   const order = select(["desc", "asc"], state.order, (v) => restart({ order: v }));
   const size = select(PAGE_SIZES, state.size, (v) => restart({ size: Number(v) }));
   const filterBox = h("div", { id: "filter" });
+  const prevButton = h("button", { class: "plain", type: "button", onclick: prev, disabled: true }, "Prev");
+  const nextButton = h("button", { class: "plain", type: "button", onclick: next, disabled: true }, "Next");
 
   fill(
     view,
@@ -46,8 +48,8 @@ export function mount(view, { api, sync }) {
           h("strong", { id: "table-title" }, "Choose a table"),
           order,
           size,
-          h("button", { class: "plain", type: "button", onclick: prev }, "Prev"),
-          h("button", { class: "plain", type: "button", onclick: next }, "Next"),
+          prevButton,
+          nextButton,
           pager,
           h("button", { type: "button", id: "insert", onclick: () => edit(null) }, "Insert"),
         ),
@@ -81,6 +83,7 @@ export function mount(view, { api, sync }) {
     );
     const first = !state.indexes;
     state.indexes = Object.fromEntries(list.map((t) => [t.name, t.indexes || []]));
+    state.schemas = Object.fromEntries(list.map((t) => [t.name, t.schema]));
     if (!state.table && list.length) choose(list.find((t) => !t.system)?.name || list[0].name);
     else if (first) showFilter();
   }
@@ -117,6 +120,8 @@ export function mount(view, { api, sync }) {
       state.page = result.value;
       showRows(result.value.page);
       fill(pager, `page ${state.cursors.length}${result.value.isDone ? " (last)" : ""}`);
+      prevButton.disabled = state.cursors.length === 1;
+      nextButton.disabled = result.value.isDone;
     });
   }
 
@@ -185,7 +190,7 @@ export function mount(view, { api, sync }) {
   function edit(doc) {
     if (!state.table) return;
     const text = h("textarea", { id: "doc-json", spellcheck: "false" });
-    text.value = doc ? pretty(doc) : "{\n  \n}";
+    text.value = pretty(doc || template(state.schemas?.[state.table]));
     const message = h("p", { class: "message", id: "doc-message", role: "alert" });
     const dialog = h("dialog", { id: "doc-dialog" });
     const close = () => (dialog.close(), dialog.remove());
@@ -268,6 +273,20 @@ function rangeOf(fields) {
     if (high.value) range.push({ op: high.value, field: high.dataset.field, value: jsonOrText(highValue.value) });
   }
   return range;
+}
+
+// A new document's starting point from the table's validator: each required field
+// with an empty value of its type.
+function template(schema) {
+  if (!schema || schema.type !== "object") return {};
+  const empty = { string: "", number: 0, float64: 0, boolean: false, array: [], object: {}, bigint: { $integer: "AAAAAAAAAAA=" }, int64: { $integer: "AAAAAAAAAAA=" } };
+  const doc = {};
+  for (const [field, spec] of Object.entries(schema.value || {})) {
+    if (spec.optional) continue;
+    const type = spec.fieldType?.type;
+    doc[field] = type in empty ? empty[type] : null;
+  }
+  return doc;
 }
 
 function jsonOrText(text) {

@@ -31,7 +31,7 @@ export function mount(view, { api, sync }) {
       h("thead", {}, h("tr", {}, ["function", "state", "scheduled", "args", ""].map((c) => h("th", {}, c)))),
       h("tbody", {}, page.map((job) => h("tr", { dataset: { id: job._id, state: job.state?.kind } },
         h("td", {}, job.name || job.udfPath || ""),
-        h("td", { class: "state" }, job.state?.kind || ""),
+        h("td", { class: "state", title: job.state?.error || "" }, job.state?.kind || "", job.state?.error ? `: ${job.state.error}` : ""),
         h("td", {}, when(job.scheduledTime)),
         h("td", {}, cellText(job.args)),
         h("td", {}, job.state?.kind === "pending" ? h("button", { class: "danger cancel", type: "button", onclick: () => cancel(job) }, "Cancel") : ""))))));
