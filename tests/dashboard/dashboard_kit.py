@@ -59,6 +59,7 @@ class Served:
     url: str
     admin_key: str
     data_dir: Path
+    http: HttpServer
 
     async def call(self, kind: str, path: str, args: dict[str, Any], *, admin: bool = False) -> Any:
         """A function's value through the HTTP API (as a device or a script would call)."""
@@ -80,7 +81,8 @@ async def serving(app: Path, data: Path, settings: Settings | None = None) -> As
     async with Gateway.open(app, data, settings) as gw, HttpServer(gw) as http:
         port = await http.start("127.0.0.1", 0)
         await http.listen_unix(admin_socket_path(data))
-        yield Served(gw, f"http://127.0.0.1:{port}", load_or_create_admin_key(data), data)
+        url = f"http://127.0.0.1:{port}"
+        yield Served(gw, url, load_or_create_admin_key(data), data, http)
 
 
 READY = "document.body.dataset.state === 'ready'"

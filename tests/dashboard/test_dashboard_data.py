@@ -9,6 +9,8 @@ from pathlib import Path
 from dashboard.browser_kit import browser
 from dashboard.dashboard_kit import Served, log_in, rows_of
 
+from gateway.http import HttpServer
+
 COUNT = "document.querySelector('#tables li[data-table=readings] .count')?.textContent"
 
 
@@ -69,3 +71,22 @@ async def test_rows_arrive_live_and_edits_show_the_gateways_words(
         )
         await tab.until(f"{rows_of('d2')} === 1 && {rows_of('d1')} === 0", "only d2's rows")
         await tab.screenshot("data-filtered")
+
+
+async def test_the_page_reconnects_after_the_server_restarts(
+    served: Served, chromium_url: str, tmp_path: Path
+) -> None:
+    port = int(served.url.rsplit(":", 1)[1])
+    async with browser(chromium_url, tmp_path) as chrome:
+        tab = await chrome.tab(f"{served.url}/dashboard/#data")
+        await log_in(tab, served.admin_key)
+        await tab.until("document.querySelector('#tables li[data-table=readings]')", "readings")
+        await served.http.close()  # the sockets close with GOING_AWAY
+        await tab.until("document.querySelector('#link').textContent === 'connecting'", "the drop")
+        async with HttpServer(served.gateway) as again:
+            await again.start("127.0.0.1", port)
+            await tab.until(
+                "document.querySelector('#link').textContent === 'live'", "the link back", 20
+            )
+            await served.call("mutation", "readings:add", {"device": "after", "celsius": 1.0})
+            await tab.until(f"{rows_of('after')} === 1", "a row after the reconnect")
