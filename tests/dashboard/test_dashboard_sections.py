@@ -89,6 +89,11 @@ async def test_health_replication_and_a_phone_screen(
             "no upstream said so",
         )
         await tab.screenshot("replication-phone")
+        await served.call("mutation", "readings:add", {"device": "phone", "celsius": 3.5})
+        await tab.eval("location.hash = '#data'")
+        await tab.until("document.querySelector('#rows tbody tr')", "the rows on a phone")
+        assert await tab.eval("document.documentElement.scrollWidth") <= 390
+        await tab.screenshot("data-phone")
 
 
 async def test_page_weight_first_paint_and_memory(

@@ -13,7 +13,6 @@ export function mount(view, { api, sync }) {
   let seen = null; // ids shown last time: new ones flash
 
   const tables = h("ul", { class: "list", id: "tables" });
-  const typed = h("input", { placeholder: "table name", id: "table-name", "aria-label": "table" });
   const rows = h("div", { id: "rows" });
   const status = h("p", { class: "message", id: "data-message", role: "status" });
   const pager = h("span", { class: "muted", id: "pager" });
@@ -33,11 +32,6 @@ export function mount(view, { api, sync }) {
         { class: "card" },
         h("h2", {}, "Tables"),
         tables,
-        h(
-          "form",
-          { onsubmit: (e) => (e.preventDefault(), choose(typed.value.trim())) },
-          typed,
-        ),
       ),
       h(
         "div",
