@@ -35,7 +35,15 @@ from gateway.runtime.runtime import Runtime
 
 __all__ = ["Dashboard"]
 
+log = logging.getLogger("gateway.dashboard")
+
 LOG_LEVEL = logging.INFO  # gateway records below this stay out of the ring
+# How long the start waits for the first table count (``TableCounts``): a store of a
+# few million documents is counted in this time; a bigger one is counted on after.
+COUNT_WAIT_S = 1.0
+# After the counts arrive late, live queries are rerun now and again after this long
+# plus the query budget (see ``TableCounts``).
+RERUN_MARGIN_S = 1.0
 
 
 class Dashboard:
@@ -66,15 +74,19 @@ class Dashboard:
         ]
         self._started = False
 
-    def start(self, on_counted: Callable[[], None] | None = None) -> Dashboard:
-        """Install the functions, take log records and lines, start counting tables;
-        ``on_counted`` is called once the first count is in (live queries rerun)."""
+    async def start(self, on_counted: Callable[[], None] | None = None) -> Dashboard:
+        """Install the functions, take log records and lines, count the tables (waiting
+        up to ``COUNT_WAIT_S``); ``on_counted`` (live queries rerun) is called when the
+        first count is in."""
         for fn in self._functions:
             self._runtime.install(fn)
         self._runtime.log_sink = self.logs.add_lines
         logging.getLogger().addHandler(self.logs.handler)
-        self.counts.start(on_counted)
         self._started = True
+        again_s = self._runtime.budgets.query_s + RERUN_MARGIN_S
+        self.counts.start(on_counted, again_after_s=again_s)
+        if not await self.counts.wait(COUNT_WAIT_S):
+            log.info("counting the tables' documents goes on after the start")
         return self
 
     async def close(self) -> None:

@@ -10,6 +10,13 @@ are held and sorted out once ``T`` is known, so none is counted twice or missed.
 
 The counts follow the newest published commit, so a live query can see a count one
 commit ahead of its own snapshot: a dashboard figure, not a transactional one.
+
+A live query that read the counts before they were in must run again once they are:
+``on_ready`` (the sync engine's ``invalidate_all``) is called when they arrive, and once
+more ``again_after_s`` later (longer than a query may run): a rerun that was in flight
+at the first call, reading no counts, ends with a snapshot no older than that call's
+mark and would clear it. The gateway waits ``Dashboard.COUNT_WAIT_S`` for the count at
+start, so on all but a big store it is in before anyone can subscribe.
 """
 
 from __future__ import annotations
@@ -32,11 +39,22 @@ class TableCounts:
         self._held: list[Committed] = []
         self._unsubscribe: Callable[[], None] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._counted = asyncio.Event()
 
-    def start(self, on_ready: Callable[[], None] | None = None) -> None:
+    def start(self, on_ready: Callable[[], None] | None = None, again_after_s: float = 0) -> None:
         """Listen to commits, and count every table in the background."""
         self._unsubscribe = self._store.write_log.subscribe(self._on_commits)
-        self._task = asyncio.create_task(self._count(on_ready), name="outpost-table-counts")
+        self._task = asyncio.create_task(
+            self._count(on_ready, again_after_s), name="outpost-table-counts"
+        )
+
+    async def wait(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for the first count; whether it is in."""
+        try:
+            await asyncio.wait_for(self._counted.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
 
     async def close(self) -> None:
         """Stop listening and counting (idempotent)."""
@@ -59,7 +77,7 @@ class TableCounts:
         counts = self._counts
         return None if counts is None else counts.get(table, 0)
 
-    async def _count(self, on_ready: Callable[[], None] | None) -> None:
+    async def _count(self, on_ready: Callable[[], None] | None, again_after_s: float) -> None:
         try:
             counted, ts = await self._store.read(_count_tables)
         except Exception:  # noqa: BLE001 - the page shows no counts; the gateway runs on
@@ -68,8 +86,12 @@ class TableCounts:
         self._counts = counted
         held, self._held = self._held, []
         self._apply([c for c in held if c.ts > ts])
+        self._counted.set()
         if on_ready is not None:
             on_ready()
+            if again_after_s > 0:
+                await asyncio.sleep(again_after_s)
+                on_ready()
 
     def _on_commits(self, commits: list[Committed]) -> None:
         if self._counts is None:

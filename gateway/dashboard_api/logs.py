@@ -6,6 +6,9 @@ root logger copies the process's records. A record that carries ``outpost_functi
 (a scheduled or MQTT call's line, which the runtime also logs) is skipped there: the sink
 already has it. Both may run on the writer thread, so appends hold a lock.
 
+Every message passes ``redact`` (admin and upstream keys become ``[redacted]``), as every
+line written to the journal does.
+
 ``logs:recent`` reads no table: the page polls it with ``after`` = the last ``seq`` seen.
 """
 
@@ -18,6 +21,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Final
 
+from gateway.redact import redact
 from gateway.runtime.functions import RegisteredFunction
 from gateway.schema import v
 
@@ -60,6 +64,7 @@ class LogRing:
         self.handler = _RingHandler(self)
 
     def add(self, source: str, level: str, name: str, message: str) -> None:
+        message = redact(message)  # keys stay out of the page as out of the journal
         if len(message) > MAX_MESSAGE_CHARS:
             message = message[:MAX_MESSAGE_CHARS] + " (truncated)"
         with self._lock:

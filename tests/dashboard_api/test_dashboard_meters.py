@@ -107,3 +107,28 @@ def test_log_ring_is_bounded_and_numbered() -> None:
     assert (last, oldest) == (7, 5)
     ring.add("gateway", "INFO", "x", "y" * 10_000)
     assert ring.recent(7, 10)[0][0].message.endswith("(truncated)")
+
+
+def test_log_ring_redacts_keys() -> None:
+    ring = LogRing()
+    key = "outpost-" + "ab" * 32
+    ring.add("gateway", "WARN", "gateway.http", f"bad header {key}")
+    ring.add_lines("notes:add", [f"[LOG] the key is {key}"])
+    messages = [e.message for e in ring.recent(0, 10)[0]]
+    assert messages == ["bad header [redacted]", "the key is [redacted]"]
+
+
+async def test_late_counts_rerun_live_queries_twice(
+    make_app: Callable[..., Path], tmp_path: Path
+) -> None:
+    async with Gateway.open(make_app(notes=NOTES), tmp_path / "data", Settings()) as gw:
+        calls: list[float] = []
+        counts = TableCounts(gw.store)
+        counts.start(lambda: calls.append(asyncio.get_running_loop().time()), again_after_s=0.05)
+        assert await counts.wait(5.0)
+        for _ in range(200):
+            if len(calls) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert len(calls) == 2 and calls[1] - calls[0] >= 0.05
+        await counts.close()
