@@ -82,6 +82,10 @@ class TableCounts:
             counted, ts = await self._store.read(_count_tables)
         except Exception:  # noqa: BLE001 - the page shows no counts; the gateway runs on
             log.exception("counting the tables' documents failed")
+            if self._unsubscribe is not None:  # nothing will ever use the held commits
+                self._unsubscribe()
+                self._unsubscribe = None
+            self._held = []
             return
         self._counts = counted
         held, self._held = self._held, []
