@@ -353,7 +353,6 @@ install_or_upgrade() {
     install_packages
     ensure_account
     ensure_directories
-    avahi_services
     write_config
     id=$(source_id "$FROM")
     new=$RELEASES/$id
@@ -380,6 +379,7 @@ install_or_upgrade() {
         say "release $id is current ($("$new/bin/outpost" --version))${old:+; the last good one is $old}"
     fi
     swap_app
+    avahi_services # after the checks: a refused release or app leaves Avahi's directory alone
     install_units
     env_before=$(cat "$MQTT_ENV" 2>/dev/null || true)
     quietly "$SYNC"
