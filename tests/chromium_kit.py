@@ -33,6 +33,26 @@ START_DEADLINE_S = 30.0
 COMMAND_DEADLINE_S = 10.0
 STOP_DEADLINE_S = 5.0
 DEVTOOLS_LINE = re.compile(r"DevTools listening on (ws://\S+)")
+# Headless, quiet (no background networking or updates), DevTools on a loopback port
+# Chromium picks and prints (``DEVTOOLS_LINE``).
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",  # root in a container: the setuid sandbox is not available
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--disable-default-apps",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--mute-audio",
+    "--password-store=basic",
+    "--use-mock-keychain",
+    "--remote-debugging-address=127.0.0.1",
+    "--remote-debugging-port=0",
+]
 
 
 @pytest.fixture(name="chromium_binary", scope="session")
@@ -128,23 +148,8 @@ async def chromium(binary: str, root: Path) -> AsyncIterator[DevTools]:
     profile = root / "profile"
     cmd = [
         binary,
-        "--headless",
-        "--no-sandbox",  # root in a container: the setuid sandbox is not available
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-extensions",
-        "--disable-default-apps",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--no-default-browser-check",
-        "--mute-audio",
-        "--password-store=basic",
-        "--use-mock-keychain",
+        *CHROMIUM_FLAGS,
         f"--user-data-dir={profile}",
-        "--remote-debugging-address=127.0.0.1",
-        "--remote-debugging-port=0",
         "about:blank",
     ]
     env = {

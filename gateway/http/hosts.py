@@ -13,23 +13,17 @@ that checks names itself).
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from collections.abc import Iterable
 from typing import Final
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
-from yarl import URL
 
 from gateway.config import Settings
 from gateway.http.errors import error_response
+from gateway.known_names import is_address, known_names, normal
 
 ANY: Final = "*"
-
-
-def _normal(name: str) -> str:
-    return name.strip().lower().rstrip(".")
 
 
 def host_name(header: str) -> str:
@@ -38,43 +32,27 @@ def host_name(header: str) -> str:
     if header.startswith("["):  # an IPv6 literal
         return header[1 : header.find("]")] if "]" in header else header[1:]
     name, _, _ = header.partition(":")
-    return _normal(name)
-
-
-def _is_address(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
+    return normal(name)
 
 
 class HostPolicy:
     """The names (and ``.suffixes``) a request's ``Host`` may carry."""
 
     def __init__(self, names: Iterable[str]) -> None:
-        cleaned = {_normal(n) for n in names if n.strip()}
+        cleaned = {normal(n) for n in names if n.strip()}
         self.any = ANY in cleaned
         self.suffixes = tuple(n for n in cleaned if n.startswith("."))
         self.names = frozenset(n for n in cleaned if not n.startswith("."))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HostPolicy:
-        machine = _normal(socket.gethostname())
-        names = ["localhost", machine, f"{machine}.local"]
-        if settings.discovery_name:
-            names += [settings.discovery_name, f"{settings.discovery_name}.local"]
-        site = URL(settings.site_url).host if settings.site_url else None
-        if site:
-            names.append(site)
-        names += settings.allowed_hosts.split(",")
-        return cls(names)
+        return cls(known_names(settings))
 
     def allows(self, header: str | None) -> bool:
         if self.any or not header:
             return True
         name = host_name(header)
-        if name in self.names or _is_address(name):
+        if name in self.names or is_address(name):
             return True
         return any(name.endswith(suffix) for suffix in self.suffixes)
 

@@ -13,7 +13,6 @@ import base64
 import contextlib
 import json
 import os
-import re
 import selectors
 import signal
 import subprocess
@@ -25,32 +24,15 @@ from typing import Any
 import aiohttp
 import pytest
 from chromium_kit import (  # noqa: F401 - chromium_binary_fixture is a fixture
+    CHROMIUM_FLAGS,
+    DEVTOOLS_LINE,
     START_DEADLINE_S,
     DevTools,
     chromium_binary_fixture,
     evaluate,
 )
 
-DEVTOOLS_LINE = re.compile(r"DevTools listening on (ws://\S+)")
 WAIT_S = 10.0
-FLAGS = [
-    "--headless",
-    "--no-sandbox",  # root in a container: the setuid sandbox is not available
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-extensions",
-    "--disable-default-apps",
-    "--disable-dev-shm-usage",
-    "--no-first-run",
-    "--no-default-browser-check",
-    "--mute-audio",
-    "--password-store=basic",
-    "--use-mock-keychain",
-    "--remote-debugging-address=127.0.0.1",
-    "--remote-debugging-port=0",
-]
 
 
 @pytest.fixture(name="chromium_url", scope="module")
@@ -64,7 +46,7 @@ def chromium_url_fixture(
         "XDG_CONFIG_HOME": str(root / "config"),
         "XDG_CACHE_HOME": str(root / "cache"),
     }
-    cmd = [chromium_binary, *FLAGS, f"--user-data-dir={root / 'profile'}", "about:blank"]
+    cmd = [chromium_binary, *CHROMIUM_FLAGS, f"--user-data-dir={root / 'profile'}", "about:blank"]
     process = subprocess.Popen(
         cmd,
         stdin=subprocess.DEVNULL,
