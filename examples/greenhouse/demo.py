@@ -12,7 +12,8 @@ Run with ``scripts/demo`` (or ``python -m examples.greenhouse.demo``). It:
 6. subscribes to a live query over the Convex sync protocol and prints it as it changes,
 7. changes one device's config over the HTTP API and shows the device receiving it over
    MQTT,
-8. prints the URLs, then keeps everything running until Ctrl-C (``--once``: stops).
+8. prints the URLs (the API, the broker, the dashboard), then keeps everything running
+   until Ctrl-C (``--once``: stops).
 """
 
 from __future__ import annotations
@@ -137,7 +138,9 @@ def wait_for_config(fleet: Fleet, device: str, predicate: Any, seconds: float) -
     return None
 
 
-def run(url: str, mqtt_port: int, credentials: list[dict[str, Any]], once: bool) -> None:
+def run(
+    url: str, mqtt_port: int, credentials: list[dict[str, Any]], once: bool, data_dir: Path
+) -> None:
     for name, zone, limit in DEVICES:
         call(
             url, "mutation", "devices:register", {"name": name, "zone": zone, "max_celsius": limit}
@@ -179,6 +182,8 @@ def run(url: str, mqtt_port: int, credentials: list[dict[str, Any]], once: bool)
         )
         print(
             f"\nThe gateway: {url} (HTTP API and sync), MQTT broker on 127.0.0.1:{mqtt_port}.\n"
+            f"The dashboard: {url}/dashboard/ (log in with the key in {data_dir}/admin_key, or\n"
+            f"  open it logged in: {OUTPOST} dashboard {APP_DIR} --data-dir {data_dir})\n"
             f'Try: {OUTPOST} run --url {url} readings:stats \'{{"device": "gh-1"}}\'',
             flush=True,
         )
@@ -228,7 +233,7 @@ def main() -> int:
             return 1
         url = line.split(" on ", 1)[1].strip()
         print(f"outpost dev is serving examples/greenhouse at {url} (data in {data_dir})")
-        run(url, mqtt_port, list(credentials), args.once)
+        run(url, mqtt_port, list(credentials), args.once, data_dir)
     finally:
         if server.poll() is None:
             server.send_signal(signal.SIGTERM)

@@ -110,3 +110,8 @@ def _announce(service: Service) -> None:
     print(f"Outpost listening on {scheme}://{host}:{service.port}", flush=True)
     if service.site_port is not None:  # a line of its own: scripts match the first whole
         print(f"Outpost HTTP actions on {scheme}://{host}:{service.site_port}", flush=True)
+    # A log line, not a printed one: scripts and tests read the printed lines whole.
+    log.info(
+        "dashboard: %s://%s:%d/dashboard/ (`outpost dashboard` opens it logged in)",
+        *(scheme, host, service.port),
+    )

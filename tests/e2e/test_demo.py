@@ -42,3 +42,4 @@ def test_the_demo_walks_the_whole_loop(tmp_path: Path) -> None:
         "gh-2 received over MQTT: {'device': 'gh-2', 'zone': 'north', 'max_celsius': 26.5}" in out
     )
     assert "The gateway: http://127.0.0.1:" in out
+    assert "/dashboard/ (log in with the key in" in out
