@@ -150,6 +150,8 @@ def test_discover_finds_the_gateway_and_its_goodbyes_withdraw_it(
         "mqttPort": 1883,
         "version": gateway["version"],
         "gatewayId": gateway_id,
+        "tls": False,
+        "mqttTlsPort": None,
     }
     assert gateway["version"] == _installed_version()
 
