@@ -161,8 +161,7 @@ def apply_batch(ex: Execution, args: dict[str, Any], now_ms: float) -> dict[str,
     todo = changes[start - first :]
     found = tx.get_many([c["id"] for c in todo if isinstance(c.get("id"), str)])
     batch = _BatchState(ex, found, origin)
-    for change in todo:
-        _apply(batch, change)
+    _apply_all(batch, todo)
     batch.insert_new()
     batch.provenance.write(tx)
     if batch.dead_letters:
@@ -211,29 +210,74 @@ class _BatchState:
         self.provenance = hub_tables.ProvenanceWrites(origin)
         self.dead_letters = False
         self.numbers: dict[str, int] = {}  # tables checked or created, by name
-        self._checks: dict[str, DocumentCheck | None] = {}
+        self.checks: dict[str, DocumentCheck | None] = {}  # by table, once looked up
         # New documents, stored a table at a time (``insert_existing_many``) before any
         # other write of the batch and at its end: a later change may update them.
-        self._new: dict[str, list[dict[str, Any]]] = {}
+        self.new_docs: dict[str, list[dict[str, Any]]] = {}
 
     def insert(self, table: str, doc: dict[str, Any]) -> None:
-        new = self._new.get(table)
+        new = self.new_docs.get(table)
         if new is None:
-            self._new[table] = [doc]
+            self.new_docs[table] = [doc]
         else:
             new.append(doc)
 
     def insert_new(self) -> None:
         """Store the new documents kept so far (before a write that may touch them)."""
-        for table, docs in self._new.items():
+        for table, docs in self.new_docs.items():
             self.ex.tx.insert_existing_many(table, docs)
-        self._new.clear()
+        self.new_docs.clear()
 
     def document_check(self, table: str) -> DocumentCheck | None:
-        if table not in self._checks:
+        if table not in self.checks:
             schema = self.ex.schema
-            self._checks[table] = plain_document if schema is None else schema.document_check(table)
-        return self._checks[table]
+            self.checks[table] = plain_document if schema is None else schema.document_check(table)
+        return self.checks[table]
+
+
+def _apply_all(batch: _BatchState, todo: list[Any]) -> None:
+    """``_apply`` each change of ``todo`` in order, taking the change nearly every batch
+    is made of in this loop: an insert of a new document into a table the batch has
+    already seen, that the table's flat check vouches for (``DocumentCheck``). It does
+    what ``_apply`` would, without its five calls a change (5% of the hub's time per
+    document); anything else goes to ``_apply``. A test holds the two to the same
+    stores, provenance and dead letters on random batches."""
+    ex, numbers, current = batch.ex, batch.numbers, batch.current
+    checks, new_docs, provenance = batch.checks, batch.new_docs, batch.provenance
+    table: Any
+    doc: Any
+    for change in todo:
+        if type(change) is dict and change.get("op") == "insert":
+            table, doc_id, doc = change.get("table"), change.get("id"), change.get("doc")
+            known = numbers.get(table)
+            check = checks.get(table)
+            if (
+                known is not None
+                and check is not None
+                and type(doc_id) is str
+                and current.get(doc_id) is None
+                and _number_of(doc_id) == known
+                and check(doc, ex)
+                and doc["_id"] == doc_id
+            ):
+                docs = new_docs.get(table)
+                if docs is None:
+                    new_docs[table] = [doc]
+                else:
+                    docs.append(doc)
+                if provenance.deleted:
+                    provenance.deleted.discard(doc_id)
+                provenance.created[doc_id] = hub_tables.origin_row(table, doc_id, change)
+                current[doc_id] = doc
+                continue
+        _apply(batch, change)
+
+
+def _number_of(doc_id: str) -> int | None:
+    try:
+        return decode_id(doc_id)[0]
+    except ConvexValueError:
+        return None
 
 
 def _apply(batch: _BatchState, change: dict[str, Any]) -> None:

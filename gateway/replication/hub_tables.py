@@ -142,6 +142,11 @@ def _push_row(tx: Transaction, push: tuple[Any, ...]) -> int:
     return cursor.lastrowid
 
 
+def origin_row(table: str, doc_id: str, change: dict[str, Any]) -> tuple[Any, ...]:
+    """``ProvenanceWrites.created``'s entry for ``change`` creating ``doc_id``."""
+    return (doc_id, table, _seq(change), str(change.get("ts")))
+
+
 def _seq(change: dict[str, Any]) -> float | None:
     seq = change.get("seq")
     return float(seq) if type(seq) is float or type(seq) is int else None
@@ -166,7 +171,7 @@ class ProvenanceWrites:
         """``change`` (JSON, as the edge sent it) created ``doc_id`` in ``table``."""
         if self.deleted:
             self.deleted.discard(doc_id)
-        self.created[doc_id] = (doc_id, table, _seq(change), str(change.get("ts")))
+        self.created[doc_id] = origin_row(table, doc_id, change)
 
     def delete(self, doc_id: str) -> None:
         if self.created.pop(doc_id, None) is None:
