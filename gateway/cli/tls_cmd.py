@@ -15,13 +15,10 @@ import os
 import sys
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-
 from gateway.cli.common import CommandError, settings_for
 from gateway.store.layout import DB_FILENAME
-from gateway.tls import ensure_ca, local_ca_cert, tls_directory
-from gateway.tls.local_ca import CA_CERT_NAME
+from gateway.tls import local_ca_cert, tls_directory
+from gateway.tls.files import CA_CERT_NAME
 
 
 def add_parser(
@@ -48,6 +45,12 @@ def add_parser(
 
 
 def print_ca(args: argparse.Namespace) -> int:
+    # cryptography only for this command: every other one (serve) starts without it
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    from gateway.tls.local_ca import ensure_ca
+
     data_dir = _data_dir(args)
     cert = tls_directory(data_dir) / CA_CERT_NAME
     if not cert.exists():

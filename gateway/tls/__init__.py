@@ -6,6 +6,8 @@ files and SSL contexts the servers and the commands use. Nothing here knows of a
 or Mosquitto: they get paths and contexts.
 """
 
+from typing import TYPE_CHECKING
+
 from gateway.tls.contexts import (
     ServerTls,
     api_url,
@@ -16,8 +18,22 @@ from gateway.tls.contexts import (
     server_tls,
     wants_tls,
 )
-from gateway.tls.local_ca import CertFiles, ensure_ca, ensure_server_cert, tls_directory
+from gateway.tls.files import CertFiles, tls_directory
 from gateway.tls.names import server_names
+
+if TYPE_CHECKING:
+    from gateway.tls.local_ca import ensure_ca, ensure_server_cert
+
+
+def __getattr__(name: str) -> object:
+    """``ensure_ca`` and ``ensure_server_cert`` on first use: they load ``cryptography``
+    (why: ``gateway.tls.files``)."""
+    if name in ("ensure_ca", "ensure_server_cert"):
+        from gateway.tls import local_ca
+
+        return getattr(local_ca, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CertFiles",

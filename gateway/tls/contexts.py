@@ -16,7 +16,7 @@ from pathlib import Path
 from gateway.config import Settings
 from gateway.config_file import url_host
 from gateway.errors import ConfigError
-from gateway.tls.local_ca import CA_CERT_NAME, CertFiles, ensure_server_cert, tls_directory
+from gateway.tls.files import CA_CERT_NAME, CertFiles, tls_directory
 from gateway.tls.names import server_names
 
 
@@ -49,6 +49,8 @@ def cert_files(settings: Settings) -> CertFiles:
     names (issued when missing, for other names, or near its end)."""
     if settings.tls_cert:
         return CertFiles(Path(settings.tls_cert), Path(settings.tls_key))
+    from gateway.tls.local_ca import ensure_server_cert  # cryptography: only when used
+
     return ensure_server_cert(Path(settings.data_dir), server_names(settings))
 
 

@@ -25,7 +25,6 @@ import ipaddress
 import os
 import socket
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -37,12 +36,15 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from gateway.errors import TlsError
 from gateway.private_files import DIR_MODE, files_lock, write_private_file
+from gateway.tls.files import (
+    CA_CERT_NAME,
+    CA_KEY_NAME,
+    SERVER_CERT_NAME,
+    SERVER_KEY_NAME,
+    CertFiles,
+    tls_directory,
+)
 
-TLS_DIR_NAME: Final = "tls"
-CA_KEY_NAME: Final = "ca.key"
-CA_CERT_NAME: Final = "ca.crt"
-SERVER_KEY_NAME: Final = "server.key"
-SERVER_CERT_NAME: Final = "server.crt"
 CA_VALID_DAYS: Final = 3650
 SERVER_VALID_DAYS: Final = 825
 # Issued again once this close to its end: a gateway restarted at least monthly (an
@@ -52,21 +54,6 @@ RENEW_BEFORE_DAYS: Final = 30
 BACKDATE: Final = datetime.timedelta(hours=1)
 
 Key = ec.EllipticCurvePrivateKey
-
-
-@dataclass(frozen=True)
-class CertFiles:
-    """A server's certificate and key files, and the CA certificate clients trust
-    (None for a certificate of the user's own)."""
-
-    cert: Path
-    key: Path
-    ca_cert: Path | None = None
-
-
-def tls_directory(data_dir: Path) -> Path:
-    """Where the local CA and the server certificate live."""
-    return data_dir.absolute() / TLS_DIR_NAME
 
 
 def _private_directory(data_dir: Path) -> Path:

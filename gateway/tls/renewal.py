@@ -22,7 +22,7 @@ from typing import Final
 from gateway.config import Settings
 from gateway.errors import ConfigError, TlsError
 from gateway.tls.contexts import ServerTls, cert_files
-from gateway.tls.local_ca import CertFiles
+from gateway.tls.files import CertFiles
 
 log = logging.getLogger("gateway.tls")
 
