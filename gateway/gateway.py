@@ -398,7 +398,9 @@ class Gateway:
     async def _start_dashboard(self) -> Dashboard:
         """The dashboard's ``_system/dashboard/...`` functions (``gateway.dashboard_api``)."""
         dashboard = Dashboard(self.runtime, self.settings, self.data_dir, lambda: self.app_error)
-        self.dashboard = await dashboard.start(on_counted=self.sync.invalidate_all)
+        self.dashboard = await dashboard.start(
+            on_counted=self.sync.invalidate_all, touch=self.sync.touch
+        )
         return dashboard
 
     async def reload_app(self) -> App:

@@ -14,6 +14,7 @@ service hands it the MQTT bridge once that runs (``bridge``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -73,13 +74,21 @@ class Dashboard:
             *readings.functions(),
         ]
         self._started = False
+        self._notice: logs.LiveNotice | None = None
 
-    async def start(self, on_counted: Callable[[], None] | None = None) -> Dashboard:
+    async def start(
+        self,
+        on_counted: Callable[[], None] | None = None,
+        touch: Callable[[list[tuple[int, bytes]]], None] | None = None,
+    ) -> Dashboard:
         """Install the functions, take log records and lines, count the tables (waiting
         up to ``COUNT_WAIT_S``); ``on_counted`` (live queries rerun) is called when the
-        first count is in."""
+        first count is in, ``touch`` (the sync engine's) when the log has new entries."""
         for fn in self._functions:
             self._runtime.install(fn)
+        if touch is not None:
+            self._notice = logs.LiveNotice(asyncio.get_running_loop(), touch)
+            self.logs.on_added = self._notice
         self._runtime.log_sink = self.logs.add_lines
         logging.getLogger().addHandler(self.logs.handler)
         self._started = True
@@ -93,6 +102,9 @@ class Dashboard:
         if not self._started:
             return
         self._started = False
+        self.logs.on_added = None
+        if self._notice is not None:
+            self._notice.close()
         logging.getLogger().removeHandler(self.logs.handler)
         if self._runtime.log_sink == self.logs.add_lines:
             self._runtime.log_sink = None

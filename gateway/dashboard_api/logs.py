@@ -9,15 +9,22 @@ already has it. Both may run on the writer thread, so appends hold a lock.
 Every message passes ``redact`` (admin and upstream keys become ``[redacted]``), as every
 line written to the journal does.
 
-``logs:recent`` reads no table: the page polls it with ``after`` = the last ``seq`` seen.
+``logs:recent`` reads no table but is live all the same: it records a read of the pseudo
+key ``LOG_KEY``, and ``LiveNotice`` (the ring's ``on_added``) tells the sync engine that
+key changed (``SubscriptionEngine.touch``), from whatever thread the entry came, at most
+every ``NOTICE_EVERY_S``: a burst of lines costs a few reruns, not one each, and nothing
+reruns while no page has the Logs tab open.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -26,6 +33,9 @@ from gateway.runtime.functions import RegisteredFunction
 from gateway.schema import v
 
 RECENT_PATH: Final = "_system/dashboard/logs:recent"
+# The pseudo key ``logs:recent`` reads (no index has a negative id).
+LOG_KEY: Final = (-1, b"dashboard-log")
+NOTICE_EVERY_S: Final = 0.25
 CAPACITY: Final = 1000
 MAX_MESSAGE_CHARS: Final = 4000
 DEFAULT_LIMIT: Final = 200
@@ -62,6 +72,7 @@ class LogRing:
         self._lock = threading.Lock()
         self._seq = 0
         self.handler = _RingHandler(self)
+        self.on_added: Callable[[], None] | None = None  # after each entry, any thread
 
     def add(self, source: str, level: str, name: str, message: str) -> None:
         message = redact(message)  # keys stay out of the page as out of the journal
@@ -70,6 +81,9 @@ class LogRing:
         with self._lock:
             self._seq += 1
             self._entries.append(Entry(self._seq, time.time() * 1000, source, level, name, message))
+        notice = self.on_added
+        if notice is not None:
+            notice()
 
     def add_lines(self, path: str, lines: list[str]) -> None:
         """A call's ``logLines`` (``[LEVEL] text``) as function entries."""
@@ -86,6 +100,46 @@ class LogRing:
         oldest = entries[0].seq if entries else last + 1
         chosen = [e for e in entries if e.seq > after and (keep is None or keep(e))]
         return chosen[-limit:], last, oldest
+
+
+class LiveNotice:
+    """``touch([LOG_KEY])`` on ``loop``, ``every_s`` after the first of a burst of calls;
+    callable from any thread. ``close`` stops it (a notice due is dropped)."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        touch: Callable[[list[tuple[int, bytes]]], None],
+        every_s: float = NOTICE_EVERY_S,
+    ) -> None:
+        self._loop = loop
+        self._touch = touch
+        self._every_s = every_s
+        self._pending = False  # a notice is on its way (a racing second one is harmless)
+        self._timer: asyncio.TimerHandle | None = None
+        self._closed = False
+
+    def __call__(self) -> None:
+        if self._pending or self._closed:
+            return
+        self._pending = True
+        with contextlib.suppress(RuntimeError):  # the loop is closing: nobody to tell
+            self._loop.call_soon_threadsafe(self._arm)
+
+    def _arm(self) -> None:
+        if not self._closed:
+            self._timer = self._loop.call_later(self._every_s, self._fire)
+
+    def _fire(self) -> None:
+        self._pending = False
+        self._timer = None
+        self._touch([LOG_KEY])
+
+    def close(self) -> None:
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 class _RingHandler(logging.Handler):
@@ -124,6 +178,7 @@ _ARGS: Final = {
 
 def functions(ring: LogRing) -> list[RegisteredFunction]:
     async def recent(ctx: Any, args: dict[str, Any]) -> dict[str, Any]:
+        ctx._ex.read_set.point(*LOG_KEY)  # noqa: SLF001 - a live query of no table
         limit = int(min(max(args.get("limit", DEFAULT_LIMIT), 1), CAPACITY))
         entries, last, oldest = ring.recent(int(args.get("after", 0)), limit, _filter(args))
         return {

@@ -117,6 +117,10 @@ class SubscriptionEngine:
         self.round_seconds = Histogram(LATENCY_BOUNDS_S)
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._woken: set[SyncSession] = set()
+        # Keys ``touch``ed while a round ran: its reruns may have read before the change,
+        # and a touch has no commit ts to tell (touched again once the round is over).
+        self._in_round = False
+        self._touched_in_round: set[tuple[int, bytes]] = set()
         self._wake = asyncio.Event()
         self._round_task: asyncio.Task[None] | None = None
         self._closed = False
@@ -218,6 +222,19 @@ class SubscriptionEngine:
                 self.marks += 1
             self.wake(session)
 
+    def touch(self, keys: list[tuple[int, bytes]]) -> None:
+        """Rerun the subscriptions that read any of ``keys``, as a commit that changed them
+        would: for a source of results that is not a table (the dashboard's log ring,
+        ``gateway.dashboard_api.logs``), on the event loop."""
+        if self._in_round:
+            self._touched_in_round.update(keys)
+        for sub in self.index.affected(keys):
+            sub.mark_dirty(self.seen_ts)
+            self._woken.add(sub.session)
+            self.marks += 1
+        if self._woken:
+            self._wake.set()
+
     # --- rounds ------------------------------------------------------------------------
 
     async def _round_loop(self) -> None:
@@ -236,12 +253,18 @@ class SubscriptionEngine:
         sessions = [s for s in woken if s.open]
         if not sessions:
             return
+        self._in_round = True
         try:
             await self._round(sessions)
         except Exception:
             log.exception("a sync round failed; closing its sockets")
             for session in sessions:
                 session.abort("InternalServerError")
+        finally:
+            self._in_round = False
+        if self._touched_in_round:
+            touched, self._touched_in_round = self._touched_in_round, set()
+            self.touch(list(touched))
 
     async def _round(self, sessions: list[SyncSession]) -> None:
         """Rerun what these sessions need on one snapshot; hand each its Transition."""

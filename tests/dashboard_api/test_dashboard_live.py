@@ -10,6 +10,7 @@ from typing import Any
 from dashboard_api.dashboard_api_kit import APP, FIRST_PAGE
 from sync.sync_kit import SyncApi, SyncClient, add, serving
 
+from gateway.dashboard_api.logs import LOG_KEY
 from gateway.values import decode_json
 
 
@@ -77,6 +78,30 @@ async def test_tables_and_pages_follow_writes_live(
         await client.close()
 
 
+def messages(client: SyncClient, query_id: int) -> list[str]:
+    return [e["message"] for e in (value(client, query_id) or {}).get("entries", [])]
+
+
+async def test_the_log_is_live_though_it_is_no_table(
+    make_app: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A function's line reaches a subscribed ``logs:recent`` with no poll: the ring tells
+    the sync engine (``touch``), which reruns only the queries that read it."""
+    async with serving(make_app(**APP), tmp_path / "data") as api:
+        client = await admin_client(api)
+        await client.modify(add(0, "_system/dashboard/logs:recent", {"source": "function"}))
+        await until(client, lambda: value(client, 0) is not None)
+        assert messages(client, 0) == []
+        for device in ("a", "b"):
+            async with api.session.post(
+                "/api/mutation",
+                json={"path": "readings:add", "args": {"device": device, "celsius": 1.0}},
+            ) as response:
+                assert (await response.json())["status"] == "success"
+            await until(client, lambda d=device: f"adding {d}" in messages(client, 0))
+        await client.close()
+
+
 async def test_http_calls_with_the_admin_key_and_without(
     make_app: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -112,3 +137,36 @@ async def test_http_calls_with_the_admin_key_and_without(
         ) as response:
             answer = await response.json()
         assert (answer["value"], answer["logLines"]) == ("HI", ["[LOG] shouting"])
+
+
+async def test_a_line_added_while_its_rerun_runs_is_not_lost(
+    make_app: Callable[..., Path], tmp_path: Path, monkeypatch: Any
+) -> None:
+    """The worst moment: the log changes (and the engine is told) while the round that
+    reruns ``logs:recent`` is in flight, after the query read the ring. A commit would
+    leave the query dirty past that round's snapshot; a touch has no ts, so the engine
+    touches again once the round is over. Three times: the dashboard's start reruns
+    every query once more a little later (``TableCounts``), which could rescue one."""
+    async with serving(make_app(**APP), tmp_path / "data") as api:
+        engine, ring = api.gateway.sync, api.gateway.dashboard.logs
+        client = await admin_client(api)
+        await client.modify(add(0, "_system/dashboard/logs:recent", {"search": "late line"}))
+        await until(client, lambda: value(client, 0) is not None)
+        run_queries = engine.runtime.run_queries
+        due: list[str] = []
+
+        async def run_then_log(calls: Any) -> Any:
+            results = await run_queries(calls)  # the rerun has read the ring already
+            if due:
+                ring.add("gateway", "INFO", "test", due.pop())
+                engine.touch([LOG_KEY])  # as LiveNotice would, inside the round
+            return results
+
+        monkeypatch.setattr(engine.runtime, "run_queries", run_then_log)
+        # The touches by hand: LiveNotice's quarter second would cover a rerun this short.
+        monkeypatch.setattr(ring, "on_added", None)
+        for n in range(3):
+            due.append(f"late line {n}")
+            engine.touch([LOG_KEY])  # a round starts
+            await until(client, lambda n=n: f"late line {n}" in messages(client, 0))
+        await client.close()

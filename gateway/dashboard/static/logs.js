@@ -1,47 +1,52 @@
-// Logs: function log lines and gateway records, newest at the bottom, polled live,
-// filtered on the gateway (source, level, text).
+// Logs: function log lines and gateway records, newest at the bottom, live (a
+// subscription: the gateway reruns it when its log ring has new entries), filtered on
+// the gateway (source, level, text).
 
 import { FN } from "./backend.js";
 import { fill, h, say } from "./dom.js";
-import { poll } from "./poll.js";
 
 const KEEP = 1000;
 
-export function mount(view, { api }) {
+export function mount(view, { sync }) {
   const source = h("select", { "aria-label": "source" }, ["", "function", "gateway"].map((s) => h("option", { value: s }, s || "all sources")));
   const level = h("select", { "aria-label": "level" }, ["", "DEBUG", "INFO", "WARN", "ERROR"].map((s) => h("option", { value: s }, s || "all levels")));
   const search = h("input", { placeholder: "search", "aria-label": "search logs" });
   const pause = h("input", { type: "checkbox", "aria-label": "pause" });
   const lines = h("div", { class: "card logs", id: "log-lines" });
   const status = h("p", { class: "message", role: "status" });
-  let after = 0;
+  let shown = 0; // the last seq on the page
+  let latest = null; // the newest result, kept while paused
+  let stop = () => {};
 
-  const restart = () => {
-    after = 0;
-    fill(lines);
+  const show = (answer) => {
+    const atBottom = lines.scrollTop + lines.clientHeight >= lines.scrollHeight - 4;
+    for (const e of answer.entries) if (e.seq > shown) lines.append(line(e));
+    shown = Math.max(shown, answer.lastSeq);
+    while (lines.childElementCount > KEEP) lines.firstChild.remove();
+    if (atBottom) lines.scrollTop = lines.scrollHeight;
   };
-  for (const el of [source, level]) el.addEventListener("change", restart);
-  search.addEventListener("change", restart);
-  fill(view, h("div", { class: "toolbar" }, h("h2", {}, "Logs"), source, level, search, h("label", {}, pause, " pause")), status, lines);
-
-  return poll(async () => {
-    if (pause.checked) return;
-    const args = { after, limit: 200 };
+  const subscribe = () => {
+    stop();
+    shown = 0;
+    latest = null;
+    fill(lines);
+    const args = { limit: 200 };
     if (source.value) args.source = source.value;
     if (level.value) args.level = level.value;
     if (search.value) args.search = search.value;
-    try {
-      const answer = await api.value("query", FN.logs, args);
+    stop = sync.subscribe(FN.logs, args, (result) => {
+      if (result.error) return say(status, result.error, "error");
       say(status, "");
-      after = answer.lastSeq;
-      const atBottom = lines.scrollTop + lines.clientHeight >= lines.scrollHeight - 4;
-      for (const e of answer.entries) lines.append(line(e));
-      while (lines.childElementCount > KEEP) lines.firstChild.remove();
-      if (atBottom) lines.scrollTop = lines.scrollHeight;
-    } catch (err) {
-      say(status, err.message, "error");
-    }
-  }, 1000);
+      latest = result.value;
+      if (!pause.checked) show(latest);
+    });
+  };
+  for (const el of [source, level]) el.addEventListener("change", subscribe);
+  search.addEventListener("change", subscribe);
+  pause.addEventListener("change", () => !pause.checked && latest && show(latest));
+  fill(view, h("div", { class: "toolbar" }, h("h2", {}, "Logs"), source, level, search, h("label", {}, pause, " pause")), status, lines);
+  subscribe();
+  return () => stop();
 }
 
 function line(e) {
